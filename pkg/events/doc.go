@@ -1,0 +1,64 @@
+// Package events is the wire contract of jwtrevoke: the revocation events the
+// revoker publishes on NATS JetStream and every verifier consumes. It is
+// written so that a team without Go can produce or consume the same events.
+//
+// # Events
+//
+// An event is one JSON object (UTF-8, at most [MaxEventSize] bytes, no other
+// data before or after it) with these fields:
+//
+//	v          number  required  wire-format version; 1
+//	id         string  required  1-128 bytes of [A-Za-z0-9._:-]; also sent as Nats-Msg-Id
+//	kind       string  required  "token" | "session" | "subject" | "key"
+//	issued_at  string  required  when the revocation was decided, RFC 3339, UTC ("Z"), up to ns
+//	jti        string  token     the revoked token's jti
+//	exp        string  token     the revoked token's exp, RFC 3339 UTC
+//	sid        string  session   the revoked session id
+//	sub        string  subject   the subject logged out everywhere
+//	epoch      string  subject   tokens of sub with iat <= epoch are revoked; RFC 3339 UTC, ns precision
+//	kid        string  key       the revoked signing key id
+//	reason     string  optional  short cause, e.g. "logout", "refresh_reuse", "compromised"
+//	initiator  string  optional  who asked
+//
+// A kind carries exactly its own fields: a "session" event with a jti is
+// invalid. Identifiers (jti, sid, sub, kid) are 1-256 bytes of UTF-8 without
+// control characters; reason and initiator at most 256 bytes. Times must lie
+// in [2000-01-01, 2200-01-01); a subject's epoch may be at most
+// [MaxFutureSkew] after its issued_at. Unknown fields, an unknown kind or a
+// version other than 1 make the whole event invalid: consumers refuse it
+// (and count it) instead of applying part of it.
+//
+// Worked examples, one per kind:
+//
+//	{"v":1,"id":"tok.5f0c","kind":"token","issued_at":"2026-11-22T10:00:00.5Z","jti":"a1b2c3","exp":"2026-11-22T10:05:00Z"}
+//	{"v":1,"id":"ses.9e1d","kind":"session","issued_at":"2026-11-22T10:00:00.5Z","sid":"s-42","reason":"logout"}
+//	{"v":1,"id":"sub.77aa","kind":"subject","issued_at":"2026-11-22T10:00:00.5Z","sub":"alice","epoch":"2026-11-22T10:00:00.123456789Z","reason":"logout_all"}
+//	{"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"compromised","initiator":"ops"}
+//
+// # Meaning
+//
+// Events only ever add restriction. A consumer keeps the union of revoked
+// jtis, sids and kids and, per subject, the largest epoch it has seen;
+// applying events in any order, any number of times, gives the same state, so
+// at-least-once delivery and replay are safe and no event can un-revoke a
+// token. A token is rejected when its jti, its sid or its kid is revoked, or
+// when its iat is not after its subject's epoch (iat <= epoch: rejected;
+// iat > epoch, even by a nanosecond: accepted). [Event.HoldUntil] says how
+// long each restriction must be kept.
+//
+// # Subjects and stream
+//
+// Each event is published on SubjectPrefix.<jti|sid|sub|kid>.<value>, the value
+// base64url-encoded without padding (RFC 4648 §5), for example
+// revocations.sub.YWxpY2U for subject "alice" (see [Subject]). The stream
+// [DefaultStreamName] captures "revocations.>" and keeps only the latest
+// message per subject, for at least the longest token lifetime plus leeway
+// plus a margin (see [StreamConfig]). Publishers must therefore never publish
+// a smaller epoch for a subject after a larger one (the revoker takes the
+// maximum of the recorded epoch and its clock).
+//
+// Headers: Nats-Msg-Id is the event id (JetStream stores a retried publish
+// once); key events carry "Nats-TTL: never" so they outlive the stream's
+// MaxAge; traceparent/tracestate (W3C Trace Context) carry the publisher's
+// trace so consumers continue it.
+package events

@@ -1,0 +1,352 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Version is the version of the wire format this package writes and the
+// newest it reads. A consumer refuses an event whose version it does not
+// know (see [ErrUnsupportedVersion]).
+const Version = 1
+
+// Limits of the wire format. An event beyond any of them is refused by
+// [Decode] and [Event.Validate].
+const (
+	// MaxEventSize is the largest encoded event, in bytes. The stream's
+	// MaxMsgSize is set from it (see [StreamConfig]).
+	MaxEventSize = 4096
+	// MaxIDLen is the longest event id, in bytes.
+	MaxIDLen = 128
+	// MaxValueLen is the longest jti, sid, sub or kid, in bytes.
+	MaxValueLen = 256
+	// MaxTextLen is the longest reason or initiator, in bytes.
+	MaxTextLen = 256
+	// MaxFutureSkew is how far after its issued_at instant a subject's
+	// epoch may lie. A larger epoch would lock a subject out for a time
+	// nobody asked for, so it is refused as absurd.
+	MaxFutureSkew = time.Minute
+)
+
+// Times outside [minTime, maxTime) are absurd for this system: refused.
+var (
+	minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Kind says what an event revokes.
+type Kind string
+
+// The four kinds of revocation. Each names one field that identifies what is
+// revoked; see the package documentation for the JSON of each.
+const (
+	// KindToken revokes one access token by its jti, until the token's exp.
+	KindToken Kind = "token"
+	// KindSession revokes every token that carries the sid.
+	KindSession Kind = "session"
+	// KindSubject logs a subject out everywhere: every token of the sub
+	// whose iat is not after the epoch is revoked.
+	KindSubject Kind = "subject"
+	// KindKey revokes a signing key: every token whose header names the kid.
+	KindKey Kind = "key"
+)
+
+// Kinds lists every kind this version knows, in a stable order.
+func Kinds() []Kind { return []Kind{KindToken, KindSession, KindSubject, KindKey} }
+
+// Errors returned by [Decode] and [Event.Validate]. Every one of them wraps
+// [ErrInvalid], so a caller that only needs "good or bad" tests that.
+var (
+	ErrInvalid            = errors.New("events: invalid event")
+	ErrTooLarge           = fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxEventSize)
+	ErrMalformed          = fmt.Errorf("%w: malformed json", ErrInvalid)
+	ErrUnsupportedVersion = fmt.Errorf("%w: unsupported version", ErrInvalid)
+	ErrUnknownKind        = fmt.Errorf("%w: unknown kind", ErrInvalid)
+	ErrMissingField       = fmt.Errorf("%w: missing field", ErrInvalid)
+	ErrUnexpectedField    = fmt.Errorf("%w: field not allowed for this kind", ErrInvalid)
+	ErrBadValue           = fmt.Errorf("%w: bad value", ErrInvalid)
+	ErrBadTime            = fmt.Errorf("%w: absurd time", ErrInvalid)
+)
+
+// Event is one revocation. Exactly the fields its [Kind] names are set (see
+// the package documentation); [New...] constructors fill them correctly.
+//
+// Events are values: applying the same event twice, or a set of events in any
+// order, yields the same restriction (union of revoked ids, maximum of epochs).
+type Event struct {
+	// Version of the wire format; [Version] when written by this package.
+	Version int `json:"v"`
+	// ID identifies the event; publishers set it as the Nats-Msg-Id so a
+	// retried publish is stored once. 1 to [MaxIDLen] bytes of
+	// [A-Za-z0-9._:-].
+	ID string `json:"id"`
+	// Kind says what is revoked.
+	Kind Kind `json:"kind"`
+	// IssuedAt is when the revocation was decided (the revoker's clock).
+	IssuedAt time.Time `json:"issued_at"`
+
+	// JTI of the revoked token (KindToken).
+	JTI string `json:"jti,omitempty"`
+	// Expiry of the revoked token (KindToken): the restriction matters until
+	// then plus the verifiers' leeway.
+	Expiry time.Time `json:"exp,omitzero"`
+	// SID of the revoked session (KindSession).
+	SID string `json:"sid,omitempty"`
+	// Sub is the subject logged out (KindSubject).
+	Sub string `json:"sub,omitempty"`
+	// Epoch of the logout (KindSubject): tokens of Subject issued at or
+	// before it are revoked, tokens issued after it are not. Nanosecond
+	// precision.
+	Epoch time.Time `json:"epoch,omitzero"`
+	// KID of the revoked signing key (KindKey).
+	KID string `json:"kid,omitempty"`
+
+	// Reason is an optional short machine-readable cause ("logout",
+	// "refresh_reuse", "compromised"); verifiers may report it.
+	Reason string `json:"reason,omitempty"`
+	// Initiator optionally names who asked for the revocation.
+	Initiator string `json:"initiator,omitempty"`
+}
+
+// NewToken returns an event revoking the token with the given jti, which
+// expires at exp.
+func NewToken(id, jti string, exp, issuedAt time.Time) Event {
+	return Event{Version: Version, ID: id, Kind: KindToken, IssuedAt: issuedAt.UTC(), JTI: jti, Expiry: exp.UTC()}
+}
+
+// NewSession returns an event revoking every token of session sid.
+func NewSession(id, sid string, issuedAt time.Time) Event {
+	return Event{Version: Version, ID: id, Kind: KindSession, IssuedAt: issuedAt.UTC(), SID: sid}
+}
+
+// NewSubject returns an event revoking every token of sub issued at or before
+// epoch.
+func NewSubject(id, sub string, epoch, issuedAt time.Time) Event {
+	return Event{Version: Version, ID: id, Kind: KindSubject, IssuedAt: issuedAt.UTC(), Sub: sub, Epoch: epoch.UTC()}
+}
+
+// NewKey returns an event revoking the signing key kid.
+func NewKey(id, kid string, issuedAt time.Time) Event {
+	return Event{Version: Version, ID: id, Kind: KindKey, IssuedAt: issuedAt.UTC(), KID: kid}
+}
+
+// Value returns the identifier the event revokes: its jti, sid, sub or kid.
+func (e Event) Value() string {
+	switch e.Kind {
+	case KindToken:
+		return e.JTI
+	case KindSession:
+		return e.SID
+	case KindSubject:
+		return e.Sub
+	case KindKey:
+		return e.KID
+	}
+	return ""
+}
+
+// Equal reports whether e and o describe the same event, comparing times as
+// instants.
+func (e Event) Equal(o Event) bool {
+	return e.Version == o.Version && e.ID == o.ID && e.Kind == o.Kind &&
+		e.IssuedAt.Equal(o.IssuedAt) && e.JTI == o.JTI && e.Expiry.Equal(o.Expiry) &&
+		e.SID == o.SID && e.Sub == o.Sub && e.Epoch.Equal(o.Epoch) &&
+		e.KID == o.KID && e.Reason == o.Reason && e.Initiator == o.Initiator
+}
+
+// Validate checks e against the contract: known version and kind, exactly
+// the fields the kind needs, values within the limits, sane times. The error
+// wraps [ErrInvalid] and one of the more precise sentinels.
+func (e Event) Validate() error {
+	if e.Version != Version {
+		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, e.Version)
+	}
+	if err := checkID(e.ID); err != nil {
+		return err
+	}
+	if err := checkTime("issued_at", e.IssuedAt); err != nil {
+		return err
+	}
+	// want lists the identifying fields of the kind; every other one must be empty.
+	var field string
+	switch e.Kind {
+	case KindToken:
+		field = "jti"
+		if err := checkTime("exp", e.Expiry); err != nil {
+			return err
+		}
+	case KindSession:
+		field = "sid"
+	case KindSubject:
+		field = "sub"
+		if err := checkTime("epoch", e.Epoch); err != nil {
+			return err
+		}
+		if e.Epoch.After(e.IssuedAt.Add(MaxFutureSkew)) {
+			return fmt.Errorf("%w: epoch more than %s after issued_at", ErrBadTime, MaxFutureSkew)
+		}
+	case KindKey:
+		field = "kid"
+	case "":
+		return fmt.Errorf("%w: kind", ErrMissingField)
+	default:
+		return ErrUnknownKind
+	}
+	present := map[string]bool{
+		"jti": e.JTI != "", "sid": e.SID != "", "sub": e.Sub != "", "kid": e.KID != "",
+		"exp": !e.Expiry.IsZero(), "epoch": !e.Epoch.IsZero(),
+	}
+	allowed := map[string]bool{field: true, "exp": e.Kind == KindToken, "epoch": e.Kind == KindSubject}
+	for name, set := range present {
+		if set && !allowed[name] {
+			return fmt.Errorf("%w: %s in a %s event", ErrUnexpectedField, name, e.Kind)
+		}
+	}
+	if err := checkValue(field, e.Value()); err != nil {
+		return err
+	}
+	if err := checkText("reason", e.Reason); err != nil {
+		return err
+	}
+	return checkText("initiator", e.Initiator)
+}
+
+func checkID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: id", ErrMissingField)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: id longer than %d bytes", ErrBadValue, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == ':' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w: id has a character outside [A-Za-z0-9._:-]", ErrBadValue)
+		}
+	}
+	return nil
+}
+
+func checkValue(name, v string) error {
+	if v == "" {
+		return fmt.Errorf("%w: %s", ErrMissingField, name)
+	}
+	if len(v) > MaxValueLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadValue, name, MaxValueLen)
+	}
+	return checkPrintable(name, v)
+}
+
+func checkText(name, v string) error {
+	if len(v) > MaxTextLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadValue, name, MaxTextLen)
+	}
+	return checkPrintable(name, v)
+}
+
+func checkPrintable(name, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not valid utf-8", ErrBadValue, name)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s has a control character", ErrBadValue, name)
+		}
+	}
+	return nil
+}
+
+func checkTime(name string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%w: %s", ErrMissingField, name)
+	}
+	if t.Before(minTime) || !t.Before(maxTime) {
+		return fmt.Errorf("%w: %s outside [%d, %d)", ErrBadTime, name, minTime.Year(), maxTime.Year())
+	}
+	return nil
+}
+
+// Encode validates e and returns its wire form: compact JSON, times in UTC
+// as RFC 3339 with nanoseconds.
+func Encode(e Event) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	e.IssuedAt, e.Expiry, e.Epoch = utc(e.IssuedAt), utc(e.Expiry), utc(e.Epoch)
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("events: encode: %w", err)
+	}
+	if len(b) > MaxEventSize {
+		return nil, ErrTooLarge
+	}
+	return b, nil
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+// Decode parses and validates one encoded event. It is strict: unknown
+// fields, trailing data, a wrong type, a missing field, an unknown kind or
+// version, an oversized message or an absurd time is an error wrapping
+// [ErrInvalid], and the returned Event is then the zero value.
+func Decode(b []byte) (Event, error) {
+	if len(b) > MaxEventSize {
+		return Event{}, ErrTooLarge
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, making two
+	// different byte strings the same identifier: refuse instead.
+	if !utf8.Valid(b) {
+		return Event{}, fmt.Errorf("%w: not valid utf-8", ErrBadValue)
+	}
+	// The version is read first, so a newer producer's event is reported as
+	// such rather than as an unknown field.
+	var head struct {
+		Version *int `json:"v"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return Event{}, fmt.Errorf("%w: %s", ErrMalformed, jsonErrText(err))
+	}
+	if head.Version == nil {
+		return Event{}, fmt.Errorf("%w: v", ErrMissingField)
+	}
+	if *head.Version != Version {
+		return Event{}, fmt.Errorf("%w: %d", ErrUnsupportedVersion, *head.Version)
+	}
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: %s", ErrMalformed, jsonErrText(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Event{}, fmt.Errorf("%w: data after the event", ErrMalformed)
+	}
+	e.IssuedAt, e.Expiry, e.Epoch = utc(e.IssuedAt), utc(e.Expiry), utc(e.Epoch)
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// jsonErrText keeps the decoder's own words but never more than a line of
+// them: the input is untrusted and may be long.
+func jsonErrText(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}

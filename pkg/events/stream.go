@@ -1,0 +1,307 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// DefaultStreamName is the stream revocations are stored in.
+const DefaultStreamName = "REVOCATIONS"
+
+// StreamOptions are the few numbers the stream's configuration is derived
+// from. The zero value is not usable: MaxTokenLifetime is required.
+type StreamOptions struct {
+	// Name of the stream; DefaultStreamName when empty.
+	Name string
+	// Replicas is the number of copies JetStream keeps: 1 for a single
+	// server (dev, tests), 3 in production. 0 means 1. At most 5.
+	Replicas int
+	// MaxTokenLifetime is the longest lifetime (exp - iat) of any access
+	// token a verifier accepts. Required.
+	MaxTokenLifetime time.Duration
+	// Leeway is the verifiers' clock leeway. Default 0.
+	Leeway time.Duration
+	// Margin is extra retention on top, for clock skew and slow starts.
+	// Default 1 hour.
+	Margin time.Duration
+	// DuplicateWindow is how long a Nats-Msg-Id is remembered, so a retried
+	// publish is stored once. Default 2 minutes.
+	DuplicateWindow time.Duration
+}
+
+// MaxAge returns the retention of the stream for o: the longest token
+// lifetime plus leeway plus margin. Promise: an event is kept at least as
+// long as any token it can affect can still be presented.
+func (o StreamOptions) MaxAge() time.Duration {
+	return o.MaxTokenLifetime + o.Leeway + o.margin()
+}
+
+func (o StreamOptions) margin() time.Duration {
+	if o.Margin == 0 {
+		return time.Hour
+	}
+	return o.Margin
+}
+
+// StreamConfig returns the JetStream configuration of the revocation stream:
+// file storage, limits retention with MaxAge from [StreamOptions.MaxAge],
+// the latest message per subject only, messages capped at [MaxEventSize]
+// plus room for headers, delete and purge denied (nothing may un-revoke),
+// per-message TTL allowed (key revocations are published with "Nats-TTL:
+// never": a leaked key stays revoked however old its event).
+func StreamConfig(o StreamOptions) (jetstream.StreamConfig, error) {
+	if o.MaxTokenLifetime <= 0 {
+		return jetstream.StreamConfig{}, errors.New("events: stream options: MaxTokenLifetime must be positive")
+	}
+	if o.Leeway < 0 || o.Margin < 0 || o.DuplicateWindow < 0 {
+		return jetstream.StreamConfig{}, errors.New("events: stream options: durations must not be negative")
+	}
+	replicas := o.Replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	if replicas < 1 || replicas > 5 {
+		return jetstream.StreamConfig{}, fmt.Errorf("events: stream options: replicas %d not in 1..5", replicas)
+	}
+	name := o.Name
+	if name == "" {
+		name = DefaultStreamName
+	}
+	dup := o.DuplicateWindow
+	if dup == 0 {
+		dup = 2 * time.Minute
+	}
+	if dup > o.MaxAge() {
+		dup = o.MaxAge()
+	}
+	return jetstream.StreamConfig{
+		Name:              name,
+		Description:       "jwtrevoke revocation events (pkg/events wire format v1)",
+		Subjects:          []string{SubjectPrefix + ".>"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		MaxAge:            o.MaxAge(),
+		MaxMsgsPerSubject: 1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgSize:        MaxEventSize + 2048,
+		Duplicates:        dup,
+		Replicas:          replicas,
+		DenyDelete:        true,
+		DenyPurge:         true,
+		AllowMsgTTL:       true,
+	}, nil
+}
+
+// EnsureStream creates the revocation stream, or updates it to the
+// configuration of [StreamConfig] when it exists. Calling it any number of
+// times, from any number of processes, converges on one stream.
+func EnsureStream(ctx context.Context, js jetstream.StreamManager, o StreamOptions) (jetstream.Stream, error) {
+	cfg, err := StreamConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("events: ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// Header names carried by every published event besides the W3C trace
+// context (traceparent, tracestate).
+const (
+	// HeaderMsgID is JetStream's de-duplication header; its value is the
+	// event id.
+	HeaderMsgID = jetstream.MsgIDHeader
+	// HeaderTTL is JetStream's per-message TTL header; key revocations carry
+	// "never".
+	HeaderTTL = jetstream.MsgTTLHeader
+)
+
+// NewMsg returns the NATS message for e: its subject, its encoding as data,
+// the event id as Nats-Msg-Id, "Nats-TTL: never" for key revocations, and the
+// trace context of ctx (W3C traceparent) so consumers continue the trace.
+func NewMsg(ctx context.Context, e Event) (*nats.Msg, error) {
+	data, err := Encode(e)
+	if err != nil {
+		return nil, err
+	}
+	subj, err := e.Subject()
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subj)
+	m.Data = data
+	m.Header.Set(HeaderMsgID, e.ID)
+	if e.Kind == KindKey {
+		m.Header.Set(HeaderTTL, "never")
+	}
+	propagation.TraceContext{}.Inject(ctx, HeaderCarrier(m.Header))
+	return m, nil
+}
+
+// Publish publishes e on the default stream (see [Publisher.Publish]).
+func Publish(ctx context.Context, js jetstream.JetStream, e Event) (*jetstream.PubAck, error) {
+	return NewPublisher(js, DefaultStreamName).Publish(ctx, e)
+}
+
+// Publisher publishes events so that the stream's latest message for every
+// subject is always the most restrictive event published for it. The stream
+// keeps only that latest message (MaxMsgsPerSubject 1), so a plain publish of
+// an older epoch after a newer one — a replayed request, a revoker with a
+// slow clock — would make verifiers that start later forget the newer one.
+// Publisher reads the subject's last message first and publishes only with
+// JetStream's per-subject compare-and-set (Nats-Expected-Last-Subject-
+// Sequence), so concurrent publishers cannot interleave either.
+//
+// A Publisher is safe for concurrent use.
+type Publisher struct {
+	js     jetstream.JetStream
+	stream string
+
+	// mu guards handle, the stream looked up on first use.
+	mu     sync.Mutex
+	handle jetstream.Stream
+}
+
+// streamHandle looks the stream up once; a failed look-up is retried on the
+// next call.
+func (p *Publisher) streamHandle(ctx context.Context) (jetstream.Stream, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.handle != nil {
+		return p.handle, nil
+	}
+	h, err := p.js.Stream(ctx, p.stream)
+	if err != nil {
+		return nil, err
+	}
+	p.handle = h
+	return h, nil
+}
+
+// NewPublisher returns a Publisher for the named stream.
+func NewPublisher(js jetstream.JetStream, stream string) *Publisher {
+	if stream == "" {
+		stream = DefaultStreamName
+	}
+	return &Publisher{js: js, stream: stream}
+}
+
+// maxCASAttempts bounds the compare-and-set retries of one Publish.
+const maxCASAttempts = 16
+
+// Publish stores e and returns only once the stream acknowledged it (the
+// event is then stored, replicated where the stream is). When the stream
+// already holds an event for the same thing that covers e (see
+// [Event.Covers]), nothing is published and the ack names that event's
+// sequence, with Duplicate set. A retry of the same event is therefore
+// stored once.
+func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, error) {
+	m, err := NewMsg(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := p.streamHandle(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("events: publish %s: stream %s: %w", e.ID, p.stream, err)
+	}
+	for range maxCASAttempts {
+		var lastSeq uint64
+		last, err := stream.GetLastMsgForSubject(ctx, m.Subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("events: publish %s: read the subject's last event: %w", e.ID, err)
+		default:
+			lastSeq = last.Sequence
+			if prev, err := Decode(last.Data); err == nil && prev.Covers(e) {
+				return &jetstream.PubAck{Stream: p.stream, Sequence: last.Sequence, Duplicate: true}, nil
+			}
+		}
+		ack, err := p.js.PublishMsg(ctx, m, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(p.stream),
+			jetstream.WithExpectLastSequencePerSubject(lastSeq))
+		if err == nil {
+			return ack, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			continue // another publisher got there first: read again
+		}
+		return nil, fmt.Errorf("events: publish %s: %w", e.ID, err)
+	}
+	return nil, fmt.Errorf("events: publish %s: subject changed %d times while publishing", e.ID, maxCASAttempts)
+}
+
+// Covers reports whether e restricts at least everything o restricts: the
+// same kind and identifier, and a hold at least as long (a later or equal
+// expiry for a token, a later or equal issue for a session, a later or equal
+// epoch for a subject; a key is revoked for ever either way).
+func (e Event) Covers(o Event) bool {
+	if e.Kind != o.Kind || e.Value() != o.Value() {
+		return false
+	}
+	switch e.Kind {
+	case KindToken:
+		return !e.Expiry.Before(o.Expiry)
+	case KindSession:
+		return !e.IssuedAt.Before(o.IssuedAt)
+	case KindSubject:
+		return !e.Epoch.Before(o.Epoch)
+	}
+	return true
+}
+
+// HeaderCarrier adapts NATS message headers to OpenTelemetry's
+// [propagation.TextMapCarrier], to inject and extract trace context.
+type HeaderCarrier nats.Header
+
+var _ propagation.TextMapCarrier = HeaderCarrier(nil)
+
+// Get returns the first value of key.
+func (h HeaderCarrier) Get(key string) string { return nats.Header(h).Get(key) }
+
+// Set sets key to value.
+func (h HeaderCarrier) Set(key, value string) { nats.Header(h).Set(key, value) }
+
+// Keys lists the header names.
+func (h HeaderCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// HoldUntil returns until when a consumer must keep the restriction of e, for
+// tokens whose lifetime is at most maxTokenLifetime checked with leeway; the
+// zero time means forever.
+//
+//   - token: until the token's exp plus leeway;
+//   - session: until issued_at + maxTokenLifetime + leeway + [MaxFutureSkew]
+//     (no token of the session minted before the revocation lives longer; the
+//     skew covers a refresh that raced the revocation on another clock);
+//   - subject: until epoch + maxTokenLifetime + leeway (a token issued at or
+//     before the epoch expires by then);
+//   - key: forever (whoever holds a leaked key can forge any iat).
+func (e Event) HoldUntil(maxTokenLifetime, leeway time.Duration) time.Time {
+	switch e.Kind {
+	case KindToken:
+		return e.Expiry.Add(leeway)
+	case KindSession:
+		return e.IssuedAt.Add(maxTokenLifetime + leeway + MaxFutureSkew)
+	case KindSubject:
+		return e.Epoch.Add(maxTokenLifetime + leeway)
+	}
+	return time.Time{}
+}
