@@ -173,7 +173,6 @@ func (e Event) Validate() error {
 	if err := checkTime("issued_at", e.IssuedAt); err != nil {
 		return err
 	}
-	// want lists the identifying fields of the kind; every other one must be empty.
 	var field string
 	switch e.Kind {
 	case KindToken:
@@ -198,14 +197,20 @@ func (e Event) Validate() error {
 	default:
 		return ErrUnknownKind
 	}
-	present := map[string]bool{
-		"jti": e.JTI != "", "sid": e.SID != "", "sub": e.Sub != "", "kid": e.KID != "",
-		"exp": !e.Expiry.IsZero(), "epoch": !e.Epoch.IsZero(),
-	}
-	allowed := map[string]bool{field: true, "exp": e.Kind == KindToken, "epoch": e.Kind == KindSubject}
-	for name, set := range present {
-		if set && !allowed[name] {
-			return fmt.Errorf("%w: %s in a %s event", ErrUnexpectedField, name, e.Kind)
+	// A kind carries exactly its own fields.
+	for _, f := range [...]struct {
+		name  string
+		stray bool
+	}{
+		{"jti", e.JTI != "" && field != "jti"},
+		{"sid", e.SID != "" && field != "sid"},
+		{"sub", e.Sub != "" && field != "sub"},
+		{"kid", e.KID != "" && field != "kid"},
+		{"exp", !e.Expiry.IsZero() && e.Kind != KindToken},
+		{"epoch", !e.Epoch.IsZero() && e.Kind != KindSubject},
+	} {
+		if f.stray {
+			return fmt.Errorf("%w: %s in a %s event", ErrUnexpectedField, f.name, e.Kind)
 		}
 	}
 	if err := checkValue(field, e.Value()); err != nil {
@@ -311,34 +316,43 @@ func Decode(b []byte) (Event, error) {
 	if !utf8.Valid(b) {
 		return Event{}, fmt.Errorf("%w: not valid utf-8", ErrBadValue)
 	}
-	// The version is read first, so a newer producer's event is reported as
-	// such rather than as an unknown field.
-	var head struct {
+	// One strict pass; only when it fails is the version read on its own,
+	// so a newer producer's event is reported as such rather than as an
+	// unknown field.
+	var w struct {
+		Event
 		Version *int `json:"v"`
 	}
-	if err := json.Unmarshal(b, &head); err != nil {
-		return Event{}, fmt.Errorf("%w: %s", ErrMalformed, jsonErrText(err))
-	}
-	if head.Version == nil {
-		return Event{}, fmt.Errorf("%w: v", ErrMissingField)
-	}
-	if *head.Version != Version {
-		return Event{}, fmt.Errorf("%w: %d", ErrUnsupportedVersion, *head.Version)
-	}
-	var e Event
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		return Event{}, fmt.Errorf("%w: %s", ErrMalformed, jsonErrText(err))
+	if err := dec.Decode(&w); err != nil {
+		return Event{}, versionOr(b, fmt.Errorf("%w: %s", ErrMalformed, jsonErrText(err)))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Event{}, fmt.Errorf("%w: data after the event", ErrMalformed)
 	}
+	if w.Version == nil {
+		return Event{}, fmt.Errorf("%w: v", ErrMissingField)
+	}
+	e := w.Event
+	e.Version = *w.Version
 	e.IssuedAt, e.Expiry, e.Epoch = utc(e.IssuedAt), utc(e.Expiry), utc(e.Epoch)
 	if err := e.Validate(); err != nil {
 		return Event{}, err
 	}
 	return e, nil
+}
+
+// versionOr returns ErrUnsupportedVersion if b names a version other than
+// this one, and err otherwise.
+func versionOr(b []byte, err error) error {
+	var head struct {
+		Version *int `json:"v"`
+	}
+	if json.Unmarshal(b, &head) == nil && head.Version != nil && *head.Version != Version {
+		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, *head.Version)
+	}
+	return err
 }
 
 // jsonErrText keeps the decoder's own words but never more than a line of

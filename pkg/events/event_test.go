@@ -180,3 +180,20 @@ func TestHoldUntil(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecode(b *testing.B) {
+	for _, e := range validEvents() {
+		data, err := Encode(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(string(e.Kind), func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := Decode(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

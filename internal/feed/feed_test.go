@@ -1,0 +1,501 @@
+package feed_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/feed"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+func TestNewValidatesConfig(t *testing.T) {
+	e := newEnv(t, false)
+	tests := []struct {
+		name    string
+		cfg     feed.Config
+		wantErr error
+	}{
+		{name: "ok", cfg: feed.Config{JetStream: e.js, Applier: newMapApplier()}},
+		{name: "no jetstream", cfg: feed.Config{Applier: newMapApplier()}, wantErr: feed.ErrInvalidConfig},
+		{name: "no applier", cfg: feed.Config{JetStream: e.js}, wantErr: feed.ErrInvalidConfig},
+		{name: "negative min max age", cfg: feed.Config{JetStream: e.js, Applier: newMapApplier(), MinMaxAge: -time.Second}, wantErr: feed.ErrInvalidConfig},
+		{name: "negative probe interval", cfg: feed.Config{JetStream: e.js, Applier: newMapApplier(), ProbeInterval: -time.Second}, wantErr: feed.ErrInvalidConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := feed.New(tt.cfg)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("New: err %v, want %v", err, tt.wantErr)
+			}
+			if (f == nil) != (tt.wantErr != nil) {
+				t.Fatalf("New: feed %v with err %v", f, err)
+			}
+		})
+	}
+}
+
+// TestReplay: events stored before the feed starts are all applied before
+// it says ready, and not before.
+func TestReplay(t *testing.T) {
+	e := newEnv(t, true)
+	const n = 3000
+	ids := publishMany(t, e.js, "replay", n)
+	a := newMapApplier()
+	obs := &recObserver{}
+	f, err := feed.New(feed.Config{JetStream: e.js, Applier: a, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Ready() {
+		t.Fatal("ready before Run")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	if err := f.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if got := a.len(); got != n {
+		t.Fatalf("ready with %d events applied, want %d", got, n)
+	}
+	for _, id := range ids {
+		if !a.has(id) {
+			t.Fatalf("event %s not applied", id)
+		}
+	}
+	st := f.Status()
+	if !st.Ready || st.Applied != n || st.AppliedSeq != n || st.Rejected != 0 || st.ReplayDuration <= 0 {
+		t.Fatalf("status %+v, want ready, %d applied through seq %d", st, n, n)
+	}
+	obs.mu.Lock()
+	if obs.applied != n || obs.replayDone != 1 {
+		t.Errorf("observer saw %d applied, %d replay done; want %d, 1", obs.applied, obs.replayDone, n)
+	}
+	obs.mu.Unlock()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := f.Run(context.Background()); !errors.Is(err, feed.ErrRunning) {
+		t.Fatalf("second Run: %v, want %v", err, feed.ErrRunning)
+	}
+}
+
+// TestLive: events published after ready are applied promptly.
+func TestLive(t *testing.T) {
+	e := newEnv(t, true)
+	a := newMapApplier()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a})
+	waitReady(t, f)
+	for i := range 20 {
+		ev := tokenEvent("live", i)
+		e.srv.Revoke(t, ev)
+		waitFor(t, testTimeout, "live event "+ev.ID, func() bool { return a.has(ev.ID) })
+	}
+	if st := f.Status(); st.Applied != 20 || st.AppliedSeq != 20 {
+		t.Fatalf("status %+v, want 20 applied through seq 20", st)
+	}
+}
+
+// TestEmptyStream: nothing to replay means ready at once.
+func TestEmptyStream(t *testing.T) {
+	e := newEnv(t, true)
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: newMapApplier()})
+	waitReady(t, f)
+	if st := f.Status(); st.Applied != 0 || st.LastSync.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestRemovedTail: the messages that were the stream's head when the feed
+// started may be removed (here: replaced by a newer message on the same
+// subject, the stream keeping one per subject); readiness does not wait for
+// their sequence.
+func TestRemovedTail(t *testing.T) {
+	e := newEnv(t, true)
+	now := time.Now()
+	// Same subject: the stream keeps only the last, sequence 3, and
+	// sequences 1 and 2 are gone.
+	for i := range 3 {
+		e.srv.Revoke(t, events.NewSubject(fmt.Sprintf("sub-%d", i), "alice", now.Add(time.Duration(i)), now.Add(time.Duration(i))))
+	}
+	a := newMapApplier()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a})
+	waitReady(t, f)
+	if !a.has("sub-2") || a.len() != 1 {
+		t.Fatalf("applied %v, want only sub-2", a.ids())
+	}
+}
+
+// TestMissingStream: a missing stream is not fatal; the feed stays not ready
+// and attaches once the stream exists.
+func TestMissingStream(t *testing.T) {
+	e := newEnv(t, false)
+	a := newMapApplier()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a})
+	waitFor(t, testTimeout, "the missing stream to be reported", func() bool {
+		return strings.Contains(f.Status().LastError, "stream not found")
+	})
+	if f.Ready() {
+		t.Fatal("ready without a stream")
+	}
+	e.srv.EnsureStream(t, streamOptions)
+	waitReady(t, f)
+	ev := tokenEvent("late", 0)
+	e.srv.Revoke(t, ev)
+	waitFor(t, testTimeout, "event applied", func() bool { return a.has(ev.ID) })
+}
+
+// TestMinMaxAge: a stream that forgets events before tokens expire is
+// refused.
+func TestMinMaxAge(t *testing.T) {
+	e := newEnv(t, true) // MaxAge 2h
+	tests := []struct {
+		name      string
+		minMaxAge time.Duration
+		wantErr   error
+	}{
+		{name: "longer than the stream keeps", minMaxAge: 3 * time.Hour, wantErr: feed.ErrMaxAgeTooShort},
+		{name: "exactly what the stream keeps", minMaxAge: streamOptions.MaxAge()},
+		{name: "check disabled", minMaxAge: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := feed.New(feed.Config{JetStream: e.js, Applier: newMapApplier(), MinMaxAge: tt.minMaxAge})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- f.Run(ctx) }()
+			if tt.wantErr == nil {
+				if err := f.WaitReady(ctx); err != nil {
+					t.Fatalf("WaitReady: %v", err)
+				}
+				cancel()
+			}
+			err = <-done
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Run: %v, want %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "2h0m0s") {
+				t.Errorf("error %q does not say what the stream keeps", err)
+			}
+		})
+	}
+}
+
+// TestRejectsInvalidEvents: broken or misplaced events are skipped, counted
+// and reported; later valid events still apply.
+func TestRejectsInvalidEvents(t *testing.T) {
+	e := newEnv(t, true)
+	a := newMapApplier()
+	obs := &recObserver{}
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
+	waitReady(t, f)
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	subj, err := events.Subject(events.KindToken, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(ctx, subj, []byte(`{"v":1,"id":"x","kind":"tok`)); err != nil {
+		t.Fatal(err)
+	}
+	// A valid event on another event's subject.
+	misplaced := tokenEvent("misplaced", 0)
+	data, err := events.Encode(misplaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := events.Subject(events.KindToken, "someone-else")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(ctx, other, data); err != nil {
+		t.Fatal(err)
+	}
+	good := tokenEvent("good", 0)
+	e.srv.Revoke(t, good)
+	waitFor(t, testTimeout, "valid event applied", func() bool { return a.has(good.ID) })
+
+	if a.has(misplaced.ID) || a.len() != 1 {
+		t.Fatalf("applied %v, want only %s", a.ids(), good.ID)
+	}
+	st := f.Status()
+	if st.Rejected != 2 || st.Applied != 1 || st.AppliedSeq != 3 {
+		t.Fatalf("status %+v, want 2 rejected, 1 applied through seq 3", st)
+	}
+	rej := obs.rejections()
+	if len(rej) != 2 {
+		t.Fatalf("observer saw %d rejections, want 2", len(rej))
+	}
+	wants := []error{events.ErrMalformed, feed.ErrWrongSubject}
+	for i, want := range wants {
+		if !errors.Is(rej[i], want) || !errors.Is(rej[i], events.ErrInvalid) {
+			t.Errorf("rejection %d: %v, want %v and %v", i, rej[i], want, events.ErrInvalid)
+		}
+	}
+}
+
+// TestSyncFailure: while the applier cannot Sync, the feed keeps consuming
+// but does not claim to be ready or fresh; it is once Sync succeeds.
+func TestSyncFailure(t *testing.T) {
+	e := newEnv(t, true)
+	publishMany(t, e.js, "sync", 100)
+	a := newMapApplier()
+	a.setFailSync(errors.New("over capacity"))
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, ProbeInterval: 50 * time.Millisecond})
+	waitFor(t, testTimeout, "events applied", func() bool { return a.len() == 100 })
+	waitFor(t, testTimeout, "sync error reported", func() bool {
+		return strings.Contains(f.Status().LastError, "over capacity")
+	})
+	if st := f.Status(); st.Ready || !st.LastSync.IsZero() || st.AppliedSeq != 0 {
+		t.Fatalf("status %+v while Sync fails, want not ready, never synced", st)
+	}
+	a.setFailSync(nil)
+	waitReady(t, f)
+	if st := f.Status(); st.AppliedSeq != 100 {
+		t.Fatalf("status %+v, want applied through 100", st)
+	}
+}
+
+// TestServerRestart: the server goes away mid-replay and comes back on the
+// same port and store; every acknowledged event ends up applied, before and
+// after the restart.
+func TestServerRestart(t *testing.T) {
+	e := newEnv(t, true)
+	n := 20000
+	if testing.Short() || raceEnabled {
+		n = 5000
+	}
+	acked := publishMany(t, e.js, "before", n)
+	a := newMapApplier()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, ProbeInterval: 100 * time.Millisecond})
+	waitFor(t, testTimeout, "replay to start", func() bool { return a.len() > 0 })
+	e.srv.Shutdown()
+	applied := a.len()
+	e.srv.Restart(t)
+	acked = append(acked, publishMany(t, e.js, "after", 500)...)
+	waitReady(t, f)
+	waitFor(t, testTimeout, "every acked event applied", func() bool { return a.len() == len(acked) })
+	got := a.ids()
+	for _, id := range acked {
+		if !got[id] {
+			t.Fatalf("acked event %s not applied", id)
+		}
+	}
+	if len(got) != len(acked) {
+		t.Fatalf("applied %d distinct events, acked %d", len(got), len(acked))
+	}
+	st := f.Status()
+	if st.Applied < uint64(len(acked)) || st.Rejected != 0 {
+		t.Fatalf("status %+v, want at least %d applied, none rejected", st, len(acked))
+	}
+	waitFor(t, testTimeout, "applied seq at the head", func() bool { return f.Status().AppliedSeq == uint64(len(acked)) })
+	t.Logf("shut down after %d of %d events; %d Apply calls for %d events", applied, n, st.Applied, len(acked))
+}
+
+// TestStaleness: staleness stays near the probe interval while the server
+// is up, grows while it is down, and recovers after it comes back.
+func TestStaleness(t *testing.T) {
+	e := newEnv(t, true)
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: newMapApplier(), ProbeInterval: 100 * time.Millisecond})
+	waitReady(t, f)
+	const fresh = 600 * time.Millisecond
+	for range 10 {
+		waitFor(t, testTimeout, "staleness under "+fresh.String(), func() bool { return f.Staleness() < fresh })
+	}
+	e.srv.Shutdown()
+	waitFor(t, testTimeout, "staleness over 1s", func() bool { return f.Staleness() > time.Second })
+	e.srv.Restart(t)
+	waitFor(t, testTimeout, "staleness under "+fresh.String()+" again", func() bool { return f.Staleness() < fresh })
+	ev := tokenEvent("after", 0)
+	e.srv.Revoke(t, ev)
+	waitFor(t, testTimeout, "staleness under "+fresh.String()+" after an event", func() bool {
+		return f.Status().Applied == 1 && f.Staleness() < fresh
+	})
+}
+
+// TestTraceContext: the apply span continues the publisher's trace.
+func TestTraceContext(t *testing.T) {
+	e := newEnv(t, true)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	a := newMapApplier()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, TracerProvider: tp})
+	waitReady(t, f)
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	ctx, span := tp.Tracer("test").Start(ctx, "revoke")
+	ev := tokenEvent("traced", 0)
+	ack, err := events.Publish(ctx, e.js, ev)
+	span.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got sdktrace.ReadOnlySpan
+	waitFor(t, testTimeout, "apply span", func() bool {
+		for _, s := range rec.Ended() {
+			if s.Name() == feed.SpanName {
+				got = s
+				return true
+			}
+		}
+		return false
+	})
+	if got.SpanContext().TraceID() != span.SpanContext().TraceID() {
+		t.Fatalf("apply span in trace %s, publisher in %s", got.SpanContext().TraceID(), span.SpanContext().TraceID())
+	}
+	if got.Parent().SpanID() != span.SpanContext().SpanID() {
+		t.Errorf("apply span parent %s, want the publisher's span %s", got.Parent().SpanID(), span.SpanContext().SpanID())
+	}
+	attrs := map[string]string{}
+	for _, kv := range got.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.String()
+	}
+	want := map[string]string{
+		string(feed.AttrEventKind): string(events.KindToken),
+		string(feed.AttrEventID):   ev.ID,
+		string(feed.AttrStreamSeq): fmt.Sprint(ack.Sequence),
+	}
+	for k, v := range want {
+		if attrs[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, attrs[k], v)
+		}
+	}
+}
+
+// TestReplaySpeed measures start → ready over a stream of 100k events (10k
+// with -short or -race) with the test applier.
+func TestReplaySpeed(t *testing.T) {
+	n := 100_000
+	if testing.Short() || raceEnabled {
+		n = 10_000
+	}
+	e := newEnv(t, true)
+	publishMany(t, e.js, "speed", n)
+	a := newMapApplier()
+	start := time.Now()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a})
+	waitReady(t, f)
+	took := time.Since(start)
+	if got := a.len(); got != n {
+		t.Fatalf("ready with %d events, want %d", got, n)
+	}
+	t.Logf("replayed %d events in %s (%.0f events/s); feed says %s", n, took, float64(n)/took.Seconds(), f.Status().ReplayDuration)
+}
+
+// BenchmarkReplay measures start → ready over a stream of 100k and 1M
+// events with the test applier; one replay per iteration, the stream filled
+// once.
+func BenchmarkReplay(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			srv := verifiertest.RunJetStream(b)
+			srv.EnsureStream(b, streamOptions)
+			_, js := srv.Connect(b)
+			publishMany(b, js, "bench", n)
+			b.ResetTimer()
+			for b.Loop() {
+				replayOnce(b, js, n)
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func replayOnce(b *testing.B, js jetstream.JetStream, n int) {
+	a := newMapApplier()
+	f, err := feed.New(feed.Config{JetStream: js, Applier: a})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	if err := f.WaitReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if a.len() != n {
+		b.Fatalf("replayed %d, want %d", a.len(), n)
+	}
+}
+
+// TestStreamRecreated: a stream deleted and created again restarts its
+// sequence numbers; the feed replays it from the start instead of resuming
+// after a sequence of the old stream.
+func TestStreamRecreated(t *testing.T) {
+	e := newEnv(t, true)
+	publishMany(t, e.js, "old", 5)
+	a := newMapApplier()
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, ProbeInterval: 50 * time.Millisecond})
+	waitReady(t, f)
+	waitFor(t, testTimeout, "old events applied", func() bool { return a.len() == 5 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := e.js.DeleteStream(ctx, events.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, testTimeout, "the deleted stream to be noticed", func() bool {
+		return strings.Contains(f.Status().LastError, "stream not found")
+	})
+	e.srv.EnsureStream(t, streamOptions)
+	ids := publishMany(t, e.js, "new", 3) // sequences 1..3 again
+	waitFor(t, testTimeout, "events of the new stream applied", func() bool {
+		for _, id := range ids {
+			if !a.has(id) {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, testTimeout, "applied seq of the new stream", func() bool { return f.Status().AppliedSeq == 3 })
+}
+
+// TestConnectionClosed: a connection closed by its owner ends Run with an
+// error saying so.
+func TestConnectionClosed(t *testing.T) {
+	e := newEnv(t, true)
+	nc, js := e.srv.Connect(t)
+	f, err := feed.New(feed.Config{JetStream: js, Applier: newMapApplier()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	if err := f.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Fatalf("Run: %v, want %v", err, nats.ErrConnectionClosed)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return after the connection closed")
+	}
+}

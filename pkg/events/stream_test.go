@@ -1,0 +1,193 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestStreamConfig(t *testing.T) {
+	cfg, err := events.StreamConfig(events.StreamOptions{MaxTokenLifetime: 15 * time.Minute, Leeway: 5 * time.Second, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxAge != 15*time.Minute+5*time.Second+time.Hour {
+		t.Errorf("MaxAge = %v", cfg.MaxAge)
+	}
+	if cfg.Storage != jetstream.FileStorage || cfg.Retention != jetstream.LimitsPolicy || cfg.MaxMsgsPerSubject != 1 ||
+		!cfg.DenyDelete || !cfg.DenyPurge || cfg.Replicas != 3 || !cfg.AllowMsgTTL || cfg.Subjects[0] != "revocations.>" {
+		t.Errorf("unexpected config %+v", cfg)
+	}
+	for _, bad := range []events.StreamOptions{{}, {MaxTokenLifetime: time.Minute, Replicas: 7}, {MaxTokenLifetime: time.Minute, Leeway: -1}} {
+		if _, err := events.StreamConfig(bad); err == nil {
+			t.Errorf("StreamConfig(%+v) accepted", bad)
+		}
+	}
+}
+
+func TestEnsureStreamIsIdempotent(t *testing.T) {
+	srv := verifiertest.RunJetStream(t)
+	_, js := srv.Connect(t)
+	ctx := ctxT(t)
+	o := events.StreamOptions{MaxTokenLifetime: 10 * time.Minute}
+	for range 3 {
+		if _, err := events.EnsureStream(ctx, js, o); err != nil {
+			t.Fatalf("EnsureStream: %v", err)
+		}
+	}
+	// A longer token lifetime later updates MaxAge in place.
+	o.MaxTokenLifetime = time.Hour
+	s, err := events.EnsureStream(ctx, js, o)
+	if err != nil {
+		t.Fatalf("EnsureStream with a new lifetime: %v", err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != 2*time.Hour {
+		t.Fatalf("MaxAge after update = %v, want 2h", got)
+	}
+}
+
+// TestPublisherKeepsMostRestrictive: the stream keeps one message per
+// subject, so publishing an older epoch after a newer one must not replace
+// it; a retried publish is stored once.
+func TestPublisherKeepsMostRestrictive(t *testing.T) {
+	srv := verifiertest.RunJetStream(t)
+	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
+	_, js := srv.Connect(t)
+	ctx := ctxT(t)
+	now := time.Now()
+	newer := events.NewSubject("sub.newer", "alice", now, now)
+	older := events.NewSubject("sub.older", "alice", now.Add(-time.Minute), now)
+	ack1, err := events.Publish(ctx, js, newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack2, err := events.Publish(ctx, js, older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ack2.Duplicate || ack2.Sequence != ack1.Sequence {
+		t.Fatalf("older epoch: ack %+v, want the newer event's sequence %d as a duplicate", ack2, ack1.Sequence)
+	}
+	ack3, err := events.Publish(ctx, js, newer)
+	if err != nil || ack3.Sequence != ack1.Sequence {
+		t.Fatalf("retry of the same event: %+v, %v", ack3, err)
+	}
+	s, err := js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := newer.Subject()
+	last, err := s.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := events.Decode(last.Data)
+	if err != nil || !got.Epoch.Equal(newer.Epoch) {
+		t.Fatalf("stream holds %+v (%v), want the newer epoch", got, err)
+	}
+	if last.Header.Get(events.HeaderMsgID) != newer.ID {
+		t.Fatalf("Nats-Msg-Id = %q, want %q", last.Header.Get(events.HeaderMsgID), newer.ID)
+	}
+	// A newer epoch replaces it.
+	newest := events.NewSubject("sub.newest", "alice", now.Add(time.Millisecond), now.Add(time.Millisecond))
+	ack4, err := events.Publish(ctx, js, newest)
+	if err != nil || ack4.Duplicate || ack4.Sequence <= ack1.Sequence {
+		t.Fatalf("newest epoch: %+v, %v", ack4, err)
+	}
+}
+
+// TestConcurrentPublishersConverge: many publishers racing on one subject
+// with different epochs leave the largest in the stream.
+func TestConcurrentPublishersConverge(t *testing.T) {
+	srv := verifiertest.RunJetStream(t)
+	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
+	ctx := ctxT(t)
+	base := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for w := range 4 {
+		_, js := srv.Connect(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				epoch := base.Add(time.Duration(i*4+w) * time.Millisecond)
+				e := events.NewSubject("sub."+epoch.Format("150405.000000000"), "bob", epoch, epoch)
+				if _, err := events.Publish(ctx, js, e); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, js := srv.Connect(t)
+	s, _ := js.Stream(ctx, events.DefaultStreamName)
+	subj, _ := events.Subject(events.KindSubject, "bob")
+	last, err := s.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := events.Decode(last.Data)
+	if want := base.Add(39 * time.Millisecond); !got.Epoch.Equal(want) {
+		t.Fatalf("stream holds epoch %v, want the largest %v", got.Epoch, want)
+	}
+}
+
+// TestKeyRevocationOutlivesMaxAge: events leave the stream after MaxAge,
+// except key revocations, published with "Nats-TTL: never".
+func TestKeyRevocationOutlivesMaxAge(t *testing.T) {
+	srv := verifiertest.RunJetStream(t)
+	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Second, Margin: time.Nanosecond})
+	_, js := srv.Connect(t)
+	ctx := ctxT(t)
+	now := time.Now()
+	if _, err := events.Publish(ctx, js, events.NewToken("tok.1", "j1", now.Add(time.Second), now)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Publish(ctx, js, events.NewKey("key.1", "k1", now)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token event not aged out: %d messages", info.State.Msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	subj, _ := events.Subject(events.KindKey, "k1")
+	if _, err := s.GetLastMsgForSubject(ctx, subj); err != nil {
+		t.Fatalf("key revocation gone after MaxAge: %v", err)
+	}
+	tsubj, _ := events.Subject(events.KindToken, "j1")
+	if _, err := s.GetLastMsgForSubject(ctx, tsubj); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("token event still there: %v", err)
+	}
+}

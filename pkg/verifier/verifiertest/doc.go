@@ -1,0 +1,16 @@
+// Package verifiertest provides test doubles for code that embeds package
+// verifier: a token issuer with its own JWKS server ([Issuer]) and an
+// in-process NATS JetStream server to publish revocations on ([RunJetStream]).
+//
+// It is for tests only and MUST NOT be used in production: keys are
+// generated per test and kept in memory, servers listen on loopback without
+// TLS, and helpers fail the test through testing.TB instead of returning
+// errors. Everything it starts is stopped by the test's Cleanup.
+//
+// A typical test:
+//
+//	iss := verifiertest.NewIssuer(t)
+//	v, err := verifier.New(verifier.Config{JWKSURL: iss.JWKSURL(), Issuer: iss.Issuer(), ...})
+//	token := iss.Token(t, verifiertest.TokenOptions{Subject: "alice"})
+//	claims, err := v.Verify(ctx, token)
+package verifiertest
