@@ -210,6 +210,12 @@ type Feed struct {
 	rejected   atomic.Uint64
 	appliedSeq atomic.Uint64
 
+	// Read on every Verify, so kept as atomics beside their mu-guarded
+	// copies: readyFast mirrors ready, lastSyncNano mirrors lastSync
+	// (UnixNano; 0 before the first confirmation).
+	readyFast    atomic.Bool
+	lastSyncNano atomic.Int64
+
 	// mu guards the fields below it.
 	mu        sync.Mutex
 	ready     bool
@@ -265,11 +271,7 @@ func New(cfg Config) (*Feed, error) {
 // Ready reports whether the feed has applied and synced everything the
 // stream held when it started. It stays true afterwards: later trouble shows
 // in [Feed.Staleness], not here.
-func (f *Feed) Ready() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.ready
-}
+func (f *Feed) Ready() bool { return f.readyFast.Load() }
 
 // WaitReady blocks until the feed is ready or ctx ends, and then returns
 // ctx's error.
@@ -287,9 +289,11 @@ func (f *Feed) WaitReady(ctx context.Context) error {
 // everything the stream held, or, before the first confirmation, the time
 // since [New].
 func (f *Feed) Staleness() time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.stalenessLocked(f.cfg.Now())
+	since := f.created
+	if n := f.lastSyncNano.Load(); n != 0 {
+		since = time.Unix(0, n)
+	}
+	return max(f.cfg.Now().Sub(since), 0)
 }
 
 func (f *Feed) stalenessLocked(now time.Time) time.Duration {
@@ -688,10 +692,12 @@ func (l *loop) confirm(t time.Time) {
 	f.mu.Lock()
 	if t.After(f.lastSync) {
 		f.lastSync = t
+		f.lastSyncNano.Store(t.UnixNano())
 	}
 	first := !f.ready
 	if first {
 		f.ready = true
+		f.readyFast.Store(true)
 		f.replayDur = max(t.Sub(f.runStart), 0)
 	}
 	replay := f.replayDur
