@@ -1,0 +1,222 @@
+package verifier
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
+)
+
+// poolSize is how many distinct tokens a first-sight benchmark cycles
+// through; the verified-token cache is emptied (timer stopped) after each
+// cycle, so every timed Verify sees its token for the first time.
+const poolSize = 2048
+
+type benchWorld struct {
+	e      *env
+	v      *Verifier
+	tokens []string
+	key    crypto.PublicKey
+}
+
+// benchWorlds caches one world per algorithm across -count runs: signing
+// 2048 RS256 tokens takes seconds.
+var benchWorlds sync.Map
+
+func world(b *testing.B, alg string) *benchWorld {
+	if w, ok := benchWorlds.Load(alg); ok {
+		return w.(*benchWorld)
+	}
+	// The world outlives this benchmark: it is built on a testing.TB whose
+	// cleanups run at the end of the whole benchmark binary (see TestMain).
+	tb := benchTB
+	e := newEnv(tb, verifiertest.WithAlgorithm(alg))
+	v := e.verifier(tb, func(c *Config) {
+		c.Algorithms = []string{alg}
+		c.Keys = []Key{{ID: e.iss.KeyID(), Algorithm: alg, Public: e.iss.PublicKey()}}
+		c.JWKSURL = ""
+	})
+	w := &benchWorld{e: e, v: v, key: e.iss.PublicKey()}
+	for range poolSize {
+		w.tokens = append(w.tokens, e.iss.Token(tb, verifiertest.TokenOptions{}))
+	}
+	benchWorlds.Store(alg, w)
+	return w
+}
+
+var benchAlgs = []string{EdDSA, ES256, RS256}
+
+// BenchmarkVerify measures Verify on tokens seen for the first time (full
+// parse and signature check) and on a token seen before (cache hit: expiry
+// and revocation checks only).
+func BenchmarkVerify(b *testing.B) {
+	for _, alg := range benchAlgs {
+		w := world(b, alg)
+		ctx := context.Background()
+		b.Run(alg+"/first", func(b *testing.B) {
+			w.v.tokens.c.Clear()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i > 0 && i%poolSize == 0 {
+					b.StopTimer()
+					w.v.tokens.c.Clear()
+					b.StartTimer()
+				}
+				if _, err := w.v.Verify(ctx, w.tokens[i%poolSize]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(alg+"/repeat", func(b *testing.B) {
+			raw := w.tokens[0]
+			if _, err := w.v.Verify(ctx, raw); err != nil {
+				b.Fatal(err)
+			}
+			w.v.tokens.c.Wait()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.v.Verify(ctx, raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGolangJWT is the baseline: plain golang-jwt ParseWithClaims of the
+// same tokens with the same checks (alg allow-list, iss, aud, exp required,
+// iat, leeway) and the key known in advance.
+func BenchmarkGolangJWT(b *testing.B) {
+	for _, alg := range benchAlgs {
+		w := world(b, alg)
+		p := jwt.NewParser(jwt.WithValidMethods([]string{alg}), jwt.WithIssuer(w.e.iss.Issuer()),
+			jwt.WithAudience(w.e.iss.Audience()), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+			jwt.WithLeeway(DefaultLeeway))
+		keyfunc := func(*jwt.Token) (any, error) { return w.key, nil }
+		b.Run(alg, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := range b.N {
+				var c jwt.RegisteredClaims
+				if _, err := p.ParseWithClaims(w.tokens[i%poolSize], &c, keyfunc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyParallel is BenchmarkVerify/repeat from all procs; run it
+// with -cpu 1,2.
+func BenchmarkVerifyParallel(b *testing.B) {
+	for _, alg := range benchAlgs {
+		w := world(b, alg)
+		raw := w.tokens[1]
+		if _, err := w.v.Verify(context.Background(), raw); err != nil {
+			b.Fatal(err)
+		}
+		w.v.tokens.c.Wait()
+		b.Run(alg+"/repeat", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					if _, err := w.v.Verify(ctx, raw); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkReplay measures a verifier's start: from New to ready, with n
+// live revocations in the stream (subject, session and token events mixed).
+// It also reports the heap held per revocation once ready.
+func BenchmarkReplay(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			e := newEnv(b)
+			publishMany(b, e.js, n)
+			b.ResetTimer()
+			for range b.N {
+				runtime.GC()
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				cfg := e.config(b)
+				cfg.Capacity = 2 * n
+				start := time.Now()
+				v, err := New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- v.Run(ctx) }()
+				waitReady(b, v)
+				elapsed := time.Since(start)
+				b.StopTimer()
+				runtime.GC()
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				if h := v.Health(); h.Held < int64(n) {
+					b.Fatalf("ready with %d held, want %d", h.Held, n)
+				}
+				b.ReportMetric(elapsed.Seconds(), "s-to-ready")
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "B/revocation")
+				cancel()
+				<-done
+				v.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// publishMany publishes n distinct live revocations with async publishes.
+func publishMany(b *testing.B, js jetstream.JetStream, n int) {
+	b.Helper()
+	now := time.Now()
+	for i := range n {
+		var ev events.Event
+		id := fmt.Sprintf("bench.%d", i)
+		switch i % 3 {
+		case 0:
+			ev = events.NewToken(id, "jti-"+id, now.Add(30*time.Minute), now)
+		case 1:
+			ev = events.NewSession(id, "sid-"+id, now)
+		default:
+			ev = events.NewSubject(id, "sub-"+id, now, now)
+		}
+		m, err := events.NewMsg(context.Background(), ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+		if i%10_000 == 9_999 {
+			waitPublished(b, js)
+		}
+	}
+	waitPublished(b, js)
+}
+
+func waitPublished(b *testing.B, js jetstream.JetStream) {
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("async publishes not acknowledged within a minute")
+	}
+}

@@ -1,0 +1,150 @@
+package verifier
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Claims is a verified token. Verify returns it only when every check passed,
+// never alongside an error. A Claims may be shared by concurrent requests
+// carrying the same token: treat it as read-only.
+type Claims struct {
+	// Issuer is iss.
+	Issuer string
+	// Subject is sub.
+	Subject string
+	// Audience is aud.
+	Audience []string
+	// SessionID is sid; empty when the token has none.
+	SessionID string
+	// ID is jti.
+	ID string
+	// KeyID is the kid of the key that verified the signature.
+	KeyID string
+	// IssuedAt is iat, with the sub-second precision the token carries.
+	IssuedAt time.Time
+	// ExpiresAt is exp.
+	ExpiresAt time.Time
+	// NotBefore is nbf; zero when absent.
+	NotBefore time.Time
+
+	raw string // the compact token, for Decode
+}
+
+// Decode unmarshals the token's whole claims set into v (a pointer to a
+// struct or map), for private claims such as roles or tenant.
+func (c *Claims) Decode(v any) error {
+	parts := strings.SplitN(c.raw, ".", 3)
+	if len(parts) != 3 {
+		return errors.New("verifier: claims: no token")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("verifier: claims: %w", err)
+	}
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("verifier: claims: %w", err)
+	}
+	return nil
+}
+
+// preciseDate is a NumericDate read without losing the fraction: golang-jwt
+// truncates to its package-wide TimePrecision (a second by default), and the
+// logout-epoch comparison needs sub-second precision.
+type preciseDate struct{ time.Time }
+
+func (d *preciseDate) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	t, err := parseNumericDate(string(b))
+	if err != nil {
+		return err
+	}
+	d.Time = t
+	return nil
+}
+
+var errBadDate = errors.New("verifier: numeric date is not a number of seconds")
+
+// parseNumericDate reads a JSON number of seconds since the epoch exactly,
+// to the nanosecond, when written in plain decimal notation; exponent
+// notation goes through float64.
+func parseNumericDate(s string) (time.Time, error) {
+	if s == "" || len(s) > 40 {
+		return time.Time{}, errBadDate
+	}
+	if strings.ContainsAny(s, "eE") {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+			return time.Time{}, errBadDate
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	}
+	intPart, fracPart, hasFrac := strings.Cut(s, ".")
+	if intPart == "" || intPart[0] == '-' || intPart[0] == '+' {
+		return time.Time{}, errBadDate
+	}
+	sec, err := strconv.ParseInt(intPart, 10, 64)
+	if err != nil || sec > 1e11 {
+		return time.Time{}, errBadDate
+	}
+	var nsec int64
+	if hasFrac {
+		if fracPart == "" {
+			return time.Time{}, errBadDate
+		}
+		digits := fracPart
+		if len(digits) > 9 {
+			digits = digits[:9]
+		}
+		for _, c := range fracPart {
+			if c < '0' || c > '9' {
+				return time.Time{}, errBadDate
+			}
+		}
+		n, _ := strconv.ParseInt(digits, 10, 64)
+		for i := len(digits); i < 9; i++ {
+			n *= 10
+		}
+		nsec = n
+	}
+	return time.Unix(sec, nsec).UTC(), nil
+}
+
+// tokenClaims is what the parser decodes; it implements jwt.Claims so the
+// golang-jwt validator checks exp, nbf, iat, iss and aud.
+type tokenClaims struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Audience  jwt.ClaimStrings `json:"aud"`
+	ExpiresAt preciseDate      `json:"exp"`
+	NotBefore preciseDate      `json:"nbf"`
+	IssuedAt  preciseDate      `json:"iat"`
+	ID        string           `json:"jti"`
+	SessionID string           `json:"sid"`
+}
+
+func numericDate(d preciseDate) (*jwt.NumericDate, error) {
+	if d.IsZero() {
+		return nil, nil
+	}
+	return &jwt.NumericDate{Time: d.Time}, nil
+}
+
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return numericDate(c.ExpiresAt) }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return numericDate(c.NotBefore) }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return numericDate(c.IssuedAt) }
+func (c *tokenClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *tokenClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *tokenClaims) GetAudience() (jwt.ClaimStrings, error)       { return c.Audience, nil }

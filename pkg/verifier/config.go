@@ -1,0 +1,252 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
+)
+
+// Defaults and limits of [Config].
+const (
+	DefaultLeeway           = 5 * time.Second
+	MaxLeeway               = time.Minute
+	DefaultMaxTokenLifetime = time.Hour
+	DefaultMaxTokenSize     = 8 << 10
+	DefaultCapacity         = 1_000_000
+	DefaultMaxStaleness     = 15 * time.Second
+	DefaultTokenCacheBytes  = 64 << 20
+)
+
+// Algorithms the verifier can check. Config.Algorithms must list a subset.
+const (
+	EdDSA = "EdDSA"
+	ES256 = "ES256"
+	RS256 = "RS256"
+)
+
+var supportedAlgorithms = []string{EdDSA, ES256, RS256}
+
+// Key is a public verification key with its kid (see [Config.Keys]).
+type Key = keyset.Key
+
+// KeySource looks up verification keys by kid. It must never fetch a
+// location named by the token itself; implementations are given their
+// addresses by configuration only. It must be safe for concurrent use.
+//
+// Return an error wrapping [ErrUnknownKey] for a kid it does not have, and
+// one wrapping [ErrKeysUnavailable] when it cannot tell yet.
+type KeySource interface {
+	Key(ctx context.Context, kid string) (Key, error)
+}
+
+// StalePolicy says what Verify does while the revocation state may be more
+// than Config.MaxStaleness behind the stream.
+type StalePolicy int
+
+const (
+	// StaleReject fails closed: Verify returns [ErrStale] (503). Default.
+	StaleReject StalePolicy = iota
+	// StaleFallback asks Config.Fallback about the token; if the fallback
+	// cannot answer, Verify returns [ErrStale].
+	StaleFallback
+	// InsecureStaleAccept decides on the local state alone, however old.
+	// It MUST NOT be used where a logout has to take effect while the
+	// stream is unreachable; it exists for services that prefer
+	// availability and say so.
+	InsecureStaleAccept
+)
+
+func (p StalePolicy) String() string {
+	switch p {
+	case StaleReject:
+		return "reject"
+	case StaleFallback:
+		return "fallback"
+	case InsecureStaleAccept:
+		return "insecure-accept"
+	}
+	return fmt.Sprintf("StalePolicy(%d)", int(p))
+}
+
+// Fallback answers revocation questions from elsewhere (for example the
+// revoker's Redis records) while the local state is too stale. Check returns
+// nil when none of the token's jti, sid, subject or key is revoked, an
+// error wrapping the matching revocation sentinel ([ErrTokenRevoked], ...)
+// when one is, and any other error when it cannot tell.
+type Fallback interface {
+	Check(ctx context.Context, c *Claims) error
+}
+
+// Config is the verification policy. It is copied by [New]; zero fields take
+// the documented defaults; nothing is written back.
+type Config struct {
+	// Issuer is the exact iss every token must carry. Required.
+	Issuer string
+	// Audiences lists accepted aud values; a token must name at least one.
+	// Required.
+	Audiences []string
+	// Algorithms is the allow-list of JWS algorithms (EdDSA, ES256, RS256).
+	// Required: there is no default, so an algorithm is never accepted by
+	// accident. "none" and HMAC algorithms are never accepted.
+	Algorithms []string
+
+	// Exactly one key source: Keys (static public keys), JWKSURL (fetched
+	// and cached; refreshed by [Verifier.Run]) or KeySource.
+	Keys      []Key
+	JWKSURL   string
+	KeySource KeySource
+	// InsecureJWKSOverHTTP allows an http:// JWKSURL on a non-loopback host.
+	// It MUST NOT be set in production: keys fetched in clear text can be
+	// replaced by anyone on the path.
+	InsecureJWKSOverHTTP bool
+
+	// JetStream is the connection the revocation feed reads the stream
+	// through. Required; the caller owns and closes the connection.
+	JetStream jetstream.JetStream
+	// Stream is the revocation stream's name; default events.DefaultStreamName.
+	Stream string
+
+	// Leeway tolerated on exp, nbf and iat for clock skew. Default 5s, at most 1m.
+	Leeway time.Duration
+	// MaxTokenLifetime is the longest exp - iat accepted; longer tokens are
+	// refused (ErrClaims), which is what lets revocations leave memory on
+	// time. Default 1h; the stream must retain events at least this long
+	// plus Leeway.
+	MaxTokenLifetime time.Duration
+	// MaxTokenSize caps the compact token, in bytes, before any parsing.
+	// Default 8 KiB.
+	MaxTokenSize int
+	// Capacity is the most live revocations held. Past it the verifier
+	// fails closed with ErrOverCapacity. Default 1,000,000.
+	Capacity int
+	// TokenCacheBytes bounds the verified-token cache. Default 64 MiB; -1
+	// disables the cache (every Verify checks the signature).
+	TokenCacheBytes int64
+
+	// MaxStaleness bounds how far behind the stream the state may be before
+	// StalePolicy applies. Default 15s.
+	MaxStaleness time.Duration
+	// StalePolicy applies past MaxStaleness. Default StaleReject.
+	StalePolicy StalePolicy
+	// Fallback is consulted under StaleFallback. Required with it.
+	Fallback Fallback
+
+	// Validate, if set, is an extra rule run on every token after the
+	// built-in checks; an error refuses the token with ErrClaims. It can
+	// only add failures.
+	Validate func(*Claims) error
+
+	// Now is the clock for every exp, nbf, iat and staleness comparison;
+	// nil means time.Now.
+	Now func() time.Time
+	// Logger receives operational logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MeterProvider and TracerProvider; nil means the otel globals.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+}
+
+// withDefaults validates c and returns a copy with defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("verifier: config: "+format, args...))
+	}
+	if c.Issuer == "" {
+		bad("Issuer is required")
+	}
+	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
+		bad("Audiences is required and must not contain an empty value")
+	}
+	if len(c.Algorithms) == 0 {
+		bad("Algorithms is required (an explicit allow-list of %v)", supportedAlgorithms)
+	}
+	for _, a := range c.Algorithms {
+		if !slices.Contains(supportedAlgorithms, a) {
+			bad("algorithm %q not supported (use %v)", a, supportedAlgorithms)
+		}
+	}
+	c.Audiences = slices.Clone(c.Audiences)
+	c.Algorithms = slices.Clone(c.Algorithms)
+	c.Keys = slices.Clone(c.Keys)
+
+	sources := 0
+	for _, set := range []bool{len(c.Keys) > 0, c.JWKSURL != "", c.KeySource != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		bad("exactly one of Keys, JWKSURL and KeySource is required")
+	}
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || u.Host == "" {
+			bad("JWKSURL %q is not an absolute URL", c.JWKSURL)
+		}
+	}
+	if c.JetStream == nil {
+		bad("JetStream is required: revocations arrive through it")
+	}
+
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Leeway, DefaultLeeway)
+	def(&c.MaxTokenLifetime, DefaultMaxTokenLifetime)
+	def(&c.MaxStaleness, DefaultMaxStaleness)
+	if c.Leeway < 0 || c.Leeway > MaxLeeway {
+		bad("Leeway %s not in (0, %s]", c.Leeway, MaxLeeway)
+	}
+	if c.MaxTokenLifetime < 0 || c.MaxTokenLifetime > 7*24*time.Hour {
+		bad("MaxTokenLifetime %s not in (0, 168h]", c.MaxTokenLifetime)
+	}
+	if c.MaxStaleness < 0 {
+		bad("MaxStaleness must not be negative")
+	}
+	if c.MaxTokenSize == 0 {
+		c.MaxTokenSize = DefaultMaxTokenSize
+	}
+	if c.MaxTokenSize < 256 || c.MaxTokenSize > 1<<20 {
+		bad("MaxTokenSize %d not in [256, 1MiB]", c.MaxTokenSize)
+	}
+	if c.Capacity == 0 {
+		c.Capacity = DefaultCapacity
+	}
+	if c.Capacity < 0 {
+		bad("Capacity must be positive")
+	}
+	if c.TokenCacheBytes == 0 {
+		c.TokenCacheBytes = DefaultTokenCacheBytes
+	}
+	if c.TokenCacheBytes < -1 {
+		bad("TokenCacheBytes must be positive, or -1 to disable")
+	}
+	switch c.StalePolicy {
+	case StaleReject, InsecureStaleAccept:
+	case StaleFallback:
+		if c.Fallback == nil {
+			bad("StaleFallback needs a Fallback")
+		}
+	default:
+		bad("unknown StalePolicy %d", int(c.StalePolicy))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,96 @@
+package verifier_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+// Example shows the whole life of a token: verified locally, then rejected
+// everywhere once its session is revoked on the stream.
+func Example() {
+	// A NATS server with JetStream; in production this is your cluster.
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	ns, _ := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	ns.Start()
+	defer ns.Shutdown()
+	ns.ReadyForConnections(5 * time.Second)
+	nc, _ := nats.Connect(ns.ClientURL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := events.EnsureStream(ctx, js, events.StreamOptions{MaxTokenLifetime: time.Hour}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// The issuer's key; a real service would use Config.JWKSURL.
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	v, err := verifier.New(verifier.Config{
+		Issuer:     "https://issuer.example",
+		Audiences:  []string{"api"},
+		Algorithms: []string{verifier.EdDSA},
+		Keys:       []verifier.Key{{ID: "k1", Algorithm: verifier.EdDSA, Public: pub}},
+		JetStream:  js,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer v.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go v.Run(runCtx)
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := v.WaitReady(waitCtx); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+		"iss": "https://issuer.example", "aud": "api", "sub": "alice", "sid": "s-1", "jti": "t-1",
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+	})
+	tok.Header["kid"] = "k1"
+	raw, _ := tok.SignedString(priv)
+
+	claims, err := v.Verify(ctx, raw)
+	fmt.Println("before logout:", claims.Subject, err)
+
+	// Logout: the revoker publishes a session event (here we do it directly).
+	ev := events.NewSession("logout.s-1", "s-1", time.Now())
+	ev.Reason = "logout"
+	if _, err := events.Publish(ctx, js, ev); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err = v.Verify(ctx, raw); err != nil {
+			break
+		}
+	}
+	fmt.Println("after logout:", err)
+	fmt.Println("401?", errors.Is(err, verifier.ErrInvalidToken), "reason:", verifier.Reason(err))
+	// Output:
+	// before logout: alice <nil>
+	// after logout: verifier: session revoked (reason: logout)
+	// 401? true reason: revoked_session
+}

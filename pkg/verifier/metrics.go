@@ -1,0 +1,164 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+)
+
+// meterName is the instrumentation scope of every verifier instrument.
+const meterName = "github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+
+// metrics holds the verifier's instruments. Verify only increments atomic
+// counters (no allocation on the hot path); an observable callback reports
+// them. It also receives the feed's events (feed.Observer).
+type metrics struct {
+	v *Verifier
+
+	// outcomes counts Verify results: index 0 is "ok", 1+i is reasons[i],
+	// the last is "internal".
+	outcomes []atomic.Int64
+
+	applied  metric.Int64Counter
+	rejected metric.Int64Counter
+	lag      metric.Float64Histogram
+	reg      metric.Registration
+}
+
+func newMetrics(v *Verifier) (*metrics, error) {
+	mp := v.cfg.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	meter := mp.Meter(meterName)
+	m := &metrics{v: v, outcomes: make([]atomic.Int64, len(reasons)+2)}
+	var errs []error
+	must := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var err error
+	m.applied, err = meter.Int64Counter("jwtrevoke.verifier.events.applied",
+		metric.WithDescription("Revocation events applied to the local state"), metric.WithUnit("{event}"))
+	must(err)
+	m.rejected, err = meter.Int64Counter("jwtrevoke.verifier.events.rejected",
+		metric.WithDescription("Stream messages refused as invalid events (skipped, never partly applied)"), metric.WithUnit("{event}"))
+	must(err)
+	m.lag, err = meter.Float64Histogram("jwtrevoke.verifier.propagation.lag",
+		metric.WithDescription("Time from a revocation's issue to its application here"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	must(err)
+	verifications, err := meter.Int64ObservableCounter("jwtrevoke.verifier.verifications",
+		metric.WithDescription("Verify calls by outcome (accepted, rejected, unavailable) and reason"), metric.WithUnit("{call}"))
+	must(err)
+	held, err := meter.Int64ObservableGauge("jwtrevoke.verifier.revocations.held",
+		metric.WithDescription("Live revocations held in memory"), metric.WithUnit("{revocation}"))
+	must(err)
+	used, err := meter.Float64ObservableGauge("jwtrevoke.verifier.capacity.used",
+		metric.WithDescription("Share of the revocation capacity in use (1 = full; past it the verifier fails closed)"), metric.WithUnit("1"))
+	must(err)
+	over, err := meter.Int64ObservableGauge("jwtrevoke.verifier.capacity.exceeded",
+		metric.WithDescription("1 while the verifier fails closed because live revocations exceeded capacity"))
+	must(err)
+	staleness, err := meter.Float64ObservableGauge("jwtrevoke.verifier.staleness",
+		metric.WithDescription("Upper bound of how far behind the revocation stream the state may be"), metric.WithUnit("s"))
+	must(err)
+	replay, err := meter.Float64ObservableGauge("jwtrevoke.verifier.replay.duration",
+		metric.WithDescription("Time from start until the stream was replayed (ready)"), metric.WithUnit("s"))
+	must(err)
+	ready, err := meter.Int64ObservableGauge("jwtrevoke.verifier.ready",
+		metric.WithDescription("1 when the verifier has replayed the stream and can decide"))
+	must(err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	outcomeAttrs := make([]metric.ObserveOption, len(m.outcomes))
+	for i := range outcomeAttrs {
+		code, outcome := "ok", "accepted"
+		switch {
+		case i == len(m.outcomes)-1:
+			code, outcome = "internal", "unavailable"
+		case i > 0:
+			code = reasons[i-1].code
+			outcome = "rejected"
+			if reasons[i-1].class == ErrUnavailable {
+				outcome = "unavailable"
+			}
+		}
+		outcomeAttrs[i] = metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("reason", code))
+	}
+	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i := range m.outcomes {
+			o.ObserveInt64(verifications, m.outcomes[i].Load(), outcomeAttrs[i])
+		}
+		h := v.Health()
+		o.ObserveInt64(held, h.Held)
+		if h.Capacity > 0 {
+			o.ObserveFloat64(used, float64(h.Held)/float64(h.Capacity))
+		}
+		o.ObserveInt64(over, b2i(h.OverCapacity))
+		o.ObserveFloat64(staleness, h.Staleness.Seconds())
+		o.ObserveFloat64(replay, h.ReplayDuration.Seconds())
+		o.ObserveInt64(ready, b2i(h.Ready))
+		return nil
+	}, verifications, held, used, over, staleness, replay, ready)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// count records one Verify outcome. It allocates nothing.
+func (m *metrics) count(err error) {
+	if err == nil {
+		m.outcomes[0].Add(1)
+		return
+	}
+	if ve, ok := err.(*verifyError); ok {
+		for i, r := range reasons {
+			if r.err == ve.reason {
+				m.outcomes[i+1].Add(1)
+				return
+			}
+		}
+	}
+	m.outcomes[len(m.outcomes)-1].Add(1)
+}
+
+func (m *metrics) close() {
+	if m.reg != nil {
+		_ = m.reg.Unregister()
+	}
+}
+
+// EventApplied implements feed.Observer.
+func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
+	kind := metric.WithAttributes(attribute.String("kind", string(e.Kind)))
+	m.applied.Add(context.Background(), 1, kind)
+	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind)
+}
+
+// EventRejected implements feed.Observer.
+func (m *metrics) EventRejected(subject string, err error) {
+	m.rejected.Add(context.Background(), 1)
+	m.v.cfg.Logger.Error("verifier: revocation event refused", "subject", subject, "err", err)
+}
+
+// Synced implements feed.Observer.
+func (m *metrics) Synced(bool) {}

@@ -1,0 +1,125 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// MiddlewareConfig configures [Verifier.Middleware]. The zero value reads
+// the token from the Authorization header only.
+type MiddlewareConfig struct {
+	// Realm is sent in WWW-Authenticate; default "jwtrevoke".
+	Realm string
+	// Cookie, if set, names a cookie to read the token from when the request
+	// has no Authorization header (for browser apps that keep the access
+	// token in an HttpOnly cookie). Tokens are never read from query
+	// strings or forms: those end up in logs.
+	Cookie string
+	// RetryAfter is the Retry-After value, in seconds, sent with 503;
+	// default 1.
+	RetryAfter int
+}
+
+type claimsKey struct{}
+
+// ClaimsFromContext returns the claims Middleware stored for the request.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok
+}
+
+// NewContext returns a copy of ctx carrying c, as Middleware does.
+func NewContext(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// Middleware returns net/http middleware that verifies the request's bearer
+// token and calls next with the claims in the request context
+// ([ClaimsFromContext]). Otherwise it answers itself, with a JSON body
+// {"error","error_description"}:
+//
+//   - no token: 401 with "WWW-Authenticate: Bearer realm=..." (RFC 6750 §3.1);
+//   - a bad token: 401, error="invalid_token" and the reason as
+//     error_description ("revoked_session", "expired", ...);
+//   - cannot decide now: 503 with Retry-After.
+func (v *Verifier) Middleware(cfg MiddlewareConfig) func(http.Handler) http.Handler {
+	if cfg.Realm == "" {
+		cfg.Realm = "jwtrevoke"
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 1
+	}
+	retryAfter := strconv.Itoa(cfg.RetryAfter)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, err := bearerToken(r, cfg.Cookie)
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`"`)
+				if errors.Is(err, errNoToken) {
+					writeError(w, http.StatusUnauthorized, "unauthorized", "no bearer token")
+					return
+				}
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`", error="invalid_request", error_description="malformed authorization header"`)
+				writeError(w, http.StatusBadRequest, "invalid_request", "malformed authorization header")
+				return
+			}
+			c, err := v.Verify(r.Context(), raw)
+			if err != nil {
+				reason := Reason(err)
+				if errors.Is(err, ErrUnavailable) {
+					w.Header().Set("Retry-After", retryAfter)
+					writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", reason)
+					return
+				}
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`", error="invalid_token", error_description="`+reason+`"`)
+				writeError(w, http.StatusUnauthorized, "invalid_token", reason)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), c)))
+		})
+	}
+}
+
+var (
+	errNoToken        = errors.New("verifier: no bearer token")
+	errMalformedAuthz = errors.New("verifier: malformed authorization header")
+)
+
+// bearerToken reads the token from "Authorization: Bearer <token>" or, when
+// the request has no Authorization header, from the named cookie.
+func bearerToken(r *http.Request, cookie string) (string, error) {
+	h := r.Header.Values("Authorization")
+	switch {
+	case len(h) > 1:
+		return "", errMalformedAuthz
+	case len(h) == 1:
+		scheme, tok, ok := strings.Cut(h[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", errMalformedAuthz
+		}
+		tok = strings.TrimLeft(tok, " ")
+		if tok == "" || strings.ContainsAny(tok, " \t") {
+			return "", errMalformedAuthz
+		}
+		return tok, nil
+	case cookie != "":
+		if c, err := r.Cookie(cookie); err == nil && c.Value != "" {
+			return c.Value, nil
+		}
+	}
+	return "", errNoToken
+}
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{code, desc})
+}
