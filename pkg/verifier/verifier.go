@@ -2,9 +2,11 @@ package verifier
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -23,14 +25,15 @@ import (
 //
 // A Verifier is safe for concurrent use.
 type Verifier struct {
-	cfg     Config
-	keys    KeySource
-	remote  *keyset.Remote // non-nil when keys come from Config.JWKSURL
-	parser  *jwt.Parser
-	tokens  *tokenCache // nil when disabled
-	store   *revocation.Store
-	feed    *feed.Feed
-	metrics *metrics
+	cfg       Config
+	keys      KeySource
+	remote    *keyset.Remote               // non-nil when keys come from Config.JWKSURL
+	methods   map[string]jwt.SigningMethod // the allow-list, resolved once
+	validator *jwt.Validator
+	tokens    *tokenCache // nil when disabled
+	store     *revocation.Store
+	feed      *feed.Feed
+	metrics   *metrics
 
 	closeOnce sync.Once
 }
@@ -67,14 +70,17 @@ func New(cfg Config) (*Verifier, error) {
 		v.keys = cfg.KeySource
 	}
 
-	v.parser = jwt.NewParser(
+	v.methods = make(map[string]jwt.SigningMethod, len(cfg.Algorithms))
+	for _, alg := range cfg.Algorithms {
+		v.methods[alg] = jwt.GetSigningMethod(alg)
+	}
+	v.validator = jwt.NewValidator(
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audiences...),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(cfg.Now),
-		jwt.WithStrictDecoding(),
 	)
 
 	v.store, err = revocation.New(revocation.Config{
@@ -273,43 +279,105 @@ func classifyRevocation(err error) error {
 	return &verifyError{class: ErrUnavailable, reason: ErrStale, cause: err}
 }
 
-// forbiddenHeaders name key material or locations: following them would let
-// the token choose the key that verifies it.
-var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit", "b64"}
+// jwsHeader is the protected header. The fields that name key material or
+// extensions are only tested for presence: following them would let the
+// token choose the key that verifies it, so any of them refuses the token.
+type jwsHeader struct {
+	Alg any `json:"alg"`
+	Kid any `json:"kid"`
+	Typ any `json:"typ"`
 
-// parse checks everything that can be checked from the token alone.
+	Jku  json.RawMessage `json:"jku"`
+	X5u  json.RawMessage `json:"x5u"`
+	Jwk  json.RawMessage `json:"jwk"`
+	X5c  json.RawMessage `json:"x5c"`
+	Crit json.RawMessage `json:"crit"`
+	B64  json.RawMessage `json:"b64"`
+}
+
+func (h *jwsHeader) refused() string {
+	for _, f := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{{"jku", h.Jku}, {"x5u", h.X5u}, {"jwk", h.Jwk}, {"x5c", h.X5c}, {"crit", h.Crit}, {"b64", h.B64}} {
+		if f.raw != nil {
+			return f.name
+		}
+	}
+	return ""
+}
+
+// segment is strict base64url (RFC 7515 §2: no padding, canonical bits).
+var segment = base64.RawURLEncoding.Strict()
+
+// parse checks everything that can be checked from the token alone: the
+// header, the key, the signature (before the claims are even decoded), then
+// the claims, with golang-jwt's signing methods and claims validator.
 func (v *Verifier) parse(ctx context.Context, raw string) (*Claims, error) {
-	var tc tokenClaims
-	var kid string
-	_, err := v.parser.ParseWithClaims(raw, &tc, func(t *jwt.Token) (any, error) {
-		alg := t.Method.Alg()
-		if !slices.Contains(v.cfg.Algorithms, alg) {
-			return nil, fail(ErrAlgorithm, "")
-		}
-		for _, h := range forbiddenHeaders {
-			if _, ok := t.Header[h]; ok {
-				return nil, fail(ErrHeader, "header "+h+" is refused")
-			}
-		}
-		if typ, ok := t.Header["typ"]; ok && !acceptedType(typ) {
-			return nil, fail(ErrHeader, "typ is not at+jwt")
-		}
-		k, ok := t.Header["kid"].(string)
-		if !ok || !validKID(k) {
-			return nil, fail(ErrHeader, "kid missing or not a short printable string")
-		}
-		kid = k
-		key, err := v.keys.Key(ctx, kid)
-		if err != nil {
-			return nil, err
-		}
-		if !key.AllowsAlgorithm(alg) {
-			return nil, fail(ErrAlgorithm, "algorithm does not match the key")
-		}
-		return key.Public, nil
-	})
+	dot1 := strings.IndexByte(raw, '.')
+	if dot1 < 0 {
+		return nil, fail(ErrMalformed, "not three segments")
+	}
+	dot2 := strings.IndexByte(raw[dot1+1:], '.')
+	if dot2 < 0 {
+		return nil, fail(ErrMalformed, "not three segments")
+	}
+	dot2 += dot1 + 1
+	if strings.IndexByte(raw[dot2+1:], '.') >= 0 {
+		return nil, fail(ErrMalformed, "not three segments")
+	}
+	hb, err := segment.DecodeString(raw[:dot1])
 	if err != nil {
-		return nil, classifyParse(err)
+		return nil, fail(ErrMalformed, "header is not base64url")
+	}
+	var h jwsHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fail(ErrMalformed, "header is not a json object")
+	}
+	alg, _ := h.Alg.(string)
+	method, ok := v.methods[alg]
+	if !ok {
+		return nil, fail(ErrAlgorithm, "")
+	}
+	if name := h.refused(); name != "" {
+		return nil, fail(ErrHeader, "header "+name+" is refused")
+	}
+	if h.Typ != nil && !acceptedType(h.Typ) {
+		return nil, fail(ErrHeader, "typ is not at+jwt")
+	}
+	kid, ok := h.Kid.(string)
+	if !ok || !validKID(kid) {
+		return nil, fail(ErrHeader, "kid missing or not a short printable string")
+	}
+	key, err := v.keys.Key(ctx, kid)
+	if errors.Is(err, ErrUnknownKey) {
+		return nil, fail(ErrUnknownKey, "") // the kid is token content: not echoed
+	}
+	if err != nil {
+		// The key source could not answer (JWKS never fetched, ctx ended):
+		// that says nothing about the token.
+		return nil, &verifyError{class: ErrUnavailable, reason: ErrKeysUnavailable, cause: err}
+	}
+	if !key.AllowsAlgorithm(alg) {
+		return nil, fail(ErrAlgorithm, "algorithm does not match the key")
+	}
+	sig, err := segment.DecodeString(raw[dot2+1:])
+	if err != nil {
+		return nil, fail(ErrMalformed, "signature is not base64url")
+	}
+	if err := method.Verify(raw[:dot2], sig, key.Public); err != nil {
+		return nil, fail(ErrSignature, "")
+	}
+	cb, err := segment.DecodeString(raw[dot1+1 : dot2])
+	if err != nil {
+		return nil, fail(ErrMalformed, "claims are not base64url")
+	}
+	var tc tokenClaims
+	if err := json.Unmarshal(cb, &tc); err != nil {
+		return nil, fail(ErrMalformed, "claims are not a valid json object")
+	}
+	if err := v.validator.Validate(&tc); err != nil {
+		return nil, classifyClaims(err)
 	}
 	switch {
 	case tc.Subject == "" || len(tc.Subject) > 256:
@@ -343,27 +411,10 @@ func (v *Verifier) parse(ctx context.Context, raw string) (*Claims, error) {
 	return c, nil
 }
 
-// classifyParse maps golang-jwt's errors, and ours returned from the key
-// function through it, to the verifier's sentinels. The parser's own text is
-// not kept: it can quote the token.
-func classifyParse(err error) error {
-	var ve *verifyError
-	if errors.As(err, &ve) {
-		return ve
-	}
-	for _, s := range []error{ErrUnknownKey, ErrKeysUnavailable} {
-		if errors.Is(err, s) {
-			return &verifyError{class: classOf(s), reason: s}
-		}
-	}
+// classifyClaims maps golang-jwt's validator errors to the verifier's
+// sentinels. Their text is not kept: it can quote the token.
+func classifyClaims(err error) error {
 	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return fail(ErrMalformed, "")
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		// The alg names no signing method golang-jwt knows.
-		return fail(ErrAlgorithm, "")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return fail(ErrSignature, "")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return fail(ErrExpired, "")
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):

@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -182,7 +184,7 @@ func TestVerifyClaims(t *testing.T) {
 	}
 	// Seen again: the same claims come from the cache (once ristretto has
 	// applied the write).
-	v.tokens.c.Wait()
+	v.tokens.wait()
 	c2, err := v.Verify(context.Background(), raw)
 	if err != nil || c2 != c {
 		t.Fatalf("second Verify = %p, %v; want the cached %p", c2, err, c)
@@ -277,3 +279,21 @@ func TestConfigValidation(t *testing.T) {
 type staticSource struct{}
 
 func (staticSource) Key(context.Context, string) (Key, error) { return Key{}, ErrUnknownKey }
+
+// TestKeysUnavailable: a JWKS that cannot be fetched is "cannot decide now"
+// (503), never "bad token", and the verifier is not ready.
+func TestKeysUnavailable(t *testing.T) {
+	e := newEnv(t)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	cfg := e.config(t)
+	cfg.JWKSURL = down.URL + "/jwks.json"
+	v := start(t, cfg)
+	_, err := v.Verify(context.Background(), e.iss.Token(t, verifiertest.TokenOptions{}))
+	if !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Verify with no keys = %v, want ErrKeysUnavailable (unavailable class)", err)
+	}
+	if v.Ready() {
+		t.Fatal("Ready with no keys ever fetched")
+	}
+}
