@@ -30,10 +30,15 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
 
-## bench: the benchmarks, -count $(BENCH_COUNT), summarised by benchstat
-## (medians with confidence intervals). Raw output in bench.txt.
+## bench: the benchmarks, summarised by benchstat (medians with confidence
+## intervals); raw output in bench.txt. Three passes: everything at
+## -count $(BENCH_COUNT); the parallel Verify at -cpu 1,2; replay-to-ready
+## (100k and 1M revocations, one replay per count: the stream is published
+## once). internal/feed's BenchmarkReplay (test applier) runs on demand only.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) -timeout 60m $(RACE_PKGS) | tee bench.txt
+	$(GO) test -run '^$$' -bench . -skip 'Replay|Parallel' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) -timeout 60m $(RACE_PKGS) | tee bench.txt
+	$(GO) test -run '^$$' -bench 'Parallel' -cpu 1,2 -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) -timeout 60m ./pkg/verifier | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'Replay' -benchtime 1x -count 5 -timeout 60m ./pkg/verifier | tee -a bench.txt
 	$(GO) tool benchstat bench.txt
 
 ## fuzz: run every fuzz target for FUZZ_TIME each; crashers land in testdata/.
