@@ -211,7 +211,28 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	return c, nil
 }
 
+// Inspect checks everything Verify checks about the token itself — size,
+// header, key, signature, claims, expiry — but not the revocation state,
+// readiness or staleness. It is for services that act on a token whatever
+// its revocation status, such as a revoker revoking it or an issuer logging
+// its session out (idempotently). It MUST NOT be used to authorise a
+// request: use Verify.
+func (v *Verifier) Inspect(ctx context.Context, raw string) (*Claims, error) {
+	return v.inspect(ctx, raw)
+}
+
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
+	c, err := v.inspect(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkRevocation(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (v *Verifier) inspect(ctx context.Context, raw string) (*Claims, error) {
 	if raw == "" {
 		return nil, fail(ErrMalformed, "empty token")
 	}
@@ -232,9 +253,6 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, err
 		}
 		v.tokens.add(raw, c, now.Add(-v.cfg.Leeway))
-	}
-	if err := v.checkRevocation(ctx, c); err != nil {
-		return nil, err
 	}
 	return c, nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
@@ -295,5 +296,24 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 	if v.Ready() {
 		t.Fatal("Ready with no keys ever fetched")
+	}
+}
+
+// TestInspectIgnoresRevocation: Inspect checks the token, not its revocation.
+func TestInspectIgnoresRevocation(t *testing.T) {
+	e := newEnv(t)
+	v := e.verifier(t, nil)
+	raw := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "gone"})
+	e.srv.Revoke(t, events.NewSession(eventID("ses"), "gone", time.Now()))
+	waitFor(t, 5*time.Second, "revocation applied", func() bool {
+		_, err := v.Verify(context.Background(), raw)
+		return errors.Is(err, ErrSessionRevoked)
+	})
+	c, err := v.Inspect(context.Background(), raw)
+	if err != nil || c.SessionID != "gone" {
+		t.Fatalf("Inspect of a revoked token = %+v, %v; want its claims", c, err)
+	}
+	if _, err := v.Inspect(context.Background(), raw+"x"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Inspect of a tampered token = %v, want ErrInvalidToken", err)
 	}
 }

@@ -1,0 +1,276 @@
+// Package httpx holds the HTTP plumbing jwtrevoke's services share: one way
+// to answer errors ({"error","error_description"}), bounded and strict body
+// parsing, service-credential authentication, health endpoints, a Prometheus
+// /metrics handler fed by OpenTelemetry, and a server that listens at start
+// and shuts down gracefully.
+package httpx
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Error is an error with the HTTP answer it deserves. Description is shown
+// to the client: it must never carry secrets or internal detail.
+type Error struct {
+	Status      int
+	Code        string // OAuth-style error code: invalid_request, invalid_grant, ...
+	Description string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Description) }
+
+// Errorf returns an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is a 400 invalid_request.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, "invalid_request", format, args...)
+}
+
+// WriteError writes the JSON error body {"error","error_description"}.
+func WriteError(w http.ResponseWriter, status int, code, description string) {
+	WriteJSON(w, status, struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{code, description})
+}
+
+// Fail answers err: an *Error as itself; anything else as a 500 with a
+// generic body, the detail going to the log only.
+func Fail(w http.ResponseWriter, log *slog.Logger, err error) {
+	var he *Error
+	if errors.As(err, &he) {
+		if he.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+		WriteError(w, he.Status, he.Code, he.Description)
+		return
+	}
+	if log != nil {
+		log.Error("request failed", "err", err)
+	}
+	WriteError(w, http.StatusInternalServerError, "server_error", "internal error")
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// DefaultMaxBody bounds request bodies, in bytes.
+const DefaultMaxBody = 16 << 10
+
+// DecodeJSON reads exactly one JSON object from r's body into v: the content
+// type must be application/json, the body at most max bytes (0 means
+// DefaultMaxBody), unknown fields and trailing data are refused. Errors are
+// *Error (415, 413, 400).
+func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
+	if err := requireType(r, "application/json"); err != nil {
+		return err
+	}
+	body, err := readBody(w, r, max)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return BadRequest("body is not the expected JSON object: %s", shorten(err.Error()))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return BadRequest("data after the JSON object")
+	}
+	return nil
+}
+
+// ParseForm reads an application/x-www-form-urlencoded body of at most max
+// bytes (0 means DefaultMaxBody). A parameter given twice is refused
+// (RFC 6749 §3.1). Errors are *Error.
+func ParseForm(w http.ResponseWriter, r *http.Request, max int64) (url.Values, error) {
+	if err := requireType(r, "application/x-www-form-urlencoded"); err != nil {
+		return nil, err
+	}
+	body, err := readBody(w, r, max)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, BadRequest("body is not a valid form")
+	}
+	for k, vs := range form {
+		if len(vs) > 1 {
+			return nil, BadRequest("parameter %q given more than once", shorten(k))
+		}
+	}
+	return form, nil
+}
+
+func requireType(r *http.Request, want string) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != want {
+		return Errorf(http.StatusUnsupportedMediaType, "invalid_request", "Content-Type must be %s", want)
+	}
+	return nil
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if max <= 0 {
+		max = DefaultMaxBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "body larger than %d bytes", max)
+		}
+		return nil, BadRequest("could not read the body")
+	}
+	return body, nil
+}
+
+func shorten(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return s
+}
+
+// Credentials checks service credentials (Authorization: Bearer <key>).
+// Several keys may be valid at once, for rotation. Comparison is in
+// constant time over SHA-256 digests, so neither content nor length leaks.
+// A Credentials is safe for concurrent use.
+type Credentials struct {
+	digests [][sha256.Size]byte
+}
+
+// NewCredentials returns Credentials accepting any of keys; it refuses an
+// empty list or a key shorter than 16 bytes.
+func NewCredentials(keys ...string) (*Credentials, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("httpx: at least one service credential is required")
+	}
+	c := &Credentials{}
+	for _, k := range keys {
+		if len(k) < 16 {
+			return nil, errors.New("httpx: service credentials must be at least 16 bytes")
+		}
+		c.digests = append(c.digests, sha256.Sum256([]byte(k)))
+	}
+	return c, nil
+}
+
+// Valid reports whether the request carries one of the keys.
+func (c *Credentials) Valid(r *http.Request) bool {
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return false
+	}
+	d := sha256.Sum256([]byte(key))
+	match := 0
+	for _, want := range c.digests {
+		match |= subtle.ConstantTimeCompare(d[:], want[:])
+	}
+	return match == 1
+}
+
+// Require is middleware answering 401 invalid_client unless the request
+// carries a valid credential.
+func (c *Credentials) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !c.Valid(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="jwtrevoke-service"`)
+			WriteError(w, http.StatusUnauthorized, "invalid_client", "missing or wrong service credential")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Health adds /healthz (the process answers: liveness, never dependent on
+// NATS or Redis) and /readyz (ready() == nil) to mux.
+func Health(mux *http.ServeMux, ready func(context.Context) error) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			w.Header().Set("Retry-After", "1")
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// Server is an http.Server that listens when created, so a busy port fails
+// at start, and serves until its context ends.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Listen listens on addr (":0" picks a free port) for handler.
+func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+	}
+	if log != nil {
+		srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	}
+	return &Server{ln: ln, srv: srv}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is http://Addr.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Serve serves until ctx ends, then shuts down gracefully (up to 10 s) and
+// returns nil; or returns the error that stopped it.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("httpx: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
