@@ -1,0 +1,117 @@
+package revoker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Request is the body of POST /v1/revocations. Type is "token", "session",
+// "subject" or "key"; exactly the fields of that type are set:
+//
+//	{"type":"token","jti":"...","exp":1763812854}   exp: NumericDate (seconds, may have a fraction)
+//	{"type":"token","token":"<the access token itself>"}
+//	{"type":"session","sid":"..."}
+//	{"type":"subject","sub":"..."}
+//	{"type":"key","kid":"..."}
+//
+// Reason and Initiator are optional, at most 256 bytes each.
+type Request struct {
+	Type      string   `json:"type"`
+	JTI       string   `json:"jti,omitempty"`
+	Exp       *float64 `json:"exp,omitempty"`
+	Token     string   `json:"token,omitempty"`
+	SID       string   `json:"sid,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	KID       string   `json:"kid,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	Initiator string   `json:"initiator,omitempty"`
+}
+
+// Result is the body of a 201 answer: the event id and its stream sequence.
+type Result struct {
+	ID  string `json:"id"`
+	Seq uint64 `json:"seq"`
+}
+
+// ErrUnavailable is returned when the revoker answers 503 or cannot be
+// reached: the revocation may not be stored; retry with the same
+// idempotency key.
+var ErrUnavailable = errors.New("revoker: unavailable")
+
+// APIError is a 4xx answer: the request itself is wrong; retrying it will
+// not help.
+type APIError struct {
+	Status      int
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("revoker: %d %s: %s", e.Status, e.Code, e.Description)
+}
+
+// Client calls a revoker over HTTP. It is safe for concurrent use.
+type Client struct {
+	base       string
+	credential string
+	hc         *http.Client
+}
+
+// NewClient returns a client for the revoker at baseURL (e.g.
+// "http://revoker:8082") authenticating with the service credential. A nil
+// hc means a client with a 10 s timeout.
+func NewClient(baseURL, credential string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), credential: credential, hc: hc}
+}
+
+// Revoke asks the revoker to revoke; it returns once the revocation is
+// durable (the revoker answers only after the stream acknowledged it).
+// idempotencyKey, if not empty, is sent as Idempotency-Key: retrying with
+// the same key yields the same event.
+func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string) (Result, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Result{}, fmt.Errorf("revoker: encode request: %w", err)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/revocations", bytes.NewReader(body))
+	if err != nil {
+		return Result{}, fmt.Errorf("revoker: %w", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Authorization", "Bearer "+c.credential)
+	if idempotencyKey != "" {
+		hreq.Header.Set("Idempotency-Key", idempotencyKey)
+	}
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: read answer: %w", ErrUnavailable, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
+		var r Result
+		if err := json.Unmarshal(data, &r); err != nil {
+			return Result{}, fmt.Errorf("revoker: decode answer: %w", err)
+		}
+		return r, nil
+	case resp.StatusCode >= 500:
+		return Result{}, fmt.Errorf("%w: status %d", ErrUnavailable, resp.StatusCode)
+	}
+	apiErr := &APIError{Status: resp.StatusCode}
+	_ = json.Unmarshal(data, apiErr)
+	return Result{}, apiErr
+}
