@@ -7,7 +7,7 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit bench fuzz run tools
+.PHONY: all test lint vet fmt-check staticcheck unit bench fuzz run tools deps
 
 all: test
 
@@ -15,7 +15,15 @@ all: test
 ## under -race (fuzz seed corpora included: `go test` replays them).
 test: lint unit
 
-unit:
+## deps: what the tests need outside Go: redis-server (internal/redistest
+## starts its own on a free port; a system service on 6379 is never used).
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
+
+unit: deps
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 lint: fmt-check vet staticcheck

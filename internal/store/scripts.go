@@ -1,0 +1,148 @@
+package store
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each touches only the keys it is given (one hash slot),
+// so it runs on Redis Cluster too; go-redis sends EVALSHA and falls back to
+// EVAL when the server does not know the script yet.
+//
+// Times are Unix nanoseconds as decimal strings. Lua numbers are doubles,
+// which hold such values only to about 256 ns, so scripts never do
+// arithmetic on them: they compare them exactly with cmp, and the caller
+// passes precomputed instants (the grace cutoff, the new expiry).
+
+// luaCmp compares two non-negative decimal integers written without
+// leading zeros: -1, 0 or 1. Byte by byte, so the locale plays no part.
+const luaCmp = `
+local function cmp(a, b)
+  if #a ~= #b then
+    if #a < #b then return -1 end
+    return 1
+  end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      if x < y then return -1 end
+      return 1
+    end
+  end
+  return 0
+end
+`
+
+// scriptRaiseEpoch: KEYS[1] the subject's epoch; ARGV now (ns), retention
+// (ms). Sets the epoch to max(now, recorded+1) and returns it as a string.
+// INCR is exact int64 arithmetic, which Lua is not.
+var scriptRaiseEpoch = redis.NewScript(luaCmp + `
+local cur = redis.call('GET', KEYS[1])
+if cur and cmp(ARGV[1], cur) <= 0 then
+  redis.call('INCR', KEYS[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return redis.call('GET', KEYS[1])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`)
+
+// scriptMaxEpoch: KEYS[1] the subject's epoch; ARGV epoch (ns), retention
+// (ms). Raises the recorded epoch to at least ARGV[1], never lowers it.
+var scriptMaxEpoch = redis.NewScript(luaCmp + `
+local cur = redis.call('GET', KEYS[1])
+if not cur or cmp(ARGV[1], cur) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`)
+
+// scriptRecordToken: KEYS[1] the jti record; ARGV event (JSON), expiry
+// (Unix ms). The first event stays; the record lives until the latest
+// expiry any of them asked for (PEXPIREAT GT: Redis 7.0).
+var scriptRecordToken = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 1 end
+redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+return 0
+`)
+
+// scriptRevokeSession: KEYS[1] the session; ARGV retention (ms). Flags it
+// revoked (creating a flag-only hash if missing) and keeps it for at least
+// retention from now.
+var scriptRevokeSession = redis.NewScript(`
+redis.call('HSET', KEYS[1], 'revoked', '1')
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+`)
+
+// scriptRemember: KEYS[1] the idempotency key; ARGV event (JSON), ttl (ms).
+// Returns {1, event} when stored now, {0, held event} otherwise.
+var scriptRemember = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, ARGV[1]}
+end
+return {0, redis.call('GET', KEYS[1])}
+`)
+
+// scriptCreateSession: KEYS session, used; ARGV sub, claims, generation,
+// current hash, created (ns), expiry (ns), revoked ("1" or ""), ttl (ms).
+// Returns 0 if the session key exists (nothing changed), 1 when created.
+var scriptCreateSession = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'sub', ARGV[1], 'claims', ARGV[2], 'gen', ARGV[3],
+  'cur', ARGV[4], 'created', ARGV[5], 'rot', ARGV[5], 'exp', ARGV[6])
+if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'revoked', '1') end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+return 1
+`)
+
+// Outcomes of scriptRotate, its reply's first element.
+const (
+	rotRotated  = "rotated"
+	rotRetry    = "retry"
+	rotReuse    = "reuse"
+	rotRevoked  = "revoked"
+	rotNotFound = "notfound"
+	rotInvalid  = "invalid"
+)
+
+// scriptRotate: KEYS session, used; ARGV presented hash (hex), successor
+// hash (hex), now (ns), grace cutoff = now - grace (ns), new expiry (ns),
+// key ttl (ms), retention (ms). Replies {outcome} or, for rotated and
+// retry, {outcome, HGETALL of the session...}.
+//
+// Compare-and-swap on the current hash: of concurrent calls presenting the
+// same current token exactly one rotates; the others then find it as the
+// previous hash, rotated at or after the cutoff, and retry.
+var scriptRotate = redis.NewScript(luaCmp + `
+local h = redis.call('HMGET', KEYS[1], 'gen', 'cur', 'prev', 'rot', 'exp', 'revoked')
+local gen, cur, prev, rot, exp, revoked = h[1], h[2], h[3], h[4], h[5], h[6]
+if revoked == '1' then return {'` + rotRevoked + `'} end
+if not gen or not exp or cmp(exp, ARGV[3]) <= 0 then return {'` + rotNotFound + `'} end
+local p = ARGV[1]
+if p == cur then
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', p, 'rot', ARGV[3], 'exp', ARGV[5])
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  redis.call('SADD', KEYS[2], p)
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  local r = redis.call('HGETALL', KEYS[1])
+  table.insert(r, 1, '` + rotRotated + `')
+  return r
+end
+if p == prev and rot and cmp(rot, ARGV[4]) > 0 then
+  local r = redis.call('HGETALL', KEYS[1])
+  table.insert(r, 1, '` + rotRetry + `')
+  return r
+end
+if p == prev or redis.call('SISMEMBER', KEYS[2], p) == 1 then
+  redis.call('HSET', KEYS[1], 'revoked', '1')
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[7]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  end
+  return {'` + rotReuse + `'}
+end
+return {'` + rotInvalid + `'}
+`)
