@@ -248,6 +248,10 @@ func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error
 	return &Server{ln: ln, srv: srv}, nil
 }
 
+// SetHandler sets the handler; only before Serve (for services that need
+// to know their own address before they can be built).
+func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = h }
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
