@@ -20,12 +20,14 @@
 //	reason     string  optional  short cause, e.g. "logout", "refresh_reuse", "compromised"
 //	initiator  string  optional  who asked
 //
-// A kind carries exactly its own fields: a "session" event with a jti is
-// invalid. Identifiers (jti, sid, sub, kid) are 1-256 bytes of UTF-8 without
+// Keys are case-sensitive and must not repeat; no value may be null; v is a
+// JSON integer. A kind carries exactly its own fields: a "session" event
+// with a jti is invalid. Identifiers (jti, sid, sub, kid) are 1-256 bytes of UTF-8 without
 // control characters; reason and initiator at most 256 bytes. Times must lie
 // in [2000-01-01, 2200-01-01); a subject's epoch may be at most
 // [MaxFutureSkew] after its issued_at. Unknown fields, an unknown kind or a
-// version other than 1 make the whole event invalid: consumers refuse it
+// version other than 1 (reported as an unsupported version whenever v is an
+// integer) make the whole event invalid: consumers refuse it
 // (and count it) instead of applying part of it.
 //
 // Worked examples, one per kind:

@@ -1,11 +1,9 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -301,66 +299,4 @@ func utc(t time.Time) time.Time {
 		return t
 	}
 	return t.UTC()
-}
-
-// Decode parses and validates one encoded event. It is strict: unknown
-// fields, trailing data, a wrong type, a missing field, an unknown kind or
-// version, an oversized message or an absurd time is an error wrapping
-// [ErrInvalid], and the returned Event is then the zero value.
-func Decode(b []byte) (Event, error) {
-	if len(b) > MaxEventSize {
-		return Event{}, ErrTooLarge
-	}
-	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, making two
-	// different byte strings the same identifier: refuse instead.
-	if !utf8.Valid(b) {
-		return Event{}, fmt.Errorf("%w: not valid utf-8", ErrBadValue)
-	}
-	// One strict pass; only when it fails is the version read on its own,
-	// so a newer producer's event is reported as such rather than as an
-	// unknown field.
-	var w struct {
-		Event
-		Version *int `json:"v"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Event{}, versionOr(b, fmt.Errorf("%w: %s", ErrMalformed, jsonErrText(err)))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Event{}, fmt.Errorf("%w: data after the event", ErrMalformed)
-	}
-	if w.Version == nil {
-		return Event{}, fmt.Errorf("%w: v", ErrMissingField)
-	}
-	e := w.Event
-	e.Version = *w.Version
-	e.IssuedAt, e.Expiry, e.Epoch = utc(e.IssuedAt), utc(e.Expiry), utc(e.Epoch)
-	if err := e.Validate(); err != nil {
-		return Event{}, err
-	}
-	return e, nil
-}
-
-// versionOr returns ErrUnsupportedVersion if b names a version other than
-// this one, and err otherwise.
-func versionOr(b []byte, err error) error {
-	var head struct {
-		Version *int `json:"v"`
-	}
-	if json.Unmarshal(b, &head) == nil && head.Version != nil && *head.Version != Version {
-		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, *head.Version)
-	}
-	return err
-}
-
-// jsonErrText keeps the decoder's own words but never more than a line of
-// them: the input is untrusted and may be long.
-func jsonErrText(err error) string {
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }

@@ -2,10 +2,16 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 500_000_000, time.UTC)
@@ -195,5 +201,212 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// decodeReference is the encoding/json-based Decode this package had before
+// the hand-written scanner, kept as the oracle of FuzzDecodeDifferential.
+func decodeReference(b []byte) (Event, error) {
+	if len(b) > MaxEventSize {
+		return Event{}, ErrTooLarge
+	}
+	if !utf8.Valid(b) {
+		return Event{}, fmt.Errorf("%w: not valid utf-8", ErrBadValue)
+	}
+	var w struct {
+		Event
+		Version *int `json:"v"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Event{}, referenceVersionOr(b, fmt.Errorf("%w: %s", ErrMalformed, shorten(err.Error())))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Event{}, fmt.Errorf("%w: data after the event", ErrMalformed)
+	}
+	if w.Version == nil {
+		return Event{}, fmt.Errorf("%w: v", ErrMissingField)
+	}
+	e := w.Event
+	e.Version = *w.Version
+	e.IssuedAt, e.Expiry, e.Epoch = utc(e.IssuedAt), utc(e.Expiry), utc(e.Epoch)
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// referenceVersionOr returns ErrUnsupportedVersion if b names a version
+// other than this one, and err otherwise.
+func referenceVersionOr(b []byte, err error) error {
+	var head struct {
+		Version *int `json:"v"`
+	}
+	if json.Unmarshal(b, &head) == nil && head.Version != nil && *head.Version != Version {
+		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, *head.Version)
+	}
+	return err
+}
+
+// TestDecodeSpellings checks that any valid JSON spelling of an event decodes
+// to it, and that the encoding/json-based reference agrees.
+func TestDecodeSpellings(t *testing.T) {
+	evs := validEvents()
+	key, tok := evs[3], evs[0]
+	paris := time.FixedZone("", 3600)
+	surrogate := key
+	surrogate.Reason = "bye 😀"
+	tests := []struct {
+		name string
+		in   string
+		want Event
+	}{
+		{"canonical", `{"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"compromised","initiator":"ops"}`, key},
+		{"whitespace", " \t\r\n{ \"v\" :\n1 ,\t\"id\"\r: \"key.0001\" , \"kind\":\"key\",\"issued_at\":\"2026-11-22T10:00:00.5Z\",\"kid\":\"2026-11-a\",\"reason\":\"compromised\",\"initiator\":\"ops\"\n}\n\t ", key},
+		{"reordered", `{"initiator":"ops","reason":"compromised","kid":"2026-11-a","issued_at":"2026-11-22T10:00:00.5Z","kind":"key","id":"key.0001","v":1}`, key},
+		{"escaped values", `{"v":1,"id":"key\u002e0001","kind":"\u006bey","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"compromised","initiator":"o\u0070s"}`, key},
+		{"escaped keys", `{"\u0076":1,"i\u0064":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","\u006bid":"2026-11-a","reason":"compromised","initiator":"ops"}`, key},
+		{"surrogate pair", `{"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"bye \ud83d\ude00","initiator":"ops"}`, surrogate},
+		{"raw utf-8", `{"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"bye 😀","initiator":"ops"}`, surrogate},
+		{"offset times", `{"v":1,"id":"tok.5f0c","kind":"token","issued_at":"2026-11-22T11:00:00.5+01:00","jti":"a1b2c3","exp":"` + tok.Expiry.In(paris).Format(time.RFC3339Nano) + `"}`, tok},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Decode([]byte(tt.in))
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !got.Equal(tt.want) {
+				t.Fatalf("Decode = %+v, want %+v", got, tt.want)
+			}
+			if got.IssuedAt.Location() != time.UTC || got.Expiry.Location() != time.UTC || got.Epoch.Location() != time.UTC {
+				t.Fatalf("times not in UTC: %+v", got)
+			}
+			ref, err := decodeReference([]byte(tt.in))
+			if err != nil || !ref.Equal(got) {
+				t.Fatalf("reference decoder disagrees: %+v, %v", ref, err)
+			}
+		})
+	}
+}
+
+// TestDecodeStrict pins down what Decode refuses beyond encoding/json
+// (duplicate keys, keys in another case, nulls) and how it reads v, each
+// against the reference decoder.
+func TestDecodeStrict(t *testing.T) {
+	const rest = `"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"`
+	tests := []struct {
+		name string
+		in   string
+		want error
+		// ref is the encoding/json reference's error: nil for the
+		// strictnesses it did not have.
+		ref error
+	}{
+		{"duplicate key", `{"v":1,` + rest + `,"kid":"k2"}`, errDuplicateKey, nil},
+		{"duplicate v", `{"v":1,"v":1,` + rest + `}`, errDuplicateKey, nil},
+		{"duplicate v of another version", `{"v":2,"v":1,` + rest + `}`, errDuplicateKey, nil},
+		{"key in upper case", `{"v":1,"id":"a","KIND":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"}`, errKeyCase, nil},
+		{"V in upper case", `{"V":1,` + rest + `}`, errKeyCase, nil},
+		{"kelvin sign folds to k", `{"v":1,"id":"a","\u212aind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"}`, errKeyCase, nil},
+		{"null string", `{"v":1,` + rest + `,"reason":null}`, errNull, nil},
+		{"null time", `{"v":1,` + rest + `,"exp":null}`, errNull, nil},
+		{"null v", `{"v":null,` + rest + `}`, errNull, ErrMissingField},
+		{"v 1.0", `{"v":1.0,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"v 1e0", `{"v":1e0,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"v true", `{"v":true,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"v -0", `{"v":-0,` + rest + `}`, ErrUnsupportedVersion, ErrUnsupportedVersion},
+		{"v max int64", `{"v":9223372036854775807,` + rest + `}`, ErrUnsupportedVersion, ErrUnsupportedVersion},
+		{"v min int64", `{"v":-9223372036854775808,` + rest + `}`, ErrUnsupportedVersion, ErrUnsupportedVersion},
+		{"v beyond int64", `{"v":9223372036854775808,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"v below int64", `{"v":-9223372036854775809,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"v 01", `{"v":01,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"v 2 with an unknown field", `{"v":2,` + rest + `,"tenant":"t"}`, ErrUnsupportedVersion, ErrUnsupportedVersion},
+		{"v 2 with a wrong type", `{"v":2,"id":5,"kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"}`, ErrUnsupportedVersion, ErrUnsupportedVersion},
+		{"v 2 with a bad time", `{"v":2,"id":"a","kind":"key","issued_at":"soon","kid":"k"}`, ErrUnsupportedVersion, ErrUnsupportedVersion},
+		{"v 2 with trailing data", `{"v":2,` + rest + `,"tenant":"t"} x`, ErrMalformed, ErrMalformed},
+		{"v 2 with bad syntax", `{"v":2,` + rest + `,"tenant":}`, ErrMalformed, ErrMalformed},
+		{"number for a string", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":7}`, ErrMalformed, ErrMalformed},
+		{"object for a time", `{"v":1,"id":"a","kind":"key","issued_at":{},"kid":"k"}`, ErrMalformed, ErrMalformed},
+		{"escaped time", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00\u005a","kid":"k"}`, ErrMalformed, ErrMalformed},
+		{"nested unknown", `{"v":1,` + rest + `,"x":{"a":[1,2,{"b":null}],"c":"\u00e9"}}`, ErrMalformed, ErrMalformed},
+		{"bad escape", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"\x"}`, ErrMalformed, ErrMalformed},
+		{"short unicode escape", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"\u12"}`, ErrMalformed, ErrMalformed},
+		{"raw tab in a string", "{\"v\":1,\"id\":\"a\",\"kind\":\"key\",\"issued_at\":\"2026-11-22T10:00:00Z\",\"kid\":\"a\tb\"}", ErrMalformed, ErrMalformed},
+		{"escaped control character", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"a\tb"}`, ErrBadValue, ErrBadValue},
+		{"lone surrogate is U+FFFD", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"\ud800"}`, nil, nil},
+		{"trailing comma", `{"v":1,` + rest + `,}`, ErrMalformed, ErrMalformed},
+		{"missing colon", `{"v" 1,` + rest + `}`, ErrMalformed, ErrMalformed},
+		{"unterminated", `{"v":1,` + rest, ErrMalformed, ErrMalformed},
+		{"empty object", `{}`, ErrMissingField, ErrMissingField},
+		{"null with spaces", " null\n", ErrMissingField, ErrMissingField},
+		{"null then more", `null null`, ErrMalformed, ErrMalformed},
+		{"nul", `nul`, ErrMalformed, ErrMalformed},
+		{"string", `"v"`, ErrMalformed, ErrMalformed},
+		{"whitespace only", " \n", ErrMalformed, ErrMalformed},
+		{"byte order mark", "\ufeff{\"v\":1," + rest + "}", ErrMalformed, ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := Decode([]byte(tt.in))
+			ref, refErr := decodeReference([]byte(tt.in))
+			if tt.want == nil {
+				if err != nil || !e.Equal(ref) || refErr != nil {
+					t.Fatalf("Decode = %+v, %v; reference %+v, %v", e, err, ref, refErr)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Decode error = %v, want %v", err, tt.want)
+			}
+			if !e.Equal(Event{}) {
+				t.Fatalf("Decode returned a partial event %+v with its error", e)
+			}
+			if tt.ref == nil && refErr != nil {
+				t.Fatalf("reference refused too (%v): not a strictness of the new decoder", refErr)
+			}
+			if tt.ref != nil && !errors.Is(refErr, tt.ref) {
+				t.Fatalf("reference error = %v, want %v", refErr, tt.ref)
+			}
+		})
+	}
+}
+
+// TestDecodeAllocs keeps Decode's allocations bounded: the strings of an
+// event share one allocation.
+func TestDecodeAllocs(t *testing.T) {
+	for _, e := range validEvents() {
+		b, err := Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = Decode(b) }); n > 4 {
+			t.Errorf("%s: Decode allocates %v times, want <= 4", e.Kind, n)
+		}
+	}
+}
+
+func TestParseInt(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"1", 1, true}, {"-1", -1, true}, {"-0", 0, true},
+		{strconv.FormatInt(math.MaxInt64, 10), math.MaxInt64, true},
+		{strconv.FormatInt(math.MinInt64, 10), math.MinInt64, true},
+		{"9223372036854775808", 0, false}, {"-9223372036854775809", 0, false},
+		{"18446744073709551616", 0, false}, {"99999999999999999999", 0, false},
+		{"1.0", 0, false}, {"1e0", 0, false}, {"-", 0, false}, {"", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseInt([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+		if n, err := strconv.ParseInt(tt.in, 10, 64); (err == nil) != ok || err == nil && n != got {
+			t.Errorf("parseInt(%q) disagrees with strconv.ParseInt: %d, %v", tt.in, n, err)
+		}
 	}
 }

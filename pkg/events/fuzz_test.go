@@ -1,7 +1,12 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -69,4 +74,142 @@ func FuzzParseSubject(f *testing.F) {
 			t.Fatalf("round trip of %q: %s %q %v", s, k2, v2, err)
 		}
 	})
+}
+
+// FuzzDecodeDifferential compares Decode with decodeReference, the
+// encoding/json-based decoder it replaced. When the reference refuses, Decode
+// refuses too, with the same sentinel unless the input has one of the
+// strictnesses below; when the reference accepts, Decode accepts an equal
+// event, or refuses because the input has a duplicate key, a key in another
+// case or a null value, and says so.
+func FuzzDecodeDifferential(f *testing.F) {
+	for _, b := range differentialSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Decode(b)
+		ref, refErr := decodeReference(b)
+		if err != nil && (!errors.Is(err, ErrInvalid) || !e.Equal(Event{})) {
+			t.Fatalf("Decode returned %+v, %v: want the zero event and an ErrInvalid", e, err)
+		}
+		strict := strictness(b)
+		if refErr != nil {
+			if err == nil {
+				t.Fatalf("Decode accepted %+v, the reference refused: %v", e, refErr)
+			}
+			if strict != "" {
+				return
+			}
+			for _, s := range sentinels() {
+				if errors.Is(refErr, s) && !errors.Is(err, s) {
+					t.Fatalf("Decode error %v, the reference's %v", err, refErr)
+				}
+			}
+			return
+		}
+		if strict != "" {
+			if !errors.Is(err, errDuplicateKey) && !errors.Is(err, errKeyCase) && !errors.Is(err, errNull) {
+				t.Fatalf("input has %s, reference accepted it; Decode must refuse it for that, got %v", strict, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Decode refused what the reference accepted (%+v): %v", ref, err)
+		}
+		if !e.Equal(ref) {
+			t.Fatalf("Decode and the reference disagree:\n got %+v\nwant %+v", e, ref)
+		}
+	})
+}
+
+func sentinels() []error {
+	return []error{ErrTooLarge, ErrMalformed, ErrUnsupportedVersion, ErrUnknownKind, ErrMissingField, ErrUnexpectedField, ErrBadValue, ErrBadTime}
+}
+
+// strictness says, using encoding/json's tokenizer, whether the top-level
+// object in b has a field of the contract twice, a key equal to a field only
+// up to case, or a null for a field: what Decode refuses and the reference
+// accepted. It returns "" when b has none of these or is not an object.
+func strictness(b []byte) string {
+	var names []string
+	for f := range numFields {
+		names = append(names, fieldName(f))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return ""
+		}
+		switch {
+		case slices.Contains(names, key) && seen[key]:
+			return "a duplicate key"
+		case slices.Contains(names, key) && string(raw) == "null":
+			return "a null value"
+		case !slices.Contains(names, key) && slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, key) }):
+			return "a key in another case"
+		}
+		seen[key] = true
+	}
+	return ""
+}
+
+// differentialSeeds are FuzzDecode's seeds and other spellings of the same
+// events: indented, keys reversed, strings and keys escaped.
+func differentialSeeds(tb testing.TB) [][]byte {
+	tb.Helper()
+	var seeds [][]byte
+	for _, e := range validEvents() {
+		b, err := Encode(e)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		seeds = append(seeds, b)
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, b, " ", "\t"); err != nil {
+			tb.Fatal(err)
+		}
+		seeds = append(seeds, append([]byte("\r\n"), ind.Bytes()...))
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			tb.Fatal(err)
+		}
+		keys := slices.Sorted(maps.Keys(m))
+		slices.Reverse(keys)
+		var rev bytes.Buffer
+		rev.WriteString("{")
+		for i, k := range keys {
+			if i > 0 {
+				rev.WriteString(" , ")
+			}
+			rev.WriteString(`"` + k + `" : `)
+			rev.Write(m[k])
+		}
+		rev.WriteString("}")
+		seeds = append(seeds, rev.Bytes())
+		esc := bytes.Replace(b, []byte(`"v":1`), []byte(`"\u0076":1`), 1)
+		esc = bytes.Replace(esc, []byte(`"id":"`), []byte(`"id":"\u0061\u002e`), 1)
+		esc = bytes.Replace(esc, []byte(`"reason":"`), []byte(`"reason":"\/\"\\ \u00e9 `), 1)
+		seeds = append(seeds, esc)
+		seeds = append(seeds, bytes.Replace(b, []byte(`"kind"`), []byte(`"Kind"`), 1))
+		seeds = append(seeds, bytes.Replace(b, []byte(`}`), []byte(`,"reason":null}`), 1))
+		seeds = append(seeds, bytes.Replace(b, []byte(`"v":1`), []byte(`"v":2,"x":[{"y":null}]`), 1))
+	}
+	for _, s := range []string{``, `{}`, `null`, `{"v":1}`, `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"} x`,
+		`{"v":1,"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"}`,
+		`{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T11:00:00+01:00","kid":"\ud83d\ude00\ud800"}`,
+		`{"v":1.0,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k"}`,
+	} {
+		seeds = append(seeds, []byte(s))
+	}
+	return seeds
 }
