@@ -76,8 +76,9 @@ func NewClient(baseURL, credential string, hc *http.Client) *Client {
 
 // Revoke asks the revoker to revoke; it returns once the revocation is
 // durable (the revoker answers only after the stream acknowledged it).
-// idempotencyKey, if not empty, is sent as Idempotency-Key: retrying with
-// the same key yields the same event.
+// idempotencyKey, if not empty, is sent as Idempotency-Key (1 to 128
+// printable ASCII characters): retrying with the same key yields the same
+// event; using it for a different revocation is refused (409, *APIError).
 func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string) (Result, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
