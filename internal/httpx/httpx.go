@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Error is an error with the HTTP answer it deserves. Description is shown
@@ -90,6 +91,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if err != nil {
 		return err
 	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD.
+	if !utf8.Valid(body) {
+		return BadRequest("body is not valid UTF-8")
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -115,6 +120,11 @@ func ParseForm(w http.ResponseWriter, r *http.Request, max int64) (url.Values, e
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, BadRequest("body is not a valid form")
+	}
+	for k, vs := range form {
+		if !utf8.ValidString(k) || (len(vs) > 0 && !utf8.ValidString(vs[0])) {
+			return nil, BadRequest("form is not valid UTF-8")
+		}
 	}
 	for k, vs := range form {
 		if len(vs) > 1 {

@@ -1,0 +1,273 @@
+// Command revoker runs jwtrevoke's revoker, the only publisher of revocation
+// events: POST /v1/revocations (token, session, subject, key), RFC 7662
+// introspection at POST /oauth2/introspect, and /healthz, /readyz,
+// /metrics. It may start before NATS and Redis: it becomes ready once the
+// stream is ensured and both answer.
+//
+// Every flag has an environment fallback, JWTREVOKE_ and the flag name in
+// upper case with '-' as '_' (-nats-url: JWTREVOKE_NATS_URL); a flag on the
+// command line wins. Secrets come from the environment or a file, never
+// from a flag (flags show in ps): JWTREVOKE_SERVICE_CREDENTIALS
+// (comma-separated) or -service-credentials-file (one per line), and
+// JWTREVOKE_REDIS_PASSWORD. Run with -h for the list. Exit status 1 on bad
+// configuration or when serving fails; 0 after SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// options are the parsed flags and secrets.
+type options struct {
+	listen                            string
+	natsURL, natsCreds                string
+	redisAddrs, redisMaster, redisPwd string
+	redisPrefix                       string
+	redisRetention                    time.Duration
+	credentials                       []string
+	issuer, audience, algorithms      string
+	jwksURL                           string
+	insecureJWKSOverHTTP              bool
+	stream                            string
+	replicas                          int
+	maxTokenLifetime, leeway          time.Duration
+	maxStaleness                      time.Duration
+	staleFallback                     bool
+	idempotencyTTL, timeout           time.Duration
+	logLevel, logFormat               string
+}
+
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "revoker: %v\n", err)
+		return 1
+	}
+	log, err := logger(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "revoker: %v\n", err)
+		return 1
+	}
+	if err := serve(o, log); err != nil {
+		log.Error("revoker stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// parse reads the flags, then the environment for every flag not given.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	var credFile string
+	fs := flag.NewFlagSet("revoker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", ":8082", "listen address")
+	fs.StringVar(&o.natsURL, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (.creds)")
+	fs.StringVar(&o.redisAddrs, "redis-addrs", "127.0.0.1:6379", "Redis addresses, comma-separated: one server, Sentinels (with -redis-master) or Cluster nodes")
+	fs.StringVar(&o.redisMaster, "redis-master", "", "Redis Sentinel master name")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", "", "Redis key prefix, the same as the issuer's; default jwtrevoke")
+	fs.DurationVar(&o.redisRetention, "redis-retention", 30*24*time.Hour, "how long subject and session records are kept; at least the longest refresh-token lifetime")
+	fs.StringVar(&credFile, "service-credentials-file", "", "file of accepted service credentials, one per line (or comma-separated in JWTREVOKE_SERVICE_CREDENTIALS)")
+	fs.StringVar(&o.issuer, "issuer", "", "iss of the access tokens (required)")
+	fs.StringVar(&o.audience, "audience", "", "accepted aud values, comma-separated (required)")
+	fs.StringVar(&o.algorithms, "algorithms", verifier.EdDSA, "accepted JWS algorithms, comma-separated: EdDSA, ES256, RS256")
+	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWKS URL (required)")
+	fs.BoolVar(&o.insecureJWKSOverHTTP, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
+	fs.StringVar(&o.stream, "stream", events.DefaultStreamName, "revocation stream name")
+	fs.IntVar(&o.replicas, "stream-replicas", 1, "stream replicas (1..5; 3 in production)")
+	fs.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime; sizes the stream retention; the same as every verifier's")
+	fs.DurationVar(&o.leeway, "leeway", verifier.DefaultLeeway, "verifiers' clock-skew leeway")
+	fs.DurationVar(&o.maxStaleness, "max-staleness", revoker.DefaultMaxStaleness, "introspection: how far behind the stream the state may be before the stale policy applies")
+	fs.BoolVar(&o.staleFallback, "stale-fallback", true, "introspection: while stale, ask the Redis records instead of answering 503")
+	fs.DurationVar(&o.idempotencyTTL, "idempotency-ttl", revoker.DefaultIdempotencyTTL, "how long an Idempotency-Key is remembered")
+	fs.DurationVar(&o.timeout, "timeout", revoker.DefaultTimeout, "bound on the Redis and NATS work of one request (then 503)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: revoker [flags]\n\nEvery flag falls back to JWTREVOKE_<FLAG> (upper case, '-' as '_').\n"+
+			"Secrets: JWTREVOKE_SERVICE_CREDENTIALS (comma-separated) or -service-credentials-file; JWTREVOKE_REDIS_PASSWORD.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && !given[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return o, err
+	}
+
+	creds := getenv("JWTREVOKE_SERVICE_CREDENTIALS")
+	if creds == "" && credFile != "" {
+		b, err := os.ReadFile(credFile)
+		if err != nil {
+			return o, fmt.Errorf("service credentials: %w", err)
+		}
+		creds = string(b)
+	}
+	o.credentials = splitList(strings.ReplaceAll(creds, "\n", ","))
+	o.redisPwd = getenv("JWTREVOKE_REDIS_PASSWORD")
+
+	var missing []string
+	for _, m := range []struct{ name, v string }{
+		{"-issuer", o.issuer}, {"-audience", o.audience}, {"-jwks-url", o.jwksURL},
+		{"JWTREVOKE_SERVICE_CREDENTIALS or -service-credentials-file", strings.Join(o.credentials, ",")},
+	} {
+		if m.v == "" {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return o, fmt.Errorf("missing required settings: %s", strings.Join(missing, ", "))
+	}
+	return o, nil
+}
+
+// envName is the environment fallback of a flag: nats-url → JWTREVOKE_NATS_URL.
+func envName(flagName string) string {
+	return "JWTREVOKE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func logger(o options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want json or text", o.logFormat)
+}
+
+func serve(o options, log *slog.Logger) error {
+	// RetryOnFailedConnect: the revoker may start before NATS; it is not
+	// ready (and answers 503) until connected.
+	natsOpts := []nats.Option{nats.Name("jwtrevoke-revoker"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}
+	if o.natsCreds != "" {
+		natsOpts = append(natsOpts, nats.UserCredentials(o.natsCreds))
+	}
+	nc, err := nats.Connect(o.natsURL, natsOpts...)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:      splitList(o.redisAddrs),
+		MasterName: o.redisMaster,
+		Password:   o.redisPwd,
+	})
+	defer rdb.Close()
+	st, err := store.New(store.Config{Client: rdb, Prefix: o.redisPrefix, Retention: o.redisRetention})
+	if err != nil {
+		return err
+	}
+
+	app, err := revoker.New(revoker.Config{
+		JetStream:            js,
+		Store:                st,
+		Credentials:          o.credentials,
+		Stream:               o.stream,
+		Replicas:             o.replicas,
+		MaxTokenLifetime:     o.maxTokenLifetime,
+		Leeway:               o.leeway,
+		Issuer:               o.issuer,
+		Audiences:            splitList(o.audience),
+		Algorithms:           splitList(o.algorithms),
+		JWKSURL:              o.jwksURL,
+		InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP,
+		MaxStaleness:         o.maxStaleness,
+		DisableStaleFallback: !o.staleFallback,
+		IdempotencyTTL:       o.idempotencyTTL,
+		Timeout:              o.timeout,
+		Logger:               log,
+	})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	srv, err := httpx.Listen(o.listen, app.Handler(), log)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log.Info("revoker listening", "addr", srv.Addr(), "nats", o.natsURL, "stream", o.stream,
+		"replicas", o.replicas, "issuer", o.issuer)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, f := range []func(context.Context) error{app.Run, srv.Serve} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(ctx)
+			cancel() // one stopping stops the other
+		}()
+	}
+	wg.Wait()
+	log.Info("revoker stopped")
+	return errors.Join(errs...)
+}

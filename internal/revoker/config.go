@@ -1,0 +1,181 @@
+package revoker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+// Defaults of [Config].
+const (
+	DefaultIdempotencyTTL = 24 * time.Hour
+	DefaultTimeout        = 5 * time.Second
+	DefaultMaxBody        = 16 << 10
+	DefaultMaxStaleness   = verifier.DefaultMaxStaleness
+)
+
+// MaxIdempotencyKeyLen is the longest Idempotency-Key header accepted, in
+// bytes (printable ASCII only).
+const MaxIdempotencyKeyLen = 128
+
+// Config configures a [Server]. [New] copies and validates it; zero fields
+// take the documented defaults; nothing is written back.
+type Config struct {
+	// JetStream publishes events and feeds the embedded verifier. Required;
+	// the caller owns and closes its connection. Readiness requires the
+	// connection to be connected.
+	JetStream jetstream.JetStream
+	// Store holds the Redis records (revocations, idempotency). Required.
+	Store *store.Store
+	// Credentials are the service credentials accepted on every endpoint
+	// but the health ones (Authorization: Bearer <credential>); several for
+	// rotation, each at least 16 bytes. Required.
+	Credentials []string
+
+	// Stream is the revocation stream's name; default
+	// events.DefaultStreamName.
+	Stream string
+	// Replicas of the stream (1..5); default 1. Production: 3.
+	Replicas int
+	// MaxTokenLifetime is the longest access-token lifetime (exp - iat) in
+	// the system. It sizes the stream's retention and bounds the exp a
+	// token revocation may carry. Default verifier.DefaultMaxTokenLifetime
+	// (1h). It must equal the verifiers' setting.
+	MaxTokenLifetime time.Duration
+	// Leeway is the verifiers' clock-skew leeway; default
+	// verifier.DefaultLeeway (5s). A token is revocable until exp + Leeway.
+	Leeway time.Duration
+
+	// The embedded verifier (introspection, revocation by token). Issuer,
+	// Audiences and Algorithms are required, and exactly one of Keys and
+	// JWKSURL; see verifier.Config for each.
+	Issuer     string
+	Audiences  []string
+	Algorithms []string
+	Keys       []verifier.Key
+	JWKSURL    string
+	// InsecureJWKSOverHTTP allows an http:// JWKSURL on a non-loopback
+	// host. It MUST NOT be set in production (see verifier.Config).
+	InsecureJWKSOverHTTP bool
+	// MaxStaleness bounds how far behind the stream the introspection
+	// verifier may be before its stale policy applies; default 15s.
+	MaxStaleness time.Duration
+	// DisableStaleFallback makes introspection answer 503 while the
+	// verifier is stale. By default (false) a stale verifier asks the Redis
+	// records instead ([NewRedisFallback]), and answers 503 only when Redis
+	// cannot answer either.
+	DisableStaleFallback bool
+
+	// IdempotencyTTL is how long an Idempotency-Key is remembered; default
+	// 24h.
+	IdempotencyTTL time.Duration
+	// Timeout bounds the Redis and NATS work of one request; default 5s.
+	// Past it the request answers 503.
+	Timeout time.Duration
+	// MaxBody bounds request bodies in bytes; default 16 KiB.
+	MaxBody int64
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives operational logs; nil means slog.Default(). Tokens
+	// and credentials are never logged.
+	Logger *slog.Logger
+	// MeterProvider receives the revoker's and its verifier's metrics, and
+	// MetricsHandler serves them at /metrics. When both are nil, New
+	// creates a private Prometheus registry (httpx.NewMetrics) and serves
+	// it. When MeterProvider is set and MetricsHandler nil, /metrics is not
+	// served.
+	MeterProvider  metric.MeterProvider
+	MetricsHandler http.Handler
+	// TracerProvider for the verifier and publishing; nil means the otel
+	// global.
+	TracerProvider trace.TracerProvider
+}
+
+// withDefaults validates c and returns a copy with defaults filled in.
+// Settings the embedded verifier checks (algorithms, keys) are reported by
+// verifier.New.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("revoker: config: "+format, args...))
+	}
+	if c.JetStream == nil {
+		bad("JetStream is required")
+	}
+	if c.Store == nil {
+		bad("Store is required")
+	}
+	if len(c.Credentials) == 0 {
+		bad("at least one service credential is required")
+	}
+	c.Credentials = slices.Clone(c.Credentials)
+	c.Audiences = slices.Clone(c.Audiences)
+	c.Algorithms = slices.Clone(c.Algorithms)
+	c.Keys = slices.Clone(c.Keys)
+	if c.Stream == "" {
+		c.Stream = events.DefaultStreamName
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.MaxTokenLifetime, verifier.DefaultMaxTokenLifetime)
+	def(&c.Leeway, verifier.DefaultLeeway)
+	def(&c.MaxStaleness, DefaultMaxStaleness)
+	def(&c.IdempotencyTTL, DefaultIdempotencyTTL)
+	def(&c.Timeout, DefaultTimeout)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"MaxTokenLifetime", c.MaxTokenLifetime}, {"Leeway", c.Leeway}, {"MaxStaleness", c.MaxStaleness},
+		{"IdempotencyTTL", c.IdempotencyTTL}, {"Timeout", c.Timeout},
+	} {
+		if d.v < 0 {
+			bad("%s must not be negative", d.name)
+		}
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxBody < 1024 {
+		bad("MaxBody %d is below 1024 bytes", c.MaxBody)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	// The stream options are checked here too, so a bad replica count or
+	// lifetime stops New rather than looping in Run.
+	if _, err := events.StreamConfig(c.streamOptions()); err != nil {
+		bad("%w", err)
+	}
+	return c, errors.Join(errs...)
+}
+
+func (c Config) streamOptions() events.StreamOptions {
+	return events.StreamOptions{
+		Name:             c.Stream,
+		Replicas:         c.Replicas,
+		MaxTokenLifetime: c.MaxTokenLifetime,
+		Leeway:           c.Leeway,
+	}
+}

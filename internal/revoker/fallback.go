@@ -1,0 +1,72 @@
+package revoker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+// fallbackTimeout bounds one fallback look-up: it runs on the request path of
+// a stale verifier, so a hanging Redis must not hang the request.
+const fallbackTimeout = 2 * time.Second
+
+// revocationSentinels are the verifier's revocation reasons a store.Check
+// error may wrap.
+var revocationSentinels = []error{
+	verifier.ErrTokenRevoked, verifier.ErrSessionRevoked, verifier.ErrSubjectRevoked, verifier.ErrKeyRevoked,
+}
+
+// ErrFallbackUnavailable is wrapped by the error [NewRedisFallback]'s Check
+// returns when Redis cannot answer. It is deliberately none of the
+// verifier's revocation sentinels, so a verifier under
+// verifier.StaleFallback rejects the token with verifier.ErrStale (503).
+var ErrFallbackUnavailable = errors.New("revoker: fallback: redis cannot answer")
+
+// redisFallback answers revocation questions from the revoker's Redis
+// records. Safe for concurrent use (the Store is).
+type redisFallback struct {
+	s *store.Store
+}
+
+// NewRedisFallback returns a verifier.Fallback that checks a token against
+// the revocation records the revoker keeps in Redis (its jti, sid, subject
+// epoch and kid; see store.Store.Check). Use it with
+// verifier.StalePolicy verifier.StaleFallback: while the verifier's stream
+// state is too stale, a revoked token is rejected with the matching
+// revocation reason (401), an unrevoked one accepted, and when Redis does
+// not answer within 2 s the token is rejected as stale (503) — fail closed.
+//
+// The Redis records are written before the stream event is published, so
+// they are never behind the stream. The returned Fallback is safe for
+// concurrent use.
+func NewRedisFallback(s *store.Store) verifier.Fallback {
+	return redisFallback{s: s}
+}
+
+// Check implements verifier.Fallback.
+func (f redisFallback) Check(ctx context.Context, c *verifier.Claims) error {
+	ctx, cancel := context.WithTimeout(ctx, fallbackTimeout)
+	defer cancel()
+	err := f.s.Check(ctx, store.Query{
+		JTI:      c.ID,
+		SID:      c.SessionID,
+		Sub:      c.Subject,
+		KID:      c.KeyID,
+		IssuedAt: c.IssuedAt,
+	})
+	if err == nil {
+		return nil
+	}
+	for _, sentinel := range revocationSentinels {
+		if errors.Is(err, sentinel) {
+			return fmt.Errorf("revoker: fallback: %w", err)
+		}
+	}
+	// Anything else means Redis could not answer. err wraps no revocation
+	// sentinel (checked above), so the verifier answers ErrStale.
+	return fmt.Errorf("%w: %w", ErrFallbackUnavailable, err)
+}

@@ -1,0 +1,208 @@
+package revoker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+// Errors of [Server.Ready].
+var (
+	// ErrNotReady is wrapped by every readiness failure.
+	ErrNotReady = errors.New("revoker: not ready")
+)
+
+// Backoff of the stream creation in [Server.Run].
+const (
+	minEnsureBackoff = 100 * time.Millisecond
+	maxEnsureBackoff = 5 * time.Second
+)
+
+// Server is the revoker: the HTTP handlers plus the background work (stream
+// creation, the embedded verifier). Build it with [New], start [Server.Run],
+// serve [Server.Handler], and [Server.Close] it after Run returned.
+//
+// A Server is safe for concurrent use.
+type Server struct {
+	cfg       Config
+	creds     *httpx.Credentials
+	verifier  *verifier.Verifier
+	publisher *events.Publisher
+	metrics   *metrics
+	metricsH  http.Handler
+	tracer    trace.Tracer
+	ownMP     *sdkmetric.MeterProvider // non-nil when New created the registry
+
+	// streamReady is set once Run has ensured the stream.
+	streamReady atomic.Bool
+}
+
+// New validates cfg and builds a Server. It does not contact NATS or Redis:
+// [Server.Run] creates the stream and starts the verifier.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg}
+	if s.creds, err = httpx.NewCredentials(cfg.Credentials...); err != nil {
+		return nil, fmt.Errorf("revoker: config: %w", err)
+	}
+	mp := cfg.MeterProvider
+	s.metricsH = cfg.MetricsHandler
+	if mp == nil && s.metricsH == nil {
+		s.ownMP, s.metricsH, err = httpx.NewMetrics()
+		if err != nil {
+			return nil, fmt.Errorf("revoker: %w", err)
+		}
+		mp = s.ownMP
+	}
+	if mp == nil {
+		return nil, errors.New("revoker: config: MetricsHandler without MeterProvider")
+	}
+	if s.metrics, err = newMetrics(mp); err != nil {
+		return nil, fmt.Errorf("revoker: metrics: %w", err)
+	}
+	vcfg := verifier.Config{
+		Issuer:               cfg.Issuer,
+		Audiences:            cfg.Audiences,
+		Algorithms:           cfg.Algorithms,
+		Keys:                 cfg.Keys,
+		JWKSURL:              cfg.JWKSURL,
+		InsecureJWKSOverHTTP: cfg.InsecureJWKSOverHTTP,
+		JetStream:            cfg.JetStream,
+		Stream:               cfg.Stream,
+		Leeway:               cfg.Leeway,
+		MaxTokenLifetime:     cfg.MaxTokenLifetime,
+		MaxStaleness:         cfg.MaxStaleness,
+		StalePolicy:          verifier.StaleFallback,
+		Fallback:             NewRedisFallback(cfg.Store),
+		Now:                  cfg.Now,
+		Logger:               cfg.Logger.With("component", "verifier"),
+		MeterProvider:        mp,
+		TracerProvider:       cfg.TracerProvider,
+	}
+	if cfg.DisableStaleFallback {
+		vcfg.StalePolicy, vcfg.Fallback = verifier.StaleReject, nil
+	}
+	if s.verifier, err = verifier.New(vcfg); err != nil {
+		s.shutdownMetrics()
+		return nil, fmt.Errorf("revoker: embedded verifier: %w", err)
+	}
+	s.publisher = events.NewPublisher(cfg.JetStream, cfg.Stream)
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	s.tracer = tp.Tracer(meterName)
+	return s, nil
+}
+
+// Handler returns the HTTP handler of every endpoint. Unknown paths get a
+// JSON 404, known paths with the wrong method a JSON 405.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
+	mux.Handle("POST /oauth2/introspect", s.creds.Require(http.HandlerFunc(s.handleIntrospect)))
+	for _, p := range []string{"/v1/revocations", "/oauth2/introspect"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", http.MethodPost)
+			httpx.WriteError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed: use POST")
+		})
+	}
+	httpx.Health(mux, s.Ready)
+	if s.metricsH != nil {
+		mux.Handle("GET /metrics", s.metricsH)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return mux
+}
+
+// Run creates or updates the revocation stream, retrying with backoff until
+// it succeeds (so the revoker may start before NATS), then runs the embedded
+// verifier until ctx ends; it returns nil then. It returns an error early
+// only for a condition a retry cannot fix (see verifier.Verifier.Run). Call
+// it once.
+func (s *Server) Run(ctx context.Context) error {
+	log := s.cfg.Logger
+	backoff := minEnsureBackoff
+	for {
+		attemptCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		_, err := events.EnsureStream(attemptCtx, s.cfg.JetStream, s.cfg.streamOptions())
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("revoker: cannot ensure the revocation stream yet, retrying", "stream", s.cfg.Stream, "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxEnsureBackoff)
+	}
+	s.streamReady.Store(true)
+	log.Info("revoker: revocation stream ensured", "stream", s.cfg.Stream, "replicas", s.cfg.Replicas,
+		"max_age", s.cfg.streamOptions().MaxAge())
+	if err := s.verifier.Run(ctx); err != nil {
+		return fmt.Errorf("revoker: embedded verifier: %w", err)
+	}
+	return nil
+}
+
+// Ready reports nil when the revoker can serve every endpoint: the stream is
+// ensured, NATS is connected, Redis answers and the embedded verifier has
+// replayed the stream and has keys. Otherwise an error wrapping
+// [ErrNotReady] says what is missing.
+func (s *Server) Ready(ctx context.Context) error {
+	if !s.streamReady.Load() {
+		return fmt.Errorf("%w: revocation stream not ensured yet", ErrNotReady)
+	}
+	if st := s.cfg.JetStream.Conn().Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w: nats %s", ErrNotReady, st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: redis: %w", ErrNotReady, err)
+	}
+	if h := s.verifier.Health(); !h.Deciding() {
+		return fmt.Errorf("%w: embedded verifier cannot decide (ready=%t stale=%t)", ErrNotReady, h.Ready, h.Stale)
+	}
+	return nil
+}
+
+// Close releases the embedded verifier and the private metrics registry.
+// Call it after Run has returned. The JetStream connection and the Store's
+// Redis client belong to the caller.
+func (s *Server) Close() {
+	s.verifier.Close()
+	s.shutdownMetrics()
+}
+
+func (s *Server) shutdownMetrics() {
+	if s.ownMP != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.ownMP.Shutdown(ctx)
+	}
+}
