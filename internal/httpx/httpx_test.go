@@ -1,0 +1,125 @@
+package httpx
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	type body struct {
+		A string `json:"a"`
+	}
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		want        int // 0: accepted
+	}{
+		{"ok", "application/json", `{"a":"x"}`, 0},
+		{"ok with charset", "application/json; charset=utf-8", `{"a":"x"}`, 0},
+		{"no content type", "", `{"a":"x"}`, 415},
+		{"form", "application/x-www-form-urlencoded", `a=x`, 415},
+		{"too large", "application/json", `{"a":"` + strings.Repeat("x", DefaultMaxBody) + `"}`, 413},
+		{"malformed", "application/json", `{"a":`, 400},
+		{"unknown field", "application/json", `{"a":"x","b":1}`, 400},
+		{"trailing data", "application/json", `{"a":"x"} {}`, 400},
+		{"wrong type", "application/json", `{"a":1}`, 400},
+		{"invalid utf-8", "application/json", "{\"a\":\"\xff\"}", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				r.Header.Set("Content-Type", tt.contentType)
+			}
+			var b body
+			err := DecodeJSON(httptest.NewRecorder(), r, 0, &b)
+			var he *Error
+			switch {
+			case tt.want == 0 && err != nil:
+				t.Fatalf("DecodeJSON: %v", err)
+			case tt.want != 0 && (!errors.As(err, &he) || he.Status != tt.want):
+				t.Fatalf("DecodeJSON error = %v, want status %d", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseForm(t *testing.T) {
+	tests := []struct {
+		name, contentType, body string
+		want                    int
+	}{
+		{"ok", "application/x-www-form-urlencoded", "a=1&b=2", 0},
+		{"json", "application/json", `{}`, 415},
+		{"repeated parameter", "application/x-www-form-urlencoded", "a=1&a=2", 400},
+		{"bad escape", "application/x-www-form-urlencoded", "a=%zz", 400},
+		{"invalid utf-8", "application/x-www-form-urlencoded", "a=%ff", 400},
+		{"too large", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", DefaultMaxBody), 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", tt.contentType)
+			_, err := ParseForm(httptest.NewRecorder(), r, 0)
+			var he *Error
+			if tt.want == 0 && err != nil || tt.want != 0 && (!errors.As(err, &he) || he.Status != tt.want) {
+				t.Fatalf("ParseForm error = %v, want status %d", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	if _, err := NewCredentials(); err == nil {
+		t.Fatal("no credentials accepted")
+	}
+	if _, err := NewCredentials("short"); err == nil {
+		t.Fatal("a short credential accepted")
+	}
+	c, err := NewCredentials("old-credential-0001", "new-credential-0002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := c.Require(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
+	for _, tt := range []struct {
+		authz string
+		want  int
+	}{
+		{"Bearer old-credential-0001", 204},
+		{"Bearer new-credential-0002", 204},
+		{"bearer new-credential-0002", 204},
+		{"Bearer new-credential-000", 401},
+		{"Basic new-credential-0002", 401},
+		{"", 401},
+	} {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/", nil)
+		if tt.authz != "" {
+			r.Header.Set("Authorization", tt.authz)
+		}
+		ok.ServeHTTP(rec, r)
+		if rec.Code != tt.want {
+			t.Errorf("Authorization %q: %d, want %d", tt.authz, rec.Code, tt.want)
+		}
+		if rec.Code == 401 && (!strings.Contains(rec.Body.String(), `"error":"invalid_client"`) || rec.Header().Get("WWW-Authenticate") == "") {
+			t.Errorf("401 without the JSON error or WWW-Authenticate: %q", rec.Body)
+		}
+	}
+}
+
+func TestFailHidesInternalErrors(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Fail(rec, nil, errors.New("redis: password=hunter2 refused"))
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "hunter2") {
+		t.Fatalf("Fail leaked an internal error: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	Fail(rec, nil, Errorf(503, "temporarily_unavailable", "nats down"))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("503 without Retry-After: %d %v", rec.Code, rec.Header())
+	}
+}
