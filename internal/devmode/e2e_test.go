@@ -193,4 +193,3 @@ func TestDevModeDefaults(t *testing.T) {
 		t.Fatalf("revoker: %d %s", status, body)
 	}
 }
-
