@@ -1,8 +1,8 @@
 # jwtrevoke — the two commands of the quick start are `make run` and `make test`.
 GO        ?= go
 PKGS      := ./...
-# Packages with concurrency run under the race detector in `make test`.
-RACE_PKGS := ./pkg/... ./internal/...
+# Every package runs under the race detector in `make test`.
+RACE_PKGS := ./...
 BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
