@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -17,16 +16,14 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
+	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 )
@@ -143,7 +140,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	if err != nil {
 		return o, fmt.Errorf("service credentials: %w", err)
 	}
-	o.serviceCredentials = splitList(strings.ReplaceAll(creds, "\n", ","))
+	o.serviceCredentials = process.SplitList(strings.ReplaceAll(creds, "\n", ","))
 	o.redisPass = getenv("JWTREVOKE_REDIS_PASSWORD")
 
 	var missing []string
@@ -176,17 +173,6 @@ func secret(fromEnv, file string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(strings.ReplaceAll(s, ",", "\n")))
-	for sc.Scan() {
-		if v := strings.TrimSpace(sc.Text()); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 func sameSite(s string) (http.SameSite, error) {
 	switch strings.ToLower(s) {
 	case "strict":
@@ -209,25 +195,15 @@ func serve(o options, log *slog.Logger) error {
 		return err
 	}
 
-	natsOpts := []nats.Option{nats.Name("jwtrevoke-issuer"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}
-	if o.natsCreds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(o.natsCreds))
-	}
-	nc, err := nats.Connect(o.natsURL, natsOpts...)
+	// The service may start before NATS: it is not ready (and answers 503)
+	// until connected.
+	nc, js, err := process.NATS("jwtrevoke-issuer", o.natsURL, o.natsCreds)
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:      splitList(o.redisAddrs),
-		MasterName: o.redisMaster,
-		Password:   o.redisPass,
-	})
+	rdb := process.Redis(o.redisAddrs, o.redisMaster, o.redisPass)
 	defer rdb.Close()
 	st, err := store.New(store.Config{Client: rdb, Prefix: o.redisPrefix, Retention: max(30*24*time.Hour, o.refreshTTL)})
 	if err != nil {
@@ -236,7 +212,7 @@ func serve(o options, log *slog.Logger) error {
 
 	app, err := issuer.New(issuer.Config{
 		Issuer:             o.issuer,
-		Audiences:          splitList(o.audience),
+		Audiences:          process.SplitList(o.audience),
 		Keys:               keys,
 		SigningKeyID:       o.signingKID,
 		AccessTTL:          o.accessTTL,
@@ -266,21 +242,9 @@ func serve(o options, log *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	log.Info("issuer listening", "addr", srv.Addr(), "issuer", o.issuer, "keys", len(keys))
 
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, f := range []func(context.Context) error{app.Run, srv.Serve} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(ctx)
-			cancel() // one stopping stops the other
-		}()
-	}
-	wg.Wait()
+	err = process.Run(ctx, app.Run, srv.Serve)
 	log.Info("issuer stopped")
-	return errors.Join(errs...)
+	return err
 }

@@ -23,15 +23,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -146,7 +144,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		}
 		creds = string(b)
 	}
-	o.credentials = splitList(strings.ReplaceAll(creds, "\n", ","))
+	o.credentials = process.SplitList(strings.ReplaceAll(creds, "\n", ","))
 	o.redisPwd = getenv("JWTREVOKE_REDIS_PASSWORD")
 
 	var missing []string
@@ -169,16 +167,6 @@ func envName(flagName string) string {
 	return "JWTREVOKE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 func logger(o options, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -195,27 +183,15 @@ func logger(o options, w io.Writer) (*slog.Logger, error) {
 }
 
 func serve(o options, log *slog.Logger) error {
-	// RetryOnFailedConnect: the revoker may start before NATS; it is not
-	// ready (and answers 503) until connected.
-	natsOpts := []nats.Option{nats.Name("jwtrevoke-revoker"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}
-	if o.natsCreds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(o.natsCreds))
-	}
-	nc, err := nats.Connect(o.natsURL, natsOpts...)
+	// The service may start before NATS: it is not ready (and answers 503)
+	// until connected.
+	nc, js, err := process.NATS("jwtrevoke-revoker", o.natsURL, o.natsCreds)
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:      splitList(o.redisAddrs),
-		MasterName: o.redisMaster,
-		Password:   o.redisPwd,
-	})
+	rdb := process.Redis(o.redisAddrs, o.redisMaster, o.redisPwd)
 	defer rdb.Close()
 	st, err := store.New(store.Config{Client: rdb, Prefix: o.redisPrefix, Retention: o.redisRetention})
 	if err != nil {
@@ -231,8 +207,8 @@ func serve(o options, log *slog.Logger) error {
 		MaxTokenLifetime:     o.maxTokenLifetime,
 		Leeway:               o.leeway,
 		Issuer:               o.issuer,
-		Audiences:            splitList(o.audience),
-		Algorithms:           splitList(o.algorithms),
+		Audiences:            process.SplitList(o.audience),
+		Algorithms:           process.SplitList(o.algorithms),
 		JWKSURL:              o.jwksURL,
 		InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP,
 		MaxStaleness:         o.maxStaleness,
@@ -252,22 +228,10 @@ func serve(o options, log *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	log.Info("revoker listening", "addr", srv.Addr(), "nats", o.natsURL, "stream", o.stream,
 		"replicas", o.replicas, "issuer", o.issuer)
 
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, f := range []func(context.Context) error{app.Run, srv.Serve} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(ctx)
-			cancel() // one stopping stops the other
-		}()
-	}
-	wg.Wait()
+	err = process.Run(ctx, app.Run, srv.Serve)
 	log.Info("revoker stopped")
-	return errors.Join(errs...)
+	return err
 }

@@ -1,0 +1,85 @@
+// Package process is the wiring every jwtrevoke binary shares: connecting
+// to NATS and Redis the same way, and running a service beside its HTTP
+// server until a signal, so the binaries stay thin and behave alike.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+)
+
+// NATS connects to the comma-separated NATS URLs as name, with an optional
+// credentials file. It keeps reconnecting for ever and does not fail when
+// NATS is down at start: the service stays not ready until it connects.
+func NATS(name, urls, creds string) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// Redis returns a client for one server, Sentinel (master set) or Cluster
+// (several addresses) — one setting moves between them. Timeouts are short
+// and dials are not retried in a loop, so a Redis outage turns into a 503
+// within about a second instead of stalling requests.
+func Redis(addrs, master, password string) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:         SplitList(addrs),
+		MasterName:    master,
+		Password:      password,
+		DialTimeout:   time.Second,
+		ReadTimeout:   time.Second,
+		WriteTimeout:  time.Second,
+		MaxRetries:    1,
+		DialerRetries: 1,
+	})
+}
+
+// Run runs every f with a context that ends when ctx ends or when any f
+// returns; it waits for all of them and joins their errors.
+func Run(ctx context.Context, fs ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(fs))
+	for i, f := range fs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(ctx)
+			cancel() // one stopping stops the others
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// SplitList splits a setting on commas and newlines (so a list can come
+// from a file, one item per line), dropping blanks.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
