@@ -1,6 +1,8 @@
 // Command example runs the example API: GET /v1/me behind the jwtrevoke
 // verifier. Configure it with flags or JWTREVOKE_* environment variables
-// (see README, "Configuration").
+// (see README, "Configuration"): every flag falls back to JWTREVOKE_<FLAG>
+// (upper case, '-' as '_'), and a flag on the command line wins. Run with
+// -h for the list.
 package main
 
 import (
@@ -8,119 +10,140 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/example"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "example:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
-// env returns the environment variable JWTREVOKE_<name>, or def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("JWTREVOKE_" + name); ok {
-		return v
-	}
-	return def
+// options are the parsed flags.
+type options struct {
+	listen, natsURL       string
+	issuer, audience      string
+	algorithms, jwksURL   string
+	insecureJWKS          bool
+	maxLifetime, maxStale time.Duration
+	cookie                string
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv("JWTREVOKE_" + name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-		fmt.Fprintf(os.Stderr, "example: JWTREVOKE_%s=%q is not a duration; using %s\n", name, v, def)
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-	return def
+	if err == nil {
+		err = serve(o, slog.New(slog.NewJSONHandler(stderr, nil)))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "example:", err)
+		return 1
+	}
+	return 0
 }
 
-func run() error {
+// parse reads the flags; each flag's default is its environment variable
+// JWTREVOKE_<NAME> when set, so a flag given on the command line wins.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var (
-		listen       = flag.String("listen", env("LISTEN", ":8080"), "address to serve on (JWTREVOKE_LISTEN)")
-		natsURL      = flag.String("nats-url", env("NATS_URL", nats.DefaultURL), "NATS server URLs, comma-separated (JWTREVOKE_NATS_URL)")
-		issuer       = flag.String("issuer", env("ISSUER", "http://localhost:8081"), "expected iss (JWTREVOKE_ISSUER)")
-		audience     = flag.String("audience", env("AUDIENCE", "api"), "accepted aud values, comma-separated (JWTREVOKE_AUDIENCE)")
-		algorithms   = flag.String("algorithms", env("ALGORITHMS", "EdDSA"), "allowed algorithms, comma-separated: EdDSA, ES256, RS256 (JWTREVOKE_ALGORITHMS)")
-		jwksURL      = flag.String("jwks-url", env("JWKS_URL", "http://localhost:8081/.well-known/jwks.json"), "the issuer's JWKS (JWTREVOKE_JWKS_URL)")
-		insecureJWKS = flag.Bool("insecure-jwks-http", env("INSECURE_JWKS_HTTP", "") == "true", "allow an http:// JWKS URL on a non-loopback host; never in production (JWTREVOKE_INSECURE_JWKS_HTTP)")
-		maxLifetime  = flag.Duration("max-token-lifetime", envDuration("MAX_TOKEN_LIFETIME", verifier.DefaultMaxTokenLifetime), "longest access-token lifetime accepted (JWTREVOKE_MAX_TOKEN_LIFETIME)")
-		maxStale     = flag.Duration("max-staleness", envDuration("MAX_STALENESS", verifier.DefaultMaxStaleness), "staleness bound before requests fail closed (JWTREVOKE_MAX_STALENESS)")
-		cookie       = flag.String("cookie", env("COOKIE", ""), "also read the access token from this cookie (JWTREVOKE_COOKIE)")
+		o    options
+		errs []error
 	)
-	flag.Parse()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	env := func(name, def string) string {
+		if v := getenv("JWTREVOKE_" + name); v != "" {
+			return v
+		}
+		return def
+	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := getenv("JWTREVOKE_" + name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("JWTREVOKE_%s=%q: %w", name, v, err))
+		}
+		return d
+	}
+	envBool := func(name string) bool {
+		v := getenv("JWTREVOKE_" + name)
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("JWTREVOKE_%s=%q: %w", name, v, err))
+		}
+		return b
+	}
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", env("LISTEN", ":8080"), "address to serve on (JWTREVOKE_LISTEN)")
+	fs.StringVar(&o.natsURL, "nats-url", env("NATS_URL", nats.DefaultURL), "NATS server URLs, comma-separated (JWTREVOKE_NATS_URL)")
+	fs.StringVar(&o.issuer, "issuer", env("ISSUER", "http://localhost:8081"), "expected iss (JWTREVOKE_ISSUER)")
+	fs.StringVar(&o.audience, "audience", env("AUDIENCE", "api"), "accepted aud values, comma-separated (JWTREVOKE_AUDIENCE)")
+	fs.StringVar(&o.algorithms, "algorithms", env("ALGORITHMS", "EdDSA"), "allowed algorithms, comma-separated: EdDSA, ES256, RS256 (JWTREVOKE_ALGORITHMS)")
+	fs.StringVar(&o.jwksURL, "jwks-url", env("JWKS_URL", "http://localhost:8081/.well-known/jwks.json"), "the issuer's JWKS (JWTREVOKE_JWKS_URL)")
+	fs.BoolVar(&o.insecureJWKS, "insecure-jwks-http", envBool("INSECURE_JWKS_HTTP"), "allow an http:// JWKS URL on a non-loopback host; never in production (JWTREVOKE_INSECURE_JWKS_HTTP)")
+	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", envDuration("MAX_TOKEN_LIFETIME", verifier.DefaultMaxTokenLifetime), "longest access-token lifetime accepted (JWTREVOKE_MAX_TOKEN_LIFETIME)")
+	fs.DurationVar(&o.maxStale, "max-staleness", envDuration("MAX_STALENESS", verifier.DefaultMaxStaleness), "staleness bound before requests fail closed (JWTREVOKE_MAX_STALENESS)")
+	fs.StringVar(&o.cookie, "cookie", env("COOKIE", ""), "also read the access token from this cookie (JWTREVOKE_COOKIE)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, errors.Join(errs...)
+}
 
+func serve(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, err := nats.Connect(*natsURL, nats.Name("jwtrevoke-example"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, "")
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{
-			Issuer:               *issuer,
-			Audiences:            split(*audience),
-			Algorithms:           split(*algorithms),
-			JWKSURL:              *jwksURL,
-			InsecureJWKSOverHTTP: *insecureJWKS,
+			Issuer:               o.issuer,
+			Audiences:            process.SplitList(o.audience),
+			Algorithms:           process.SplitList(o.algorithms),
+			JWKSURL:              o.jwksURL,
+			InsecureJWKSOverHTTP: o.insecureJWKS,
 			JetStream:            js,
-			MaxTokenLifetime:     *maxLifetime,
-			MaxStaleness:         *maxStale,
+			MaxTokenLifetime:     o.maxLifetime,
+			MaxStaleness:         o.maxStale,
 		},
-		Cookie: *cookie,
+		Cookie: o.cookie,
 		Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	hs, err := httpx.Listen(*listen, srv.Handler(), log)
+	hs, err := httpx.Listen(o.listen, srv.Handler(), log)
 	if err != nil {
 		return err
 	}
 	log.Info("example service listening", "addr", hs.Addr())
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Run(ctx) }()
-	go func() { errc <- hs.Serve(ctx) }()
-	var first error
-	for range 2 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-			stop()
-		}
-	}
-	if errors.Is(first, context.Canceled) {
-		return nil
-	}
-	return first
-}
-
-func split(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
+	err = process.Run(ctx, srv.Run, hs.Serve)
+	log.Info("example service stopped")
+	return err
 }

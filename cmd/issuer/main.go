@@ -74,6 +74,12 @@ func run(args []string, getenv func(string) string) int {
 func parse(args []string, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("issuer", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: issuer [flags]\n\nEvery flag falls back to JWTREVOKE_<FLAG> (upper case, '-' as '_').\n"+
+			"Secrets come from the environment or a file, never a flag: JWTREVOKE_REFRESH_SECRET, "+
+			"JWTREVOKE_SERVICE_CREDENTIALS (comma-separated), JWTREVOKE_REVOKER_CREDENTIAL, JWTREVOKE_REDIS_PASSWORD.\n\n")
+		fs.PrintDefaults()
+	}
 	env := func(name, def string) string {
 		if v := getenv("JWTREVOKE_" + name); v != "" {
 			return v

@@ -228,7 +228,7 @@ func serve(o options, log *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("revoker listening", "addr", srv.Addr(), "nats", o.natsURL, "stream", o.stream,
+	log.Info("revoker listening", "addr", srv.Addr(), "nats", process.RedactURLs(o.natsURL), "stream", o.stream,
 		"replicas", o.replicas, "issuer", o.issuer)
 
 	err = process.Run(ctx, app.Run, srv.Serve)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +71,18 @@ func Run(ctx context.Context, fs ...func(context.Context) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// RedactURLs returns comma-separated URLs with any password replaced by
+// "xxxxx", for logs (NATS URLs may carry user:password).
+func RedactURLs(urls string) string {
+	parts := SplitList(urls)
+	for i, p := range parts {
+		if u, err := url.Parse(p); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // SplitList splits a setting on commas and newlines (so a list can come

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +48,12 @@ func TestRunStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	got := RedactURLs("nats://revoker:s3cret@nats-0:4222, nats://nats-1:4222")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "nats://revoker:xxxxx@nats-0:4222") || !strings.Contains(got, "nats://nats-1:4222") {
+		t.Fatalf("RedactURLs = %q", got)
 	}
 }
