@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Defaults and limits of [Config].
@@ -145,6 +146,12 @@ type Config struct {
 	// built-in checks; an error refuses the token with ErrClaims. It can
 	// only add failures.
 	Validate func(*Claims) error
+
+	// OnApplied, if set, is called after each revocation event has been
+	// applied to the local state, with the instant it was applied (the
+	// verifier's clock). It runs on the feed's goroutine: it must be quick
+	// and must not block. For propagation measurements and audit logs.
+	OnApplied func(e events.Event, applied time.Time)
 
 	// Now is the clock for every exp, nbf, iat and staleness comparison;
 	// nil means time.Now.

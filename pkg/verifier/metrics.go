@@ -152,6 +152,9 @@ func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
 	kind := metric.WithAttributes(attribute.String("kind", string(e.Kind)))
 	m.applied.Add(context.Background(), 1, kind)
 	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind)
+	if m.v.cfg.OnApplied != nil {
+		m.v.cfg.OnApplied(e, applied)
+	}
 }
 
 // EventRejected implements feed.Observer.

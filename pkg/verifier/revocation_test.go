@@ -19,6 +19,7 @@ import (
 func TestEachKindOnThreeVerifiers(t *testing.T) {
 	e := newEnv(t)
 	now := time.Now()
+	applied := make(chan string, 16)
 
 	type tokenCase struct {
 		name string
@@ -33,7 +34,15 @@ func TestEachKindOnThreeVerifiers(t *testing.T) {
 		t.Fatal("RotateKey kept the kid")
 	}
 	// Started after the rotation, so the JWKS they fetch lists both keys.
-	vs := []*Verifier{e.verifier(t, nil), e.verifier(t, nil), e.verifier(t, nil)}
+	// The first reports what it applies through OnApplied.
+	vs := []*Verifier{e.verifier(t, func(c *Config) {
+		c.OnApplied = func(e events.Event, at time.Time) {
+			if at.Before(e.IssuedAt) {
+				t.Errorf("event %s applied at %v, before it was issued at %v", e.ID, at, e.IssuedAt)
+			}
+			applied <- string(e.Kind)
+		}
+	}), e.verifier(t, nil), e.verifier(t, nil)}
 	cases := []tokenCase{
 		{"revoked jti", tok(verifiertest.TokenOptions{Subject: "dave", JTI: "jti-revoked"}), ErrTokenRevoked},
 		{"same subject, other jti", tok(verifiertest.TokenOptions{Subject: "dave", JTI: "jti-fine"}), nil},
@@ -76,6 +85,18 @@ func TestEachKindOnThreeVerifiers(t *testing.T) {
 				t.Errorf("verifier %d, %s: %v is not ErrInvalidToken", i, c.name, err)
 			}
 		}
+	}
+	kinds := map[string]bool{}
+	for range 4 {
+		select {
+		case k := <-applied:
+			kinds[k] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("OnApplied reported only %v", kinds)
+		}
+	}
+	if len(kinds) != 4 {
+		t.Fatalf("OnApplied reported kinds %v, want all four", kinds)
 	}
 	// The subject logs in again after the logout: accepted.
 	again := tok(verifiertest.TokenOptions{Subject: "alice", IssuedAt: time.Now()})
