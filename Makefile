@@ -7,7 +7,7 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit bench fuzz run tools deps
+.PHONY: all test lint vet fmt-check staticcheck unit bench bench-e2e fuzz run tools deps
 
 all: test
 
@@ -48,6 +48,14 @@ bench:
 	$(GO) test -run '^$$' -bench 'Parallel' -cpu 1,2 -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) -timeout 60m ./pkg/verifier | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'Replay' -benchtime 1x -count 5 -timeout 60m ./pkg/verifier | tee -a bench.txt
 	$(GO) tool benchstat bench.txt
+
+## bench-e2e: the propagation benchmark (docs/propagation.md): a 3-node NATS
+## cluster, redis-server, the revoker and 8 example replicas as processes on
+## 127.0.0.1; revocations at 10, 100, 1000/s; cold start with 100k in the
+## stream. Prints the tables; writes docs/propagation.svg and .csv.
+## BENCH_E2E_FLAGS passes flags (go run ./bench/e2e -h).
+bench-e2e: deps
+	$(GO) run ./bench/e2e $(BENCH_E2E_FLAGS)
 
 ## fuzz: run every fuzz target for FUZZ_TIME each; crashers land in testdata/.
 fuzz:

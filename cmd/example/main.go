@@ -23,6 +23,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/example"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -38,6 +39,7 @@ type options struct {
 	insecureJWKS          bool
 	maxLifetime, maxStale time.Duration
 	cookie                string
+	logApplied            bool
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -102,6 +104,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", envDuration("MAX_TOKEN_LIFETIME", verifier.DefaultMaxTokenLifetime), "longest access-token lifetime accepted (JWTREVOKE_MAX_TOKEN_LIFETIME)")
 	fs.DurationVar(&o.maxStale, "max-staleness", envDuration("MAX_STALENESS", verifier.DefaultMaxStaleness), "staleness bound before requests fail closed (JWTREVOKE_MAX_STALENESS)")
 	fs.StringVar(&o.cookie, "cookie", env("COOKIE", ""), "also read the access token from this cookie (JWTREVOKE_COOKIE)")
+	fs.BoolVar(&o.logApplied, "log-applied", envBool("LOG_APPLIED"), "log one line per revocation event applied, with its id and applied_unix_ns; for propagation measurements (JWTREVOKE_LOG_APPLIED)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -109,6 +112,16 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return o, errors.Join(errs...)
+}
+
+// appliedLogger returns a verifier.Config.OnApplied that writes one line per
+// applied event: {"msg":"revocation applied","id":...,"applied_unix_ns":...}
+// (bench/e2e reads them; the instant is the verifier's own clock).
+func appliedLogger(log *slog.Logger) func(events.Event, time.Time) {
+	return func(e events.Event, applied time.Time) {
+		log.LogAttrs(context.Background(), slog.LevelInfo, "revocation applied",
+			slog.String("id", e.ID), slog.Int64("applied_unix_ns", applied.UnixNano()))
+	}
 }
 
 func serve(o options, log *slog.Logger) error {
@@ -120,8 +133,13 @@ func serve(o options, log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
+	var onApplied func(events.Event, time.Time)
+	if o.logApplied {
+		onApplied = appliedLogger(log)
+	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{
+			OnApplied:            onApplied,
 			Issuer:               o.issuer,
 			Audiences:            process.SplitList(o.audience),
 			Algorithms:           process.SplitList(o.algorithms),

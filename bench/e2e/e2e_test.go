@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool) bool {
+	t.Helper()
+	return waitUntil(t.Context(), timeout, cond)
+}
+
+func TestParseApplied(t *testing.T) {
+	// The line cmd/example -log-applied writes, produced the same way.
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, appliedMsg,
+		slog.String("id", "rev.abc"), slog.Int64("applied_unix_ns", 1_700_000_000_123_456_789))
+	for _, tc := range []struct {
+		name    string
+		line    string
+		wantID  string
+		wantNs  int64
+		wantErr error
+	}{
+		{name: "slog line", line: strings.TrimSpace(buf.String()), wantID: "rev.abc", wantNs: 1_700_000_000_123_456_789},
+		{name: "other message", line: `{"msg":"example service listening","addr":"127.0.0.1:1"}`, wantErr: errNotApplied},
+		{name: "no instant", line: `{"msg":"revocation applied","id":"x"}`, wantErr: errNotApplied},
+		{name: "no id", line: `{"msg":"revocation applied","applied_unix_ns":5}`, wantErr: errNotApplied},
+		{name: "not json", line: `example: bad flag`, wantErr: errNotApplied},
+		{name: "broken json", line: `{"msg":`, wantErr: errNotApplied},
+		{name: "empty", line: ``, wantErr: errNotApplied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, at, err := parseApplied([]byte(tc.line))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if err == nil && (id != tc.wantID || at.UnixNano() != tc.wantNs) {
+				t.Fatalf("got %q %d, want %q %d", id, at.UnixNano(), tc.wantID, tc.wantNs)
+			}
+		})
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Millisecond
+	}
+	for _, tc := range []struct {
+		name   string
+		sorted []time.Duration
+		q      float64
+		want   time.Duration
+	}{
+		{name: "empty", sorted: nil, q: .5, want: 0},
+		{name: "one", sorted: []time.Duration{7}, q: .99, want: 7},
+		{name: "p50 of 100", sorted: hundred, q: .5, want: 50 * time.Millisecond},
+		{name: "p99 of 100", sorted: hundred, q: .99, want: 99 * time.Millisecond},
+		{name: "max", sorted: hundred, q: 1, want: 100 * time.Millisecond},
+		{name: "p0", sorted: hundred, q: 0, want: time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := quantile(tc.sorted, tc.q); got != tc.want {
+				t.Fatalf("quantile(%g) = %v, want %v", tc.q, got, tc.want)
+			}
+		})
+	}
+}
+
+// sampleResults are two rates: the first with a failed call and one replica
+// that never reported an event.
+func sampleResults() []rateResult {
+	t0 := time.Unix(1_700_000_000, 0)
+	return []rateResult{{
+		Target: 10,
+		Calls: []call{
+			{Start: t0, Took: 2 * time.Millisecond, ID: "a"},
+			{Start: t0.Add(100 * time.Millisecond), Took: 4 * time.Millisecond, ID: "b"},
+			{Start: t0.Add(200 * time.Millisecond), Took: 30 * time.Millisecond, Err: errors.New("bench: revoke: 503, busy")},
+		},
+		Elapsed: 230 * time.Millisecond,
+		Applied: [][]time.Duration{{3 * time.Millisecond, 5 * time.Millisecond}, {-1, 4 * time.Millisecond}, nil},
+	}, {
+		Target:  1000,
+		Calls:   []call{{Start: t0.Add(time.Second), Took: time.Millisecond, ID: "c"}},
+		Elapsed: time.Millisecond,
+		Applied: [][]time.Duration{{2 * time.Millisecond, 2500 * time.Microsecond}},
+	}}
+}
+
+func TestSummarize(t *testing.T) {
+	s := sampleResults()[0].summarize()
+	want := summary{
+		Target: 10, Sent: 3, Acked: 2, Failed: 1, Missing: 1, PropSamples: 3, CallsSmp: 2,
+		Prop:      quantiles{P50: 4 * time.Millisecond, P99: 5 * time.Millisecond, Max: 5 * time.Millisecond},
+		Call:      quantiles{P50: 2 * time.Millisecond, P99: 4 * time.Millisecond, Max: 4 * time.Millisecond},
+		Sustained: 2 / 0.23,
+	}
+	if s != want {
+		t.Fatalf("summary\n got %+v\nwant %+v", s, want)
+	}
+	var tab bytes.Buffer
+	if err := writeTable(&tab, []summary{s}); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(tab.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "| 10 ") {
+		t.Fatalf("table:\n%s", tab.String())
+	}
+}
+
+func TestWriteCSV(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeCSV(&buf, sampleResults(), 2); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatalf("not CSV: %v\n%s", err, buf.String())
+	}
+	want := [][]string{
+		{"target_rate", "call", "start_ms", "call_ms", "error", "replica0_ms", "replica1_ms"},
+		{"10", "0", "0.000", "2.00", "", "3.00", "5.00"},
+		{"10", "1", "100.000", "4.00", "", "", "4.00"},
+		{"10", "2", "200.000", "30.00", "bench: revoke: 503; busy", "", ""},
+		{"1000", "0", "0.000", "1.00", "", "2.00", "2.50"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), buf.String())
+	}
+	for i := range want {
+		if strings.Join(rows[i], "|") != strings.Join(want[i], "|") {
+			t.Errorf("row %d = %q, want %q", i, rows[i], want[i])
+		}
+	}
+}
+
+func TestWriteCDF(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		results   []rateResult
+		polylines int
+	}{
+		{name: "two rates", results: sampleResults(), polylines: 4},
+		{name: "nothing", results: nil, polylines: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := writeCDF(&buf, tc.results, `a <title> & "more"`); err != nil {
+				t.Fatal(err)
+			}
+			dec := xml.NewDecoder(&buf)
+			polylines := 0
+			for {
+				tok, err := dec.Token()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("not well-formed XML: %v", err)
+				}
+				if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+					polylines++
+				}
+			}
+			if polylines != tc.polylines {
+				t.Fatalf("%d polylines, want %d", polylines, tc.polylines)
+			}
+		})
+	}
+}
+
+func TestWriteOutputs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "docs")
+	if err := writeOutputs(dir, sampleResults(), 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"propagation.svg", "propagation.csv"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestDrive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name     string
+		rate     float64
+		n        int
+		maxDur   time.Duration
+		workers  int
+		callTime time.Duration
+		fail     bool
+		// The duration bound admits a call due exactly at it when the
+		// scheduler is quick, hence a range.
+		wantMin, wantMax int
+	}{
+		{name: "all sent", rate: 200, n: 20, maxDur: 5 * time.Second, workers: 4, wantMin: 20, wantMax: 20},
+		{name: "bounded by duration", rate: 20, n: 1000, maxDur: 200 * time.Millisecond, workers: 4, wantMin: 3, wantMax: 5},
+		{name: "failures recorded", rate: 1000, n: 10, maxDur: time.Second, workers: 2, fail: true, wantMin: 10, wantMax: 10},
+		{name: "one worker, slow calls", rate: 1000, n: 5, maxDur: 5 * time.Second, workers: 1, callTime: 10 * time.Millisecond, wantMin: 5, wantMax: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var inFlight, most atomic.Int32
+			start := time.Now()
+			r := drive(ctx, tc.rate, tc.n, tc.maxDur, tc.workers, func(ctx context.Context, i int) (string, error) {
+				n := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				if tc.callTime > 0 {
+					time.Sleep(tc.callTime) // the call's own duration, not a wait for a condition
+				}
+				if tc.fail {
+					return "", errors.New("bench: revoke: refused")
+				}
+				return "id-" + string(rune('a'+i%26)), nil
+			})
+			if len(r.Calls) < tc.wantMin || len(r.Calls) > tc.wantMax {
+				t.Fatalf("%d calls, want %d..%d", len(r.Calls), tc.wantMin, tc.wantMax)
+			}
+			if int(most.Load()) > tc.workers {
+				t.Fatalf("%d calls in flight, more than %d workers", most.Load(), tc.workers)
+			}
+			for i, c := range r.Calls {
+				due := start.Add(time.Duration(float64(i) / tc.rate * float64(time.Second)))
+				if c.Start.Before(due.Add(-time.Millisecond)) {
+					t.Fatalf("call %d started %v before it was due", i, due.Sub(c.Start))
+				}
+				if (c.Err != nil) != tc.fail {
+					t.Fatalf("call %d: err %v", i, c.Err)
+				}
+			}
+			if tc.callTime > 0 && r.Elapsed < time.Duration(tc.n)*tc.callTime {
+				t.Fatalf("elapsed %v with one worker and %d calls of %v", r.Elapsed, tc.n, tc.callTime)
+			}
+			if s := r.summarize(); s.Sent != len(r.Calls) || (s.Acked == 0) != tc.fail {
+				t.Fatalf("summary %+v", s)
+			}
+		})
+	}
+}
+
+func TestDriveStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var calls atomic.Int32
+	done := make(chan rateResult, 1)
+	go func() {
+		done <- drive(ctx, 100, 1_000_000, time.Hour, 2, func(context.Context, int) (string, error) {
+			calls.Add(1)
+			return "x", nil
+		})
+	}()
+	if !waitFor(t, 5*time.Second, func() bool { return calls.Load() >= 3 }) {
+		t.Fatal("no calls made")
+	}
+	cancel()
+	select {
+	case r := <-done:
+		if len(r.Calls) >= 1_000_000 {
+			t.Fatalf("sent everything: %d", len(r.Calls))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("drive did not stop on cancel")
+	}
+}
+
+func TestHTTPRevoker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex // guards bodies
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		switch {
+		case r.Header.Get("Authorization") != "Bearer cred":
+			w.WriteHeader(http.StatusUnauthorized)
+		case strings.Contains(string(b), `"p-1"`):
+			http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"rev.1","seq":1}`)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name    string
+		cred    string
+		i       int
+		wantID  string
+		wantErr bool
+	}{
+		{name: "acknowledged", cred: "cred", i: 0, wantID: "rev.1"},
+		{name: "unavailable", cred: "cred", i: 1, wantErr: true},
+		{name: "wrong credential", cred: "nope", i: 2, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := httpRevoker(srv.Client(), srv.URL, tc.cred, "p")(ctx, tc.i)
+			if (err != nil) != tc.wantErr || id != tc.wantID {
+				t.Fatalf("got %q, %v", id, err)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(bodies[0], `"type":"token"`) || !strings.Contains(bodies[0], `"jti":"p-0"`) {
+		t.Fatalf("body %s", bodies[0])
+	}
+}
+
+func TestNATSConfigParses(t *testing.T) {
+	dir := t.TempDir()
+	nodes := []natsNode{
+		{Name: "n1", ClientPort: 14222, RoutePort: 16222, StoreDir: filepath.Join(dir, "n1")},
+		{Name: "n2", ClientPort: 14223, RoutePort: 16223, StoreDir: filepath.Join(dir, "n2")},
+		{Name: "n3", ClientPort: 14224, RoutePort: 16224, StoreDir: filepath.Join(dir, "n3")},
+	}
+	for i := range nodes {
+		path := filepath.Join(dir, nodes[i].Name+".conf")
+		if err := os.WriteFile(path, []byte(natsConfig(nodes, i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("node %d: nats-server rejects the config: %v\n%s", i, err, natsConfig(nodes, i))
+		}
+		if o.ServerName != nodes[i].Name || o.Host != "127.0.0.1" || o.Port != nodes[i].ClientPort ||
+			!o.JetStream || o.StoreDir != nodes[i].StoreDir || o.Cluster.Port != nodes[i].RoutePort ||
+			o.Cluster.Host != "127.0.0.1" || o.Cluster.Name != "bench" {
+			t.Fatalf("node %d: options %+v", i, o)
+		}
+		if len(o.Routes) != 2 {
+			t.Fatalf("node %d: %d routes, want 2", i, len(o.Routes))
+		}
+		for _, r := range o.Routes {
+			if r.Hostname() != "127.0.0.1" || r.Port() == strconv.Itoa(nodes[i].RoutePort) {
+				t.Fatalf("node %d: route %v", i, r)
+			}
+		}
+	}
+	if got := clientURLs(nodes); got != "nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224" {
+		t.Fatalf("clientURLs = %s", got)
+	}
+}
+
+func TestRSS(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		status  string
+		want    int64
+		wantErr bool
+	}{
+		{name: "kB", status: "Name:\tx\nVmRSS:\t   2048 kB\nThreads: 1\n", want: 2048 << 10},
+		{name: "missing", status: "Name:\tx\n", wantErr: true},
+		{name: "odd unit", status: "VmRSS: 5 MB\n", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseVmRSS(tc.status)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("got %d, %v", got, err)
+			}
+		})
+	}
+	if rss, err := rssBytes(os.Getpid()); err != nil || rss <= 0 {
+		t.Fatalf("own RSS: %d, %v", rss, err)
+	}
+}
+
+func TestProcsStartStop(t *testing.T) {
+	var p procs
+	t.Cleanup(p.Close)
+	var mu sync.Mutex // guards lines
+	var lines []string
+	c, err := p.start("sh", "/bin/sh", []string{"-c", `echo "hello $JWTREVOKE_X $JWTREVOKE_Y"; exec sleep 60`},
+		[]string{"JWTREVOKE_Y=set"}, func(b []byte) {
+			mu.Lock()
+			lines = append(lines, string(b))
+			mu.Unlock()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JWTREVOKE_X", "inherited") // set after start: must not matter either way
+	if !waitFor(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(lines) == 1 }) {
+		t.Fatalf("no output; tail %q", c.Tail())
+	}
+	mu.Lock()
+	if lines[0] != "hello  set" {
+		t.Errorf("line %q", lines[0])
+	}
+	mu.Unlock()
+	stopped := time.Now()
+	p.Close()
+	if !c.Exited() || time.Since(stopped) > 4*time.Second {
+		t.Fatalf("exited %v after %v", c.Exited(), time.Since(stopped))
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if hits.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	var p procs
+	t.Cleanup(p.Close)
+	c, err := p.start("sleep", "/bin/sh", []string{"-c", "exec sleep 60"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitReady(t.Context(), srv.Client(), srv.URL, c, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	never := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer never.Close()
+	if _, err := waitReady(t.Context(), never.Client(), never.URL, c, 100*time.Millisecond); !errors.Is(err, errNotReady) {
+		t.Fatalf("err %v, want errNotReady", err)
+	}
+	c.Stop(time.Second)
+	if _, err := waitReady(t.Context(), never.Client(), never.URL, c, 5*time.Second); err == nil || errors.Is(err, errNotReady) {
+		t.Fatalf("err %v, want exited", err)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		rates   int
+		wantErr bool
+	}{
+		{name: "defaults", args: nil, rates: 3},
+		{name: "two rates", args: []string{"-rates", "5, 50"}, rates: 2},
+		{name: "bad rate", args: []string{"-rates", "10,x"}, wantErr: true},
+		{name: "zero rate", args: []string{"-rates", "0"}, wantErr: true},
+		{name: "zero replicas", args: []string{"-replicas", "0"}, wantErr: true},
+		{name: "extra argument", args: []string{"extra"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseFlags(tc.args, io.Discard)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v", err)
+			}
+			if err == nil && len(c.rates) != tc.rates {
+				t.Fatalf("rates %v", c.rates)
+			}
+		})
+	}
+}
+
+func TestMetricValue(t *testing.T) {
+	text := "# HELP jwtrevoke_verifier_revocations_held Live revocations\n" +
+		"# TYPE jwtrevoke_verifier_revocations_held gauge\n" +
+		"jwtrevoke_verifier_revocations_held{otel_scope_name=\"x\"} 106100\n" +
+		"jwtrevoke_verifier_replay_duration_seconds 2.25\n"
+	for _, tc := range []struct {
+		name, prefix string
+		want         float64
+		wantOK       bool
+	}{
+		{name: "labels", prefix: "jwtrevoke_verifier_revocations_held", want: 106100, wantOK: true},
+		{name: "unit suffix", prefix: "jwtrevoke_verifier_replay_duration", want: 2.25, wantOK: true},
+		{name: "absent", prefix: "jwtrevoke_nothing", wantOK: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, ok := metricValue(text, tc.prefix)
+			if v != tc.want || ok != tc.wantOK {
+				t.Fatalf("got %g %v", v, ok)
+			}
+		})
+	}
+}
