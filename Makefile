@@ -7,7 +7,7 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit bench bench-e2e fuzz run tools deps
+.PHONY: all test lint vet fmt-check staticcheck unit bench bench-e2e fuzz run tools deps chaos
 
 all: test
 
@@ -34,9 +34,11 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags chaos ./internal/chaos
 
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) tool staticcheck -tags chaos ./internal/chaos
 
 ## bench: the benchmarks, summarised by benchstat (medians with confidence
 ## intervals); raw output in bench.txt. Three passes: everything at
@@ -65,6 +67,12 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$pkg; \
 		done; \
 	done
+
+## chaos: the failure suite (docs/failure-testing.md): every fault scenario
+## (-tags chaos) with more operations (-chaos.long), under -race. `make test`
+## runs only its checker tests and the no-fault baseline.
+chaos: deps
+	$(GO) test -race -count=1 -timeout 30m -tags chaos -v -run . ./internal/chaos -chaos.long
 
 ## run: the whole system in one process, dev mode (embedded NATS, in-process
 ## Redis, issuer :8081, revoker :8082, example :8080); prints what to try.

@@ -1,0 +1,279 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Property is one of the guarantees [Check] proves.
+type Property int
+
+// The properties, numbered as in issue 4 (5 is an addition).
+const (
+	// EnforcedInBound (1): every acknowledged revocation is enforced by
+	// every deciding replica within the bound P: whenever a replica
+	// reported itself deciding P or more after the acknowledgement, it had
+	// applied the revocation.
+	EnforcedInBound Property = 1
+	// NoLateAccept (2): no replica accepted a token more than P after a
+	// revocation covering it was acknowledged.
+	NoLateAccept Property = 2
+	// ReadyAfterReplay (3): no replica reported ready before it had
+	// applied every revocation acknowledged before it started, nor
+	// accepted a token such a revocation covers.
+	ReadyAfterReplay Property = 3
+	// NothingLost (4): every acknowledged revocation is in the stream at
+	// the end and applied by every replica still running.
+	NothingLost Property = 4
+	// NoPhantom (5): a replica refused a token as revoked only if some
+	// revocation covering it had been asked for before.
+	NoPhantom Property = 5
+)
+
+func (p Property) String() string {
+	switch p {
+	case EnforcedInBound:
+		return "1-enforced-in-bound"
+	case NoLateAccept:
+		return "2-no-late-accept"
+	case ReadyAfterReplay:
+		return "3-ready-after-replay"
+	case NothingLost:
+		return "4-nothing-lost"
+	case NoPhantom:
+		return "5-no-phantom"
+	}
+	return fmt.Sprintf("Property(%d)", int(p))
+}
+
+// Violation is one breach of a [Property].
+type Violation struct {
+	Property Property
+	Replica  string
+	// Revocation is the event id concerned ("" when none).
+	Revocation string
+	Detail     string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s replica=%q revocation=%q: %s", v.Property, v.Replica, v.Revocation, v.Detail)
+}
+
+// boundarySlack is how close to a subject revocation's request an iat may
+// lie for the checker to call coverage undecidable: the epoch is taken at
+// the revoker somewhere inside [Start, End], and iat is truncated to the
+// microsecond.
+const boundarySlack = time.Millisecond
+
+// coverage says whether revocation r covers the token of q.
+type coverage int
+
+const (
+	notCovered coverage = iota
+	maybeCovered
+	covered
+)
+
+func covers(r Revocation, q Request) coverage {
+	switch r.Kind {
+	case KindToken:
+		if r.Value == q.JTI {
+			return covered
+		}
+	case KindSession:
+		if r.Value == q.SID {
+			return covered
+		}
+	case KindSubject:
+		if r.Value != q.Sub {
+			return notCovered
+		}
+		switch {
+		case q.IssuedAt < r.Start-boundarySlack:
+			return covered
+		case q.IssuedAt <= r.End+boundarySlack:
+			return maybeCovered
+		}
+	}
+	return notCovered
+}
+
+// Stats summarise a history.
+type Stats struct {
+	Revocations int // acknowledged
+	Attempts    int // asked for, acknowledged or not
+	Requests    int
+	Accepted    int
+	Revoked     int
+	Unavailable int
+	Failed      int
+	// MaxLag is the longest time from an acknowledgement to a replica that
+	// was ready before the revocation was asked for applying it; P99Lag
+	// the 99th percentile of those times.
+	MaxLag time.Duration
+	P99Lag time.Duration
+}
+
+// Check proves properties 1 to 5 over h with bound p and returns every
+// violation found (none: the run was correct) and the history's [Stats].
+// It is a pure function of its arguments.
+func Check(h History, p time.Duration) ([]Violation, Stats) {
+	var vs []Violation
+	add := func(prop Property, replica, rev, format string, args ...any) {
+		vs = append(vs, Violation{Property: prop, Replica: replica, Revocation: rev, Detail: fmt.Sprintf(format, args...)})
+	}
+
+	// First application of each event per incarnation.
+	type key struct{ replica, id string }
+	applied := make(map[key]time.Duration)
+	for _, a := range h.Applied {
+		k := key{a.Replica, a.ID}
+		if t, ok := applied[k]; !ok || a.At < t {
+			applied[k] = a.At
+		}
+	}
+	incs := make(map[string]Incarnation, len(h.Incarnations))
+	for _, in := range h.Incarnations {
+		incs[in.Name] = in
+	}
+
+	var acked []Revocation
+	st := Stats{Attempts: len(h.Revocations), Requests: len(h.Requests)}
+	for _, r := range h.Revocations {
+		if r.Acked {
+			acked = append(acked, r)
+		}
+	}
+	st.Revocations = len(acked)
+	// The stream keeps one message per revoked value: a later revocation of
+	// the same value (a subject's newer epoch) supersedes an earlier one,
+	// in the stream and in a replay. superseding lists, per event id, the
+	// ids that enforce it: itself and every later acknowledged revocation
+	// of the same kind and value.
+	superseding := make(map[string][]string, len(acked))
+	for _, r := range acked {
+		for _, o := range acked {
+			if o.Kind == r.Kind && o.Value == r.Value && (o.ID == r.ID || o.Start >= r.End) {
+				superseding[r.ID] = append(superseding[r.ID], o.ID)
+			}
+		}
+	}
+	// appliedAt is when incarnation in first applied r or a revocation
+	// superseding it.
+	appliedAt := func(in, id string) (time.Duration, bool) {
+		var first time.Duration
+		found := false
+		for _, o := range superseding[id] {
+			if t, ok := applied[key{in, o}]; ok && (!found || t < first) {
+				first, found = t, true
+			}
+		}
+		return first, found
+	}
+
+	// 1: enforced within the bound at every deciding sample.
+	for _, r := range acked {
+		deadline := r.End + p
+		for _, d := range h.Deciding {
+			if d.At < deadline {
+				continue
+			}
+			at, ok := appliedAt(d.Replica, r.ID)
+			if !ok || at > d.At {
+				add(EnforcedInBound, d.Replica, r.ID, "deciding at %v, %v after the ack at %v, without having applied it", d.At, d.At-r.End, r.End)
+				break // one violation per revocation is enough to find it
+			}
+		}
+	}
+
+	// Lags, for the stats.
+	var lags []time.Duration
+	for _, r := range acked {
+		for _, in := range h.Incarnations {
+			if in.Ready < 0 || in.Ready > r.Start {
+				continue
+			}
+			if at, ok := applied[key{in.Name, r.ID}]; ok {
+				lags = append(lags, max(0, at-r.End))
+			}
+		}
+	}
+	if len(lags) > 0 {
+		slices.Sort(lags)
+		st.MaxLag = lags[len(lags)-1]
+		st.P99Lag = lags[(len(lags)*99)/100]
+	}
+
+	// 2, 3 (accepting) and 5 per request.
+	for _, q := range h.Requests {
+		switch q.Outcome {
+		case Accepted:
+			st.Accepted++
+		case Revoked:
+			st.Revoked++
+		case Unavailable:
+			st.Unavailable++
+		case Failed:
+			st.Failed++
+		}
+		switch q.Outcome {
+		case Accepted:
+			in, known := incs[q.Replica]
+			for _, r := range acked {
+				if covers(r, q) != covered {
+					continue
+				}
+				if known && r.End < in.Start {
+					add(ReadyAfterReplay, q.Replica, r.ID, "accepted %s at %v; the revocation was acknowledged at %v, before the replica started at %v", q.JTI, q.Start, r.End, in.Start)
+				} else if q.Start > r.End+p {
+					add(NoLateAccept, q.Replica, r.ID, "accepted %s at %v, %v after the ack at %v", q.JTI, q.Start, q.Start-r.End, r.End)
+				}
+			}
+		case Revoked:
+			if !slices.ContainsFunc(h.Revocations, func(r Revocation) bool {
+				return r.Start < q.End && covers(r, q) != notCovered
+			}) {
+				add(NoPhantom, q.Replica, "", "refused %s (sid %s, sub %s) as revoked at %v; nothing covering it was asked for", q.JTI, q.SID, q.Sub, q.Start)
+			}
+		}
+	}
+
+	// 3: replayed before ready.
+	for _, in := range h.Incarnations {
+		if in.Ready < 0 {
+			continue
+		}
+		for _, r := range acked {
+			if r.End >= in.Start {
+				continue
+			}
+			if at, ok := appliedAt(in.Name, r.ID); !ok || at > in.Ready {
+				add(ReadyAfterReplay, in.Name, r.ID, "ready at %v without having applied a revocation acknowledged at %v, before it started at %v", in.Ready, r.End, in.Start)
+			}
+		}
+	}
+
+	// 4: in the stream and applied by every running replica.
+	var inStream map[string]bool
+	if h.Stream != nil {
+		inStream = make(map[string]bool, len(h.Stream))
+		for _, id := range h.Stream {
+			inStream[id] = true
+		}
+	}
+	for _, r := range acked {
+		if inStream != nil && !slices.ContainsFunc(superseding[r.ID], func(id string) bool { return inStream[id] }) {
+			add(NothingLost, "", r.ID, "acknowledged at %v but neither it nor a later revocation of %s %s is in the stream at the end", r.End, r.Kind, r.Value)
+		}
+		for _, in := range h.Incarnations {
+			if in.Stop >= 0 {
+				continue
+			}
+			if _, ok := appliedAt(in.Name, r.ID); !ok {
+				add(NothingLost, in.Name, r.ID, "acknowledged at %v but never applied by this running replica", r.End)
+			}
+		}
+	}
+	return vs, st
+}

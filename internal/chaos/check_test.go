@@ -1,0 +1,207 @@
+package chaos
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+const ms = time.Millisecond
+
+// baseHistory is a correct run: replica "a" applies the token revocation
+// r1 5ms after its ack, refuses j1 and accepts j2.
+func baseHistory() History {
+	return History{
+		Revocations:  []Revocation{{ID: "r1", Kind: KindToken, Value: "j1", Start: 10 * ms, End: 20 * ms, Acked: true}},
+		Incarnations: []Incarnation{{Name: "a", Start: 0, Ready: 5 * ms, Stop: -1}},
+		Applied:      []Applied{{Replica: "a", ID: "r1", At: 25 * ms}},
+		Deciding:     []Deciding{{Replica: "a", At: 6 * ms}, {Replica: "a", At: 100 * ms}},
+		Requests: []Request{
+			{Replica: "a", JTI: "j1", SID: "s1", Sub: "alice", Start: 100 * ms, End: 101 * ms, Outcome: Revoked},
+			{Replica: "a", JTI: "j2", SID: "s2", Sub: "alice", Start: 100 * ms, End: 101 * ms, Outcome: Accepted},
+		},
+		Stream: []string{"r1"},
+	}
+}
+
+func TestCheck(t *testing.T) {
+	const p = 50 * ms
+	tests := []struct {
+		name string
+		edit func(h *History)
+		want []Property
+	}{
+		{name: "correct run", edit: func(*History) {}},
+		{
+			name: "applied after the bound while deciding",
+			edit: func(h *History) { h.Applied[0].At = 200 * ms },
+			want: []Property{EnforcedInBound},
+		},
+		{
+			name: "never applied by a running replica, no deciding sample after the bound",
+			edit: func(h *History) { h.Applied = nil; h.Deciding = h.Deciding[:1] },
+			want: []Property{NothingLost},
+		},
+		{
+			name: "accepted a revoked token after the bound",
+			edit: func(h *History) {
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j1", SID: "s9", Sub: "bob", Start: 71 * ms, End: 72 * ms, Outcome: Accepted})
+			},
+			want: []Property{NoLateAccept},
+		},
+		{
+			name: "accepted a revoked token within the bound",
+			edit: func(h *History) {
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j1", SID: "s9", Sub: "bob", Start: 60 * ms, End: 61 * ms, Outcome: Accepted})
+			},
+		},
+		{
+			name: "ready before replaying an earlier ack",
+			edit: func(h *History) {
+				h.Incarnations = append(h.Incarnations, Incarnation{Name: "b", Start: 30 * ms, Ready: 35 * ms, Stop: -1})
+				h.Applied = append(h.Applied, Applied{Replica: "b", ID: "r1", At: 40 * ms})
+			},
+			want: []Property{ReadyAfterReplay},
+		},
+		{
+			name: "accepted, within the bound, a token revoked before the replica started",
+			edit: func(h *History) {
+				h.Incarnations = append(h.Incarnations, Incarnation{Name: "b", Start: 30 * ms, Ready: 35 * ms, Stop: -1})
+				h.Applied = append(h.Applied, Applied{Replica: "b", ID: "r1", At: 32 * ms})
+				h.Requests = append(h.Requests, Request{Replica: "b", JTI: "j1", Start: 36 * ms, End: 37 * ms, Outcome: Accepted})
+			},
+			want: []Property{ReadyAfterReplay},
+		},
+		{
+			name: "a stopped replica need not apply",
+			edit: func(h *History) {
+				h.Incarnations = append(h.Incarnations, Incarnation{Name: "b", Start: 1 * ms, Ready: 2 * ms, Stop: 15 * ms})
+			},
+		},
+		{
+			name: "acknowledged but not in the stream",
+			edit: func(h *History) { h.Stream = []string{} },
+			want: []Property{NothingLost},
+		},
+		{
+			name: "superseded by a later revocation of the same subject",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations,
+					Revocation{ID: "r2", Kind: KindSubject, Value: "dave", Start: 10 * ms, End: 20 * ms, Acked: true},
+					Revocation{ID: "r3", Kind: KindSubject, Value: "dave", Start: 30 * ms, End: 40 * ms, Acked: true})
+				h.Applied = append(h.Applied, Applied{Replica: "a", ID: "r3", At: 42 * ms})
+				h.Stream = append(h.Stream, "r3")
+			},
+		},
+		{
+			name: "not superseded by an earlier revocation of the same subject",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations,
+					Revocation{ID: "r2", Kind: KindSubject, Value: "dave", Start: 10 * ms, End: 20 * ms, Acked: true},
+					Revocation{ID: "r3", Kind: KindSubject, Value: "dave", Start: 30 * ms, End: 40 * ms, Acked: true})
+				h.Applied = append(h.Applied, Applied{Replica: "a", ID: "r2", At: 22 * ms})
+				h.Stream = append(h.Stream, "r2")
+			},
+			want: []Property{EnforcedInBound, NothingLost, NothingLost},
+		},
+		{
+			name: "refused as revoked with nothing asked for",
+			edit: func(h *History) {
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j3", SID: "s3", Sub: "carol", Start: 100 * ms, End: 101 * ms, Outcome: Revoked})
+			},
+			want: []Property{NoPhantom},
+		},
+		{
+			name: "refused as revoked by an unacknowledged attempt",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations, Revocation{Kind: KindSession, Value: "s3", Start: 50 * ms, End: 90 * ms})
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j3", SID: "s3", Sub: "carol", Start: 100 * ms, End: 101 * ms, Outcome: Revoked})
+			},
+		},
+		{
+			name: "refused before the attempt began",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations, Revocation{Kind: KindSession, Value: "s3", Start: 150 * ms, End: 190 * ms})
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j3", SID: "s3", Sub: "carol", Start: 100 * ms, End: 101 * ms, Outcome: Revoked})
+			},
+			want: []Property{NoPhantom},
+		},
+		{
+			name: "subject: older token accepted late",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations, Revocation{ID: "r2", Kind: KindSubject, Value: "dave", Start: 10 * ms, End: 20 * ms, Acked: true})
+				h.Applied = append(h.Applied, Applied{Replica: "a", ID: "r2", At: 22 * ms})
+				h.Stream = append(h.Stream, "r2")
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j4", Sub: "dave", IssuedAt: 5 * ms, Start: 100 * ms, End: 101 * ms, Outcome: Accepted})
+			},
+			want: []Property{NoLateAccept},
+		},
+		{
+			name: "subject: token issued during the request is undecidable, token issued after is fine",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations, Revocation{ID: "r2", Kind: KindSubject, Value: "dave", Start: 10 * ms, End: 20 * ms, Acked: true})
+				h.Applied = append(h.Applied, Applied{Replica: "a", ID: "r2", At: 22 * ms})
+				h.Stream = append(h.Stream, "r2")
+				h.Requests = append(h.Requests,
+					Request{Replica: "a", JTI: "j4", Sub: "dave", IssuedAt: 15 * ms, Start: 100 * ms, End: 101 * ms, Outcome: Accepted},
+					Request{Replica: "a", JTI: "j5", Sub: "dave", IssuedAt: 15 * ms, Start: 100 * ms, End: 101 * ms, Outcome: Revoked},
+					Request{Replica: "a", JTI: "j6", Sub: "dave", IssuedAt: 30 * ms, Start: 100 * ms, End: 101 * ms, Outcome: Accepted},
+				)
+			},
+		},
+		{
+			name: "subject: token issued after the revocation refused as revoked",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations, Revocation{ID: "r2", Kind: KindSubject, Value: "dave", Start: 10 * ms, End: 20 * ms, Acked: true})
+				h.Applied = append(h.Applied, Applied{Replica: "a", ID: "r2", At: 22 * ms})
+				h.Stream = append(h.Stream, "r2")
+				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j6", Sub: "dave", IssuedAt: 30 * ms, Start: 100 * ms, End: 101 * ms, Outcome: Revoked})
+			},
+			want: []Property{NoPhantom},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := baseHistory()
+			tt.edit(&h)
+			vs, _ := Check(h, p)
+			var got []Property
+			for _, v := range vs {
+				got = append(got, v.Property)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Check found %v, want %v; violations:", got, tt.want)
+				for _, v := range vs {
+					t.Logf("  %s", v)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckStats(t *testing.T) {
+	vs, st := Check(baseHistory(), 50*ms)
+	if len(vs) != 0 {
+		t.Fatalf("violations in the base history: %v", vs)
+	}
+	want := Stats{Revocations: 1, Attempts: 1, Requests: 2, Accepted: 1, Revoked: 1, MaxLag: 5 * ms, P99Lag: 5 * ms}
+	if st != want {
+		t.Errorf("Stats = %+v, want %+v", st, want)
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	rec := NewRecorder()
+	rec.Started("a")
+	rec.Ready("a", rec.Now())
+	rec.Ready("a", time.Hour) // only the first counts
+	rec.Applied("a", "r1", rec.Since(time.Now()))
+	rec.Stopped("a")
+	h := rec.History()
+	if len(h.Incarnations) != 1 || h.Incarnations[0].Ready < 0 || h.Incarnations[0].Ready >= time.Hour || h.Incarnations[0].Stop < h.Incarnations[0].Ready {
+		t.Errorf("incarnation = %+v", h.Incarnations)
+	}
+	if len(h.Applied) != 1 || h.Applied[0].At < h.Incarnations[0].Ready {
+		t.Errorf("applied = %+v", h.Applied)
+	}
+}

@@ -1,0 +1,511 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
+)
+
+// long runs the scenarios with more operations and longer faults.
+var long = flag.Bool("chaos.long", false, "run the failure scenarios with more operations and longer faults")
+
+const (
+	credential = "chaos-service-credential-0123456789"
+	// maxStaleness is every replica's MaxStaleness; bound is the P the
+	// checker holds them to: MaxStaleness plus a probe round trip.
+	maxStaleness = 2 * time.Second
+	bound        = maxStaleness + 500*time.Millisecond
+	replicas     = 3
+	poolSize     = 40
+	subjects     = 8
+)
+
+// sizes are a run's durations and rates.
+type sizes struct {
+	phase      time.Duration // workload before and after a fault
+	revokeTick time.Duration // between two revocations
+	verifyTick time.Duration // between two requests of one replica
+	repeat     int           // how many times a fault is injected
+}
+
+func runSizes() sizes {
+	if *long {
+		return sizes{phase: 5 * time.Second, revokeTick: 10 * time.Millisecond, verifyTick: time.Millisecond, repeat: 3}
+	}
+	return sizes{phase: time.Second, revokeTick: 40 * time.Millisecond, verifyTick: 3 * time.Millisecond, repeat: 1}
+}
+
+// env is one scenario's servers, replicas and workload.
+type env struct {
+	tb      testing.TB
+	sz      sizes
+	rec     *Recorder
+	cluster *Cluster
+	js      jetstream.JetStream // the revoker's, also used by the test
+	redis   *redistest.Server
+	iss     *verifiertest.Issuer
+	client  *revoker.Client
+	reps    []*replica
+	proxies []*Proxy // in front of each node, for replica 0 when proxied
+
+	// mu guards pool.
+	mu   sync.Mutex
+	pool []token
+
+	acked    chan struct{} // one value per acknowledged revocation, dropped when full
+	stopWork context.CancelFunc
+	workers  sync.WaitGroup
+}
+
+// token is one pooled access token and its identifiers.
+type token struct {
+	raw, jti, sid, sub string
+	iat                time.Duration
+	exp                time.Time
+}
+
+// envOptions shape an env.
+type envOptions struct {
+	// proxied: replica 0 reaches NATS through one Proxy per node.
+	proxied bool
+}
+
+// newEnv starts a 3-node cluster, redis-server, the revoker and the
+// replicas, all ready, with the workload not yet started.
+func newEnv(tb testing.TB, o envOptions) *env {
+	tb.Helper()
+	e := &env{tb: tb, sz: runSizes(), rec: NewRecorder(), acked: make(chan struct{}, 1<<16)}
+	e.cluster = StartCluster(tb, 3)
+	_, e.js = e.cluster.Connect(tb)
+	e.redis = redistest.Run(tb)
+	e.iss = verifiertest.NewIssuer(tb)
+	opts := events.StreamOptions{Replicas: 3, MaxTokenLifetime: time.Hour, Leeway: verifier.DefaultLeeway}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := events.EnsureStream(ctx, e.js, opts); err != nil {
+		tb.Fatalf("EnsureStream: %v", err)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	st, err := store.New(store.Config{Client: rdb, Retention: time.Hour})
+	if err != nil {
+		tb.Fatalf("store.New: %v", err)
+	}
+	srv, err := revoker.New(revoker.Config{
+		JetStream: e.js, Store: st, Credentials: []string{credential},
+		Replicas: 3, MaxTokenLifetime: time.Hour,
+		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
+		Keys:    []verifier.Key{{ID: e.iss.KeyID(), Algorithm: e.iss.Algorithm(), Public: e.iss.PublicKey()}},
+		Timeout: 2 * time.Second,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatalf("revoker.New: %v", err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	rdone := make(chan error, 1)
+	go func() { rdone <- srv.Run(rctx) }()
+	tb.Cleanup(func() {
+		rcancel()
+		if err := <-rdone; err != nil {
+			tb.Errorf("revoker Run: %v", err)
+		}
+		srv.Close()
+	})
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(hs.Close)
+	hc := hs.Client()
+	hc.Timeout = 3 * time.Second
+	e.client = revoker.NewClient(hs.URL, credential, hc)
+	waitFor(tb, 30*time.Second, "the revoker to be ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return srv.Ready(ctx) == nil
+	})
+
+	for i := range poolSize {
+		e.pool = append(e.pool, e.mint(i%subjects))
+	}
+	for i := range replicas {
+		r := &replica{env: e, name: fmt.Sprintf("r%d", i), urls: e.cluster.URLs()}
+		if i == 0 && o.proxied {
+			r.urls = nil
+			for _, nd := range e.cluster.Nodes() {
+				p := NewProxy(tb, nd.URL()[len("nats://"):])
+				e.proxies = append(e.proxies, p)
+				r.urls = append(r.urls, p.URL())
+			}
+		}
+		e.reps = append(e.reps, r)
+		r.start(tb)
+		tb.Cleanup(r.stop)
+	}
+	for _, r := range e.reps {
+		r.waitDeciding(tb, 30*time.Second)
+	}
+	return e
+}
+
+// mint makes a fresh token of subject user-s.
+func (e *env) mint(s int) token {
+	wall := time.Now()
+	t := token{jti: rand.Text(), sid: rand.Text(), sub: fmt.Sprintf("user-%d", s), exp: wall.Add(verifiertest.DefaultTTL)}
+	t.raw = e.iss.Token(e.tb, verifiertest.TokenOptions{Subject: t.sub, SessionID: t.sid, JTI: t.jti, IssuedAt: wall})
+	t.iat = e.rec.Since(wall)
+	return t
+}
+
+// pick returns a random pooled token and its index.
+func (e *env) pick() (token, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := mrand.IntN(len(e.pool))
+	return e.pool[i], i
+}
+
+// start runs the workload until stop: one revoking client, one requester
+// per replica.
+func (e *env) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopWork = cancel
+	e.workers.Add(1 + len(e.reps))
+	go func() {
+		defer e.workers.Done()
+		e.revokeLoop(ctx)
+	}()
+	for _, r := range e.reps {
+		go func() {
+			defer e.workers.Done()
+			r.requestLoop(ctx)
+		}()
+	}
+}
+
+// stop ends the workload and waits for it.
+func (e *env) stop() {
+	e.stopWork()
+	e.workers.Wait()
+}
+
+// revokeLoop revokes a random pooled token's jti, session or subject every
+// tick, retrying each with the same Idempotency-Key until acknowledged, and
+// replaces the token by a fresh one.
+func (e *env) revokeLoop(ctx context.Context) {
+	tick := time.NewTicker(e.sz.revokeTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t, i := e.pick()
+		var req revoker.Request
+		rv := Revocation{}
+		switch n := mrand.IntN(10); {
+		case n < 5:
+			exp := float64(t.exp.UnixMicro()) / 1e6
+			req, rv.Kind, rv.Value = revoker.Request{Type: "token", JTI: t.jti, Exp: &exp}, KindToken, t.jti
+		case n < 8:
+			req, rv.Kind, rv.Value = revoker.Request{Type: "session", SID: t.sid}, KindSession, t.sid
+		default:
+			req, rv.Kind, rv.Value = revoker.Request{Type: "subject", Sub: t.sub}, KindSubject, t.sub
+		}
+		key := rand.Text()
+		rv.Start = e.rec.Now()
+		for {
+			res, err := e.client.Revoke(ctx, req, key)
+			rv.End = e.rec.Now()
+			if err == nil {
+				rv.ID, rv.Acked = res.ID, true
+				break
+			}
+			var apiErr *revoker.APIError
+			if errors.As(err, &apiErr) {
+				e.tb.Errorf("revoke %+v: %v", req, err)
+				break
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			// The client's retry, same key, after a short pause.
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		e.rec.Revocation(rv)
+		if rv.Acked {
+			select {
+			case e.acked <- struct{}{}:
+			default:
+			}
+		}
+		fresh := e.mint(mrand.IntN(subjects))
+		e.mu.Lock()
+		e.pool[i] = fresh
+		e.mu.Unlock()
+	}
+}
+
+// hold lets the workload run for d: a fault's timed phase, not a wait for
+// a condition.
+func hold(d time.Duration) { <-time.After(d) }
+
+// finish stops the workload, waits until every running replica applied
+// every acknowledged revocation (property 4 is checked either way), reads
+// the stream, checks the history and reports it.
+func (e *env) finish(tb testing.TB, scenario, injected string) {
+	tb.Helper()
+	e.stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && !e.converged() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.rec.SetStream(e.streamIDs(tb))
+	h := e.rec.History()
+	vs, st := Check(h, bound)
+	tb.Logf("MATRIX | %s | %s | %d revocations acked (%d asked), %d requests (%d accepted, %d revoked, %d unavailable, %d failed) | %d violations | P=%v, lag max %v p99 %v",
+		scenario, injected, st.Revocations, st.Attempts, st.Requests, st.Accepted, st.Revoked, st.Unavailable, st.Failed,
+		len(vs), bound, st.MaxLag.Round(time.Millisecond), st.P99Lag.Round(time.Millisecond))
+	if st.Revocations == 0 || st.Accepted == 0 || st.Revoked == 0 {
+		tb.Errorf("workload too thin to prove anything: %+v", st)
+	}
+	if st.Failed > 0 {
+		tb.Errorf("%d requests failed for a reason other than revocation or unavailability", st.Failed)
+	}
+	for i, v := range vs {
+		if i == 20 {
+			tb.Errorf("... and %d more", len(vs)-20)
+			break
+		}
+		tb.Errorf("violation: %s", v)
+	}
+}
+
+// converged reports whether every running replica applied every
+// acknowledged revocation.
+func (e *env) converged() bool {
+	h := e.rec.History()
+	have := map[[2]string]bool{}
+	for _, a := range h.Applied {
+		have[[2]string{a.Replica, a.ID}] = true
+	}
+	for _, in := range h.Incarnations {
+		if in.Stop >= 0 {
+			continue
+		}
+		for _, r := range h.Revocations {
+			if r.Acked && !have[[2]string{in.Name, r.ID}] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// streamIDs reads every event id the stream holds.
+func (e *env) streamIDs(tb testing.TB) []string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var s jetstream.Stream
+	var err error
+	waitFor(tb, 20*time.Second, "the stream to answer", func() bool {
+		s, err = e.js.Stream(ctx, events.DefaultStreamName)
+		return err == nil
+	})
+	info, err := s.Info(ctx)
+	if err != nil {
+		tb.Fatalf("stream info: %v", err)
+	}
+	ids := []string{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			tb.Fatalf("get msg %d: %v", seq, err)
+		}
+		ev, err := events.Decode(m.Data)
+		if err != nil {
+			tb.Fatalf("decode msg %d: %v", seq, err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+// replica is one service replica: a verifier with its own NATS connection,
+// restarted as new incarnations.
+type replica struct {
+	env  *env
+	name string
+	urls []string
+
+	// mu guards n and cur; requests hold it for reading while they use cur.
+	mu  sync.RWMutex
+	n   int
+	cur *incarnation
+}
+
+// incarnation is one run of a replica's verifier.
+type incarnation struct {
+	name   string
+	v      *verifier.Verifier
+	nc     *nats.Conn
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// start begins a new incarnation.
+func (r *replica) start(tb testing.TB) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	in := &incarnation{name: fmt.Sprintf("%s#%d", r.name, r.n)}
+	nc, err := Dial(r.urls)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	rec, iss := r.env.rec, r.env.iss
+	in.nc = nc
+	in.v, err = verifier.New(verifier.Config{
+		Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
+		Keys:             []verifier.Key{{ID: iss.KeyID(), Algorithm: iss.Algorithm(), Public: iss.PublicKey()}},
+		JetStream:        js,
+		MaxTokenLifetime: time.Hour,
+		MaxStaleness:     maxStaleness,
+		Logger:           slog.New(slog.DiscardHandler),
+		OnApplied: func(ev events.Event, applied time.Time) {
+			rec.Applied(in.name, ev.ID, rec.Since(applied))
+		},
+	})
+	if err != nil {
+		nc.Close()
+		tb.Fatalf("verifier.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	rec.Started(in.name)
+	in.done.Add(2)
+	go func() {
+		defer in.done.Done()
+		if err := in.v.Run(ctx); err != nil {
+			tb.Errorf("%s Run: %v", in.name, err)
+		}
+	}()
+	go func() {
+		defer in.done.Done()
+		if in.v.WaitReady(ctx) != nil {
+			return
+		}
+		rec.Ready(in.name, rec.Now())
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if in.v.Health().Deciding() {
+				rec.Deciding(in.name, rec.Now())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	r.cur = in
+}
+
+// stop ends the current incarnation, if any.
+func (r *replica) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.cur
+	if in == nil {
+		return
+	}
+	r.cur = nil
+	in.cancel()
+	in.done.Wait()
+	r.env.rec.Stopped(in.name)
+	in.v.Close()
+	in.nc.Close()
+}
+
+// deciding reports whether the current incarnation would accept a valid
+// token.
+func (r *replica) deciding() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.cur != nil && r.cur.v.Health().Deciding()
+}
+
+// waitDeciding waits until the replica is deciding.
+func (r *replica) waitDeciding(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	waitFor(tb, timeout, r.name+" to be deciding", r.deciding)
+}
+
+// requestLoop verifies a random pooled token every tick and records the
+// outcome.
+func (r *replica) requestLoop(ctx context.Context) {
+	e := r.env
+	tick := time.NewTicker(e.sz.verifyTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t, _ := e.pick()
+		r.mu.RLock()
+		in := r.cur
+		if in == nil {
+			r.mu.RUnlock()
+			continue
+		}
+		q := Request{Replica: in.name, JTI: t.jti, SID: t.sid, Sub: t.sub, IssuedAt: t.iat, Start: e.rec.Now()}
+		_, err := in.v.Verify(ctx, t.raw)
+		q.End = e.rec.Now()
+		r.mu.RUnlock()
+		switch {
+		case err == nil:
+			q.Outcome = Accepted
+		case errors.Is(err, verifier.ErrTokenRevoked), errors.Is(err, verifier.ErrSessionRevoked), errors.Is(err, verifier.ErrSubjectRevoked):
+			q.Outcome = Revoked
+		case errors.Is(err, verifier.ErrUnavailable):
+			q.Outcome = Unavailable
+		default:
+			q.Outcome, q.Reason = Failed, verifier.Reason(err)
+		}
+		e.rec.Request(q)
+	}
+}
