@@ -19,12 +19,26 @@ import (
 func TestMetrics(t *testing.T) {
 	e := newEnv(t)
 	reader := sdkmetric.NewManualReader()
-	v := e.verifier(t, func(c *Config) { c.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)) })
+	appliedCh := make(chan struct{}, 1)
+	v := e.verifier(t, func(c *Config) {
+		c.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		// Called after the event is counted: the signal to collect on.
+		c.OnApplied = func(events.Event, time.Time) {
+			select {
+			case appliedCh <- struct{}{}:
+			default:
+			}
+		}
+	})
 	good := e.iss.Token(t, verifiertest.TokenOptions{})
 	revoked := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "gone"})
 	e.srv.Revoke(t, events.NewSession(eventID("ses"), "gone", time.Now()))
 	// Wait without calling Verify, so the counts below are exact.
-	waitFor(t, 10*time.Second, "revocation applied", func() bool { return v.Health().Held >= 1 })
+	select {
+	case <-appliedCh:
+	case <-time.After(10 * time.Second):
+		t.Fatal("revocation not applied within 10s")
+	}
 	for range 3 {
 		if _, err := v.Verify(context.Background(), good); err != nil {
 			t.Fatal(err)
