@@ -1,0 +1,499 @@
+//go:build chaos
+
+// More fault scenarios: Redis restart, the Redis fallback policy while a
+// replica is cut off from NATS, and the revoker's own NATS connection
+// partitioned between its Redis write and its publish. See
+// docs/failure-testing.md.
+
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+// TestRestartRedis kills redis-server mid-workload, keeps it down for a
+// phase and starts it again (empty: nothing is persisted). While it is
+// down every revocation is refused (503) and none is acknowledged; the
+// client retries with the same Idempotency-Key and is acknowledged after
+// the restart. The replicas never need Redis.
+func TestRestartRedis(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rv := e.startRevoker(t, nil)
+	e.useRevoker(rv)
+	e.start()
+	for range e.sz.repeat {
+		e.waitAcks(t, 5, 20*time.Second)
+		hold(e.sz.phase)
+		e.redis.Stop()
+		down := e.rec.Now()
+		hold(e.sz.phase)
+		up := e.rec.Now()
+		e.redis.Restart(t)
+		drainAcks(e)
+		e.waitAcks(t, 5, 30*time.Second)
+
+		// No acknowledgement while Redis was down; at least one revocation
+		// asked for meanwhile was retried until acknowledged after the
+		// restart. The margins cover an answer in flight at the kill.
+		spanned := 0
+		for _, r := range e.rec.History().Revocations {
+			if r.Acked && r.End > down+200*time.Millisecond && r.End < up {
+				t.Errorf("revocation %s acknowledged at %v while redis was down [%v, %v]", r.ID, r.End, down, up)
+			}
+			if r.Acked && r.Start > down && r.Start < up && r.End > up {
+				spanned++
+			}
+		}
+		if spanned == 0 {
+			t.Errorf("no revocation asked for while redis was down [%v, %v] was acknowledged after the restart", down, up)
+		}
+	}
+	hold(e.sz.phase)
+	e.finishGated(t, rv, "restart Redis", "redis-server killed for one phase (503s, client retries same key), restarted empty")
+}
+
+// TestFallbackWhileCutOff runs replica r0 with verifier.StaleFallback and
+// revoker.NewRedisFallback behind proxies, partitions it from NATS past
+// MaxStaleness while revocations continue, then heals. Cut off, r0 must
+// keep deciding (no 503) through Redis, and must never accept a token whose
+// revocation was acknowledged before the request started: the Redis record
+// is written before the acknowledgement, so the bound is 0 there.
+//
+// r0 records Deciding samples only while it decides from its own stream
+// state (Health.Deciding and not Stale): property 1 is about applying the
+// stream, which a cut-off replica cannot do; what it enforces through Redis
+// is checked per request, by property 2, with P and again with 0.
+func TestFallbackWhileCutOff(t *testing.T) {
+	e := newEnv(t, envOptions{proxied: true})
+	rv := e.startRevoker(t, nil)
+	e.useRevoker(rv)
+	r0 := e.reps[0]
+	r0.stop()
+	r0.startWith(t, func(c *verifier.Config) {
+		c.StalePolicy = verifier.StaleFallback
+		c.Fallback = revoker.NewRedisFallback(rv.store)
+	}, func(h verifier.Health) bool { return h.Deciding() && !h.Stale })
+	r0.waitDeciding(t, 30*time.Second)
+	r0.mu.RLock()
+	r0name := r0.cur.name
+	r0.mu.RUnlock()
+	stale := func() bool {
+		r0.mu.RLock()
+		defer r0.mu.RUnlock()
+		return r0.cur != nil && r0.cur.v.Health().Stale
+	}
+
+	e.start()
+	type window struct{ from, to time.Duration }
+	var cutOff []window
+	for range e.sz.repeat {
+		e.waitAcks(t, 5, 20*time.Second)
+		hold(e.sz.phase)
+		for _, p := range e.proxies {
+			p.Partition()
+		}
+		waitFor(t, 20*time.Second, "r0 to be stale while cut off", stale)
+		from := e.rec.Now()
+		drainAcks(e)
+		e.waitAcks(t, 5, 20*time.Second)
+		hold(e.sz.phase)
+		to := e.rec.Now()
+		cutOff = append(cutOff, window{from, to})
+		for _, p := range e.proxies {
+			p.Heal()
+		}
+		waitFor(t, 30*time.Second, "r0 fresh again after the heal", func() bool { return !stale() && r0.deciding() })
+		hold(e.sz.phase)
+	}
+	e.finishGated(t, rv, "fallback while cut off", "r0 (StaleFallback, Redis) fully partitioned from NATS past MaxStaleness, revocations continue, heal")
+
+	// While cut off and stale, r0 decided every request itself, and the
+	// Redis fallback enforced every acknowledged revocation at once.
+	h := e.rec.History()
+	var reqs []Request
+	for _, q := range h.Requests {
+		for _, w := range cutOff {
+			if q.Replica == r0name && q.Start >= w.from && q.End <= w.to {
+				reqs = append(reqs, q)
+			}
+		}
+	}
+	var accepted, revoked, unavailable int
+	for _, q := range reqs {
+		switch q.Outcome {
+		case Accepted:
+			accepted++
+		case Revoked:
+			revoked++
+		case Unavailable:
+			unavailable++
+		}
+	}
+	t.Logf("r0 while cut off: %d requests (%d accepted, %d revoked, %d unavailable)", len(reqs), accepted, revoked, unavailable)
+	if accepted == 0 || unavailable > 0 {
+		t.Errorf("r0 did not keep deciding through the fallback while cut off: %d accepted, %d unavailable", accepted, unavailable)
+	}
+	strict := History{Revocations: h.Revocations, Requests: reqs, Incarnations: h.Incarnations, Applied: h.Applied}
+	vs, _ := Check(strict, 0)
+	for _, v := range vs {
+		if v.Property == NoLateAccept || v.Property == NoPhantom {
+			t.Errorf("fallback, bound 0: %s", v)
+		}
+	}
+}
+
+// TestRevokerRetryAfterPublishFailure puts the revoker's own NATS
+// connection behind proxies and partitions it: a revocation is written to
+// Redis, its publish times out and the client gets 503. After the heal the
+// client's retry with the same Idempotency-Key is acknowledged with one
+// event id, and the stream stored that event exactly once (the publish
+// buffered across the partition and the retry's are de-duplicated by
+// Nats-Msg-Id). The workload revokes through the same revoker throughout.
+func TestRevokerRetryAfterPublishFailure(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var proxies []*Proxy
+	var urls []string
+	for _, nd := range e.cluster.Nodes() {
+		p := NewProxy(t, nd.URL()[len("nats://"):])
+		proxies = append(proxies, p)
+		urls = append(urls, p.URL())
+	}
+	rv := e.startRevoker(t, urls)
+	e.useRevoker(rv)
+	seen := e.watchStream(t)
+	e.start()
+	for range e.sz.repeat {
+		e.waitAcks(t, 5, 20*time.Second)
+		hold(e.sz.phase)
+		for _, p := range proxies {
+			p.Partition()
+		}
+
+		// One revocation of a token outside the pool, asked for while cut
+		// off: refused, but already in Redis.
+		tok := e.mint(0)
+		exp := float64(tok.exp.UnixMicro()) / 1e6
+		req := revoker.Request{Type: "token", JTI: tok.jti, Exp: &exp}
+		key := "retry-" + tok.jti
+		rec := Revocation{Kind: KindToken, Value: tok.jti, Start: e.rec.Now()}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := rv.client.Revoke(ctx, req, key)
+		cancel()
+		if !errors.Is(err, revoker.ErrUnavailable) {
+			t.Fatalf("revoke while the revoker is cut off from NATS: got %v, want %v", err, revoker.ErrUnavailable)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		err = rv.store.Check(ctx, store.Query{JTI: tok.jti})
+		cancel()
+		if !errors.Is(err, verifier.ErrTokenRevoked) {
+			t.Fatalf("after the failed publish, redis check of the jti: got %v, want %v", err, verifier.ErrTokenRevoked)
+		}
+		hold(e.sz.phase)
+		for _, p := range proxies {
+			p.Heal()
+		}
+
+		// The client's retries, same key, until acknowledged; then once
+		// more, which must name the same event.
+		var id string
+		waitFor(t, 30*time.Second, "the retried revocation to be acknowledged", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			res, err := rv.client.Revoke(ctx, req, key)
+			if err != nil {
+				return false
+			}
+			id = res.ID
+			return true
+		})
+		rec.End, rec.ID, rec.Acked = e.rec.Now(), id, true
+		e.rec.Revocation(rec)
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		again, err := rv.client.Revoke(ctx, req, key)
+		cancel()
+		if err != nil || again.ID != id {
+			t.Errorf("repeated retry: got %+v, %v; want event %s", again, err, id)
+		}
+		if n := seen.count(t, e, id); n != 1 {
+			t.Errorf("event %s stored %d times in the stream, want exactly once", id, n)
+		}
+		drainAcks(e)
+		e.waitAcks(t, 5, 30*time.Second)
+	}
+	hold(e.sz.phase)
+	e.finishGated(t, rv, "revoker publish fails, client retries", "the revoker's NATS connection partitioned (Redis written, publish times out, 503), heal, retry with the same Idempotency-Key")
+}
+
+// streamWatch counts every message the stream stores from its creation on,
+// by event id, through an ordered consumer. It is safe for concurrent use.
+type streamWatch struct {
+	// mu guards ids and last.
+	mu   sync.Mutex
+	ids  map[string]int
+	last uint64 // highest stream sequence seen
+}
+
+// watchStream starts a streamWatch, stopped at tb's Cleanup.
+func (e *env) watchStream(tb testing.TB) *streamWatch {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		tb.Fatalf("stream: %v", err)
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		tb.Fatalf("ordered consumer: %v", err)
+	}
+	w := &streamWatch{ids: map[string]int{}}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		ev, err := events.Decode(m.Data())
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err == nil {
+			w.ids[ev.ID]++
+		}
+		w.last = max(w.last, md.Sequence.Stream)
+	})
+	if err != nil {
+		tb.Fatalf("consume: %v", err)
+	}
+	tb.Cleanup(cc.Stop)
+	return w
+}
+
+// count waits until the watch has seen every message stored so far and
+// returns how many of them carry event id.
+func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		tb.Fatalf("stream: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		tb.Fatalf("stream info: %v", err)
+	}
+	waitFor(tb, 10*time.Second, "the stream watch to catch up", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.last >= info.State.LastSeq
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ids[id]
+}
+
+// startWith begins a new incarnation like start, with cfg applied to the
+// verifier's configuration and a Deciding sample recorded whenever
+// deciding(Health) holds.
+func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding func(verifier.Health) bool) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	in := &incarnation{name: fmt.Sprintf("%s#%d", r.name, r.n)}
+	nc, err := Dial(r.urls)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		tb.Fatalf("jetstream: %v", err)
+	}
+	rec, iss := r.env.rec, r.env.iss
+	in.nc = nc
+	c := verifier.Config{
+		Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
+		Keys:             []verifier.Key{{ID: iss.KeyID(), Algorithm: iss.Algorithm(), Public: iss.PublicKey()}},
+		JetStream:        js,
+		MaxTokenLifetime: time.Hour,
+		MaxStaleness:     maxStaleness,
+		Logger:           slog.New(slog.DiscardHandler),
+		OnApplied: func(ev events.Event, applied time.Time) {
+			rec.Applied(in.name, ev.ID, rec.Since(applied))
+		},
+	}
+	cfg(&c)
+	in.v, err = verifier.New(c)
+	if err != nil {
+		nc.Close()
+		tb.Fatalf("verifier.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	rec.Started(in.name)
+	in.done.Add(2)
+	go func() {
+		defer in.done.Done()
+		if err := in.v.Run(ctx); err != nil {
+			tb.Errorf("%s Run: %v", in.name, err)
+		}
+	}()
+	go func() {
+		defer in.done.Done()
+		if in.v.WaitReady(ctx) != nil {
+			return
+		}
+		rec.Ready(in.name, rec.Now())
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if deciding(in.v.Health()) {
+				rec.Deciding(in.name, rec.Now())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	r.cur = in
+	tb.Cleanup(r.stop)
+}
+
+// gate is an http.RoundTripper in front of the test's revoker that can be
+// closed: then it refuses new requests without sending them, and wait
+// returns once the requests already sent have answered. Closing it before
+// the workload stops means no revocation is left in flight, published but
+// never acknowledged (such an event may replace an acknowledged one of the
+// same value in the stream, which the checker would report as lost). It is
+// safe for concurrent use.
+type gate struct {
+	next http.RoundTripper
+
+	// mu guards closed; inFlight counts requests sent and not answered.
+	mu       sync.Mutex
+	closed   bool
+	inFlight sync.WaitGroup
+}
+
+// errGateClosed is what a closed gate answers.
+var errGateClosed = errors.New("chaos: revoker client closed for the end of the run")
+
+// RoundTrip implements http.RoundTripper.
+func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, errGateClosed
+	}
+	g.inFlight.Add(1)
+	g.mu.Unlock()
+	defer g.inFlight.Done()
+	resp, err := g.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	// The body is read by the caller; the revoker's answers are small, so
+	// reading it here keeps "answered" well defined.
+	body, rerr := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if rerr != nil {
+		return nil, rerr
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// close refuses every later request and waits for the ones in flight.
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.inFlight.Wait()
+}
+
+// testRevoker is a revoker started by a scenario with its own NATS
+// connection and Redis client.
+type testRevoker struct {
+	client *revoker.Client
+	store  *store.Store
+	gate   *gate
+}
+
+// startRevoker starts a revoker connected to NATS through urls and to the
+// env's redis-server, serving HTTP on a loopback port, and waits until it is
+// ready. Everything stops at tb's Cleanup.
+func (e *env) startRevoker(tb testing.TB, urls []string) *testRevoker {
+	tb.Helper()
+	_, js := e.cluster.Connect(tb, urls...)
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	st, err := store.New(store.Config{Client: rdb, Retention: time.Hour})
+	if err != nil {
+		tb.Fatalf("store.New: %v", err)
+	}
+	srv, err := revoker.New(revoker.Config{
+		JetStream: js, Store: st, Credentials: []string{credential},
+		Replicas: 3, MaxTokenLifetime: time.Hour,
+		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
+		Keys:    []verifier.Key{{ID: e.iss.KeyID(), Algorithm: e.iss.Algorithm(), Public: e.iss.PublicKey()}},
+		Timeout: 2 * time.Second,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatalf("revoker.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("revoker Run: %v", err)
+		}
+		srv.Close()
+	})
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(hs.Close)
+	g := &gate{next: hs.Client().Transport}
+	waitFor(tb, 30*time.Second, "the scenario's revoker to be ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return srv.Ready(ctx) == nil
+	})
+	return &testRevoker{
+		client: revoker.NewClient(hs.URL, credential, &http.Client{Transport: g, Timeout: 3 * time.Second}),
+		store:  st,
+		gate:   g,
+	}
+}
+
+// useRevoker makes the workload revoke through rv.
+func (e *env) useRevoker(rv *testRevoker) { e.client = rv.client }
+
+// finishGated closes rv's gate, so no revocation is left in flight, then
+// finishes the run as finish does.
+func (e *env) finishGated(tb testing.TB, rv *testRevoker, scenario, injected string) {
+	tb.Helper()
+	rv.gate.close()
+	e.finish(tb, scenario, injected)
+}
