@@ -149,11 +149,14 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 	// The stream keeps one message per revoked value: a later revocation of
 	// the same value (a subject's newer epoch) supersedes an earlier one,
 	// in the stream and in a replay. superseding lists, per event id, the
-	// ids that enforce it: itself and every later acknowledged revocation
-	// of the same kind and value.
+	// ids that enforce it: itself and every later revocation of the same
+	// kind and value, acknowledged or not — one still in flight when the
+	// workload stopped may have reached the stream and replaced it there,
+	// and it restricts at least as much (the publisher never stores a
+	// weaker event over a stronger one).
 	superseding := make(map[string][]string, len(acked))
 	for _, r := range acked {
-		for _, o := range acked {
+		for _, o := range h.Revocations {
 			if o.Kind == r.Kind && o.Value == r.Value && (o.ID == r.ID || o.Start >= r.End) {
 				superseding[r.ID] = append(superseding[r.ID], o.ID)
 			}

@@ -205,3 +205,28 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("applied = %+v", h.Applied)
 	}
 }
+
+// TestCheckUnacknowledgedSupersedes: a revocation still in flight when the
+// workload stopped may replace an acknowledged one of the same value in
+// the stream; that is not a loss.
+func TestCheckUnacknowledgedSupersedes(t *testing.T) {
+	h := History{
+		Revocations: []Revocation{
+			{ID: "a", Kind: KindSubject, Value: "u", Start: 0, End: 10 * time.Millisecond, Acked: true},
+			{ID: "b", Kind: KindSubject, Value: "u", Start: 20 * time.Millisecond, End: 30 * time.Millisecond, Acked: false},
+		},
+		Incarnations: []Incarnation{{Name: "r0", Start: 0, Ready: time.Millisecond, Stop: -1}},
+		Applied:      []Applied{{Replica: "r0", ID: "b", At: 25 * time.Millisecond}},
+		Stream:       []string{"b"},
+	}
+	if vs, _ := Check(h, time.Second); len(vs) != 0 {
+		t.Fatalf("violations %v, want none", vs)
+	}
+	// The same history without b in the stream is a loss.
+	h.Stream = []string{}
+	h.Applied = nil
+	vs, _ := Check(h, time.Second)
+	if !slices.ContainsFunc(vs, func(v Violation) bool { return v.Property == NothingLost }) {
+		t.Fatalf("violations %v, want NothingLost", vs)
+	}
+}
