@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
@@ -264,7 +265,7 @@ func TestNATSAuthorization(t *testing.T) {
 			if _, err := c.js.CreateOrUpdateStream(short2, jetstream.StreamConfig{Name: events.DefaultStreamName, Subjects: []string{">"}}); err == nil {
 				t.Fatal("a verifier's credentials changed the stream")
 			}
-			waitFor(t, 5*time.Second, "permission violations for revocations.> and the stream API", func() bool {
+			eventually.True(t, 5*time.Second, "permission violations for revocations.> and the stream API", func() bool {
 				var pubDenied, streamDenied bool
 				for _, e := range c.permissionErrors() {
 					pubDenied = pubDenied || strings.Contains(e, `"revocations.`)

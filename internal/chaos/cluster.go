@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -212,7 +213,7 @@ func Dial(urls []string) (*nats.Conn, error) {
 // leader, failing the test after 30 s.
 func (c *Cluster) WaitJetStream(tb testing.TB) {
 	tb.Helper()
-	waitFor(tb, 30*time.Second, "a JetStream meta leader", func() bool {
+	eventually.True(tb, 30*time.Second, "a JetStream meta leader", func() bool {
 		leader := false
 		for _, nd := range c.nodes {
 			nd.mu.Lock()
@@ -245,17 +246,4 @@ func StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (s
 		return "", nil
 	}
 	return info.Cluster.Leader, nil
-}
-
-// waitFor polls cond every 10 ms until it holds, failing the test after
-// timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("chaos: timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
@@ -137,7 +138,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 	hc := hs.Client()
 	hc.Timeout = 3 * time.Second
 	e.client = revoker.NewClient(hs.URL, credential, hc)
-	waitFor(tb, 30*time.Second, "the revoker to be ready", func() bool {
+	eventually.True(tb, 30*time.Second, "the revoker to be ready", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return srv.Ready(ctx) == nil
@@ -278,10 +279,8 @@ func hold(d time.Duration) { <-time.After(d) }
 func (e *env) finish(tb testing.TB, scenario, injected string) {
 	tb.Helper()
 	e.stop()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && !e.converged() {
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Property 4 is checked whether or not this converges in time.
+	eventually.Until(20*time.Second, e.converged)
 	e.rec.SetStream(e.streamIDs(tb))
 	h := e.rec.History()
 	vs, st := Check(h, bound)
@@ -331,7 +330,7 @@ func (e *env) streamIDs(tb testing.TB) []string {
 	defer cancel()
 	var s jetstream.Stream
 	var err error
-	waitFor(tb, 20*time.Second, "the stream to answer", func() bool {
+	eventually.True(tb, 20*time.Second, "the stream to answer", func() bool {
 		s, err = e.js.Stream(ctx, events.DefaultStreamName)
 		return err == nil
 	})
@@ -470,7 +469,7 @@ func (r *replica) deciding() bool {
 // waitDeciding waits until the replica is deciding.
 func (r *replica) waitDeciding(tb testing.TB, timeout time.Duration) {
 	tb.Helper()
-	waitFor(tb, timeout, r.name+" to be deciding", r.deciding)
+	eventually.True(tb, timeout, r.name+" to be deciding", r.deciding)
 }
 
 // requestLoop verifies a random pooled token every tick and records the

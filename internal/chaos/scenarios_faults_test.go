@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
@@ -76,7 +77,7 @@ func TestPartitionReplica(t *testing.T) {
 		for _, p := range e.proxies {
 			p.Partition()
 		}
-		waitFor(t, 20*time.Second, "r0 to stop deciding while cut off", func() bool { return !r0.deciding() })
+		eventually.True(t, 20*time.Second, "r0 to stop deciding while cut off", func() bool { return !r0.deciding() })
 		hold(e.sz.phase)
 		for _, p := range e.proxies {
 			p.Heal()
@@ -110,7 +111,7 @@ func TestRestartReplicas(t *testing.T) {
 func (e *env) streamLeader(tb testing.TB, not string) string {
 	tb.Helper()
 	var leader string
-	waitFor(tb, 30*time.Second, "a stream leader other than "+not, func() bool {
+	eventually.True(tb, 30*time.Second, "a stream leader other than "+not, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		l, err := StreamLeader(ctx, e.js, events.DefaultStreamName)

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -110,7 +111,7 @@ func TestFallbackWhileCutOff(t *testing.T) {
 		for _, p := range e.proxies {
 			p.Partition()
 		}
-		waitFor(t, 20*time.Second, "r0 to be stale while cut off", stale)
+		eventually.True(t, 20*time.Second, "r0 to be stale while cut off", stale)
 		from := e.rec.Now()
 		drainAcks(e)
 		e.waitAcks(t, 5, 20*time.Second)
@@ -120,7 +121,7 @@ func TestFallbackWhileCutOff(t *testing.T) {
 		for _, p := range e.proxies {
 			p.Heal()
 		}
-		waitFor(t, 30*time.Second, "r0 fresh again after the heal", func() bool { return !stale() && r0.deciding() })
+		eventually.True(t, 30*time.Second, "r0 fresh again after the heal", func() bool { return !stale() && r0.deciding() })
 		hold(e.sz.phase)
 	}
 	e.finishGated(t, rv, "fallback while cut off", "r0 (StaleFallback, Redis) fully partitioned from NATS past MaxStaleness, revocations continue, heal")
@@ -214,7 +215,7 @@ func TestRevokerRetryAfterPublishFailure(t *testing.T) {
 		// The client's retries, same key, until acknowledged; then once
 		// more, which must name the same event.
 		var id string
-		waitFor(t, 30*time.Second, "the retried revocation to be acknowledged", func() bool {
+		eventually.True(t, 30*time.Second, "the retried revocation to be acknowledged", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			res, err := rv.client.Revoke(ctx, req, key)
@@ -299,7 +300,7 @@ func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
 	if err != nil {
 		tb.Fatalf("stream info: %v", err)
 	}
-	waitFor(tb, 10*time.Second, "the stream watch to catch up", func() bool {
+	eventually.True(tb, 10*time.Second, "the stream watch to catch up", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return w.last >= info.State.LastSeq
@@ -475,7 +476,7 @@ func (e *env) startRevoker(tb testing.TB, urls []string) *testRevoker {
 	hs := httptest.NewServer(srv.Handler())
 	tb.Cleanup(hs.Close)
 	g := &gate{next: hs.Client().Transport}
-	waitFor(tb, 30*time.Second, "the scenario's revoker to be ready", func() bool {
+	eventually.True(tb, 30*time.Second, "the scenario's revoker to be ready", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return srv.Ready(ctx) == nil

@@ -3,6 +3,7 @@ package devmode_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/devmode"
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 )
 
@@ -107,19 +109,14 @@ func (c *client) me(i int, at string) (int, string) {
 func (c *client) everywhere(at string, want int, why string) {
 	c.t.Helper()
 	for i := range c.sys.ExampleURLs {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			status, authn := c.me(i, at)
-			if status == want {
-				if want == 401 && why != "" && !strings.Contains(authn, why) {
-					c.t.Fatalf("replica %d: 401 with %q, want reason %s", i, authn, why)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				c.t.Fatalf("replica %d: still %d after 5s, want %d (%s)", i, status, want, why)
-			}
-			time.Sleep(time.Millisecond)
+		var authn string
+		eventually.True(c.t, 5*time.Second, fmt.Sprintf("replica %d answering %d (%s)", i, want, why), func() bool {
+			var status int
+			status, authn = c.me(i, at)
+			return status == want
+		})
+		if want == 401 && why != "" && !strings.Contains(authn, why) {
+			c.t.Fatalf("replica %d: 401 with %q, want reason %s", i, authn, why)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/feed"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
@@ -100,7 +101,7 @@ func TestLive(t *testing.T) {
 	for i := range 20 {
 		ev := tokenEvent("live", i)
 		e.srv.Revoke(t, ev)
-		waitFor(t, testTimeout, "live event "+ev.ID, func() bool { return a.has(ev.ID) })
+		eventually.True(t, testTimeout, "live event "+ev.ID, func() bool { return a.has(ev.ID) })
 	}
 	if st := f.Status(); st.Applied != 20 || st.AppliedSeq != 20 {
 		t.Fatalf("status %+v, want 20 applied through seq 20", st)
@@ -143,7 +144,7 @@ func TestMissingStream(t *testing.T) {
 	e := newEnv(t, false)
 	a := newMapApplier()
 	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a})
-	waitFor(t, testTimeout, "the missing stream to be reported", func() bool {
+	eventually.True(t, testTimeout, "the missing stream to be reported", func() bool {
 		return strings.Contains(f.Status().LastError, "stream not found")
 	})
 	if f.Ready() {
@@ -153,7 +154,7 @@ func TestMissingStream(t *testing.T) {
 	waitReady(t, f)
 	ev := tokenEvent("late", 0)
 	e.srv.Revoke(t, ev)
-	waitFor(t, testTimeout, "event applied", func() bool { return a.has(ev.ID) })
+	eventually.True(t, testTimeout, "event applied", func() bool { return a.has(ev.ID) })
 }
 
 // TestMinMaxAge: a stream that forgets events before tokens expire is
@@ -229,7 +230,7 @@ func TestRejectsInvalidEvents(t *testing.T) {
 	}
 	good := tokenEvent("good", 0)
 	e.srv.Revoke(t, good)
-	waitFor(t, testTimeout, "valid event applied", func() bool { return a.has(good.ID) })
+	eventually.True(t, testTimeout, "valid event applied", func() bool { return a.has(good.ID) })
 
 	if a.has(misplaced.ID) || a.len() != 1 {
 		t.Fatalf("applied %v, want only %s", a.ids(), good.ID)
@@ -258,8 +259,8 @@ func TestSyncFailure(t *testing.T) {
 	a := newMapApplier()
 	a.setFailSync(errors.New("over capacity"))
 	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, ProbeInterval: 50 * time.Millisecond})
-	waitFor(t, testTimeout, "events applied", func() bool { return a.len() == 100 })
-	waitFor(t, testTimeout, "sync error reported", func() bool {
+	eventually.True(t, testTimeout, "events applied", func() bool { return a.len() == 100 })
+	eventually.True(t, testTimeout, "sync error reported", func() bool {
 		return strings.Contains(f.Status().LastError, "over capacity")
 	})
 	if st := f.Status(); st.Ready || !st.LastSync.IsZero() || st.AppliedSeq != 0 {
@@ -284,13 +285,13 @@ func TestServerRestart(t *testing.T) {
 	acked := publishMany(t, e.js, "before", n)
 	a := newMapApplier()
 	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, ProbeInterval: 100 * time.Millisecond})
-	waitFor(t, testTimeout, "replay to start", func() bool { return a.len() > 0 })
+	eventually.True(t, testTimeout, "replay to start", func() bool { return a.len() > 0 })
 	e.srv.Shutdown()
 	applied := a.len()
 	e.srv.Restart(t)
 	acked = append(acked, publishMany(t, e.js, "after", 500)...)
 	waitReady(t, f)
-	waitFor(t, testTimeout, "every acked event applied", func() bool { return a.len() == len(acked) })
+	eventually.True(t, testTimeout, "every acked event applied", func() bool { return a.len() == len(acked) })
 	got := a.ids()
 	for _, id := range acked {
 		if !got[id] {
@@ -304,7 +305,7 @@ func TestServerRestart(t *testing.T) {
 	if st.Applied < uint64(len(acked)) || st.Rejected != 0 {
 		t.Fatalf("status %+v, want at least %d applied, none rejected", st, len(acked))
 	}
-	waitFor(t, testTimeout, "applied seq at the head", func() bool { return f.Status().AppliedSeq == uint64(len(acked)) })
+	eventually.True(t, testTimeout, "applied seq at the head", func() bool { return f.Status().AppliedSeq == uint64(len(acked)) })
 	t.Logf("shut down after %d of %d events; %d Apply calls for %d events", applied, n, st.Applied, len(acked))
 }
 
@@ -316,15 +317,15 @@ func TestStaleness(t *testing.T) {
 	waitReady(t, f)
 	const fresh = 600 * time.Millisecond
 	for range 10 {
-		waitFor(t, testTimeout, "staleness under "+fresh.String(), func() bool { return f.Staleness() < fresh })
+		eventually.True(t, testTimeout, "staleness under "+fresh.String(), func() bool { return f.Staleness() < fresh })
 	}
 	e.srv.Shutdown()
-	waitFor(t, testTimeout, "staleness over 1s", func() bool { return f.Staleness() > time.Second })
+	eventually.True(t, testTimeout, "staleness over 1s", func() bool { return f.Staleness() > time.Second })
 	e.srv.Restart(t)
-	waitFor(t, testTimeout, "staleness under "+fresh.String()+" again", func() bool { return f.Staleness() < fresh })
+	eventually.True(t, testTimeout, "staleness under "+fresh.String()+" again", func() bool { return f.Staleness() < fresh })
 	ev := tokenEvent("after", 0)
 	e.srv.Revoke(t, ev)
-	waitFor(t, testTimeout, "staleness under "+fresh.String()+" after an event", func() bool {
+	eventually.True(t, testTimeout, "staleness under "+fresh.String()+" after an event", func() bool {
 		return f.Status().Applied == 1 && f.Staleness() < fresh
 	})
 }
@@ -349,7 +350,7 @@ func TestTraceContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got sdktrace.ReadOnlySpan
-	waitFor(t, testTimeout, "apply span", func() bool {
+	eventually.True(t, testTimeout, "apply span", func() bool {
 		for _, s := range rec.Ended() {
 			if s.Name() == feed.SpanName {
 				got = s
@@ -450,19 +451,19 @@ func TestStreamRecreated(t *testing.T) {
 	a := newMapApplier()
 	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, ProbeInterval: 50 * time.Millisecond})
 	waitReady(t, f)
-	waitFor(t, testTimeout, "old events applied", func() bool { return a.len() == 5 })
+	eventually.True(t, testTimeout, "old events applied", func() bool { return a.len() == 5 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	if err := e.js.DeleteStream(ctx, events.DefaultStreamName); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, testTimeout, "the deleted stream to be noticed", func() bool {
+	eventually.True(t, testTimeout, "the deleted stream to be noticed", func() bool {
 		return strings.Contains(f.Status().LastError, "stream not found")
 	})
 	e.srv.EnsureStream(t, streamOptions)
 	ids := publishMany(t, e.js, "new", 3) // sequences 1..3 again
-	waitFor(t, testTimeout, "events of the new stream applied", func() bool {
+	eventually.True(t, testTimeout, "events of the new stream applied", func() bool {
 		for _, id := range ids {
 			if !a.has(id) {
 				return false
@@ -470,7 +471,7 @@ func TestStreamRecreated(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, testTimeout, "applied seq of the new stream", func() bool { return f.Status().AppliedSeq == 3 })
+	eventually.True(t, testTimeout, "applied seq of the new stream", func() bool { return f.Status().AppliedSeq == 3 })
 }
 
 // TestConnectionClosed: a connection closed by its owner ends Run with an

@@ -16,17 +16,6 @@ import (
 // testTimeout bounds every wait of these tests.
 const testTimeout = 20 * time.Second
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // mapApplier is a test Applier: the set of applied event ids behind a mutex. Sync
 // does nothing (every Apply is visible at once), unless failSync is set.

@@ -44,17 +44,6 @@ func testContext(tb testing.TB) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // clock is a settable clock: real time plus an offset.
 type clock struct{ offset atomic.Int64 }

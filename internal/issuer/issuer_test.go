@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
@@ -756,6 +757,6 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("healthz: %d", r.status)
 	}
 	e.redis.Restart(t) // no persistence: the old session is gone
-	waitFor(t, 10*time.Second, func() bool { return e.do(t, http.MethodGet, "/readyz", "", "", nil).status == 200 })
+	eventually.True(t, 10*time.Second, "/readyz 200", func() bool { return e.do(t, http.MethodGet, "/readyz", "", "", nil).status == 200 })
 	e.login(t, "alice")
 }

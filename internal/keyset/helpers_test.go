@@ -105,17 +105,6 @@ func with(m map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // fakeClock is a settable clock for RemoteConfig.Now.
 type fakeClock struct {

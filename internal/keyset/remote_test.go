@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 )
 
 // jwksServer is a real HTTP server publishing a key set the test can change.
@@ -198,7 +200,7 @@ func TestRemoteConcurrentUnknownKidSharesOneFetch(t *testing.T) {
 	}
 	// The shared fetch reaches the server and is held there while callers
 	// pile up behind it.
-	waitFor(t, 10*time.Second, func() bool { return srv.requests.Load() == 2 })
+	eventually.True(t, 10*time.Second, "2 requests", func() bool { return srv.requests.Load() == 2 })
 	release()
 	wg.Wait()
 	close(errs)
@@ -356,7 +358,7 @@ func TestRemoteContextCancelledWhileWaiting(t *testing.T) {
 		_, err := r.Key(ctx, "k1")
 		done <- err
 	}()
-	waitFor(t, 10*time.Second, func() bool { return srv.requests.Load() == 1 })
+	eventually.True(t, 10*time.Second, "1 request", func() bool { return srv.requests.Load() == 1 })
 	cancel()
 	select {
 	case err := <-done:
@@ -414,7 +416,7 @@ func TestRemoteRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
-	waitFor(t, 10*time.Second, func() bool { return srv.requests.Load() >= 3 })
+	eventually.True(t, 10*time.Second, "3 requests", func() bool { return srv.requests.Load() >= 3 })
 	if st := r.Status(); st.Keys != 1 || st.LastFetch.IsZero() {
 		t.Fatalf("Status = %+v", st)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
@@ -54,18 +55,6 @@ func newStore(tb testing.TB, cfg Config) *Store {
 	}
 	tb.Cleanup(s.Close)
 	return s
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
 }
 
 func mustApply(tb testing.TB, s *Store, evs ...events.Event) {
@@ -389,7 +378,7 @@ func TestEntriesExpireByThemselves(t *testing.T) {
 		t.Fatalf("Held = %d, want 3", h)
 	}
 	// TTL = remaining hold + 1 s margin; ristretto sweeps in 5 s buckets.
-	waitFor(t, 20*time.Second, func() bool { return s.Stats().Held == 1 })
+	eventually.True(t, 20*time.Second, "held back to 1", func() bool { return s.Stats().Held == 1 })
 	if err := s.Check(Token{JTI: "short"}); err != nil {
 		t.Fatalf("expired jti: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -32,18 +33,6 @@ func testCtx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	tb.Cleanup(cancel)
 	return ctx
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // env is one test's NATS, Redis, token issuer and running revoker.
@@ -118,7 +107,7 @@ func newEnv(tb testing.TB, edit func(*Config)) *env {
 // waitReady waits until the revoker reports ready.
 func (e *env) waitReady(tb testing.TB) {
 	tb.Helper()
-	waitFor(tb, 15*time.Second, "the revoker to be ready", func() bool {
+	eventually.True(tb, 15*time.Second, "the revoker to be ready", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return e.srv.Ready(ctx) == nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -192,7 +193,7 @@ func TestRevokeEachType(t *testing.T) {
 			if err := e.store.Check(ctx, tt.query(req)); !errors.Is(err, tt.wantErr) {
 				t.Errorf("store.Check = %v, want %v", err, tt.wantErr)
 			}
-			waitFor(t, 5*time.Second, "the embedded verifier to apply the revocation", func() bool {
+			eventually.True(t, 5*time.Second, "the embedded verifier to apply the revocation", func() bool {
 				_, err := e.srv.verifier.Verify(ctx, tok)
 				return errors.Is(err, tt.wantErr)
 			})
@@ -392,7 +393,7 @@ func TestDurableAck(t *testing.T) {
 	ctx := testCtx(t)
 	before, keys := e.msgs(t), e.dbsize(t)
 	e.nats.Shutdown()
-	waitFor(t, 5*time.Second, "the client to notice NATS is down", func() bool { return !e.nc.IsConnected() })
+	eventually.True(t, 5*time.Second, "the client to notice NATS is down", func() bool { return !e.nc.IsConnected() })
 
 	a := e.revokeJSON(t, `{"type":"session","sid":"s-durable"}`, "k-durable")
 	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
@@ -475,7 +476,7 @@ func TestIntrospect(t *testing.T) {
 	}
 
 	e.revokeJSON(t, `{"type":"session","sid":"s-in"}`, "").result(t)
-	waitFor(t, 5*time.Second, "introspection to see the revoked session", func() bool {
+	eventually.True(t, 5*time.Second, "introspection to see the revoked session", func() bool {
 		got := e.introspect(t, tok).introspection(t)
 		return len(got) == 1 && got["active"] == false
 	})
@@ -497,7 +498,7 @@ func TestStaleFallback(t *testing.T) {
 	}
 
 	e.nats.Shutdown()
-	waitFor(t, 10*time.Second, "the verifier to become stale", func() bool { return e.srv.verifier.Health().Stale })
+	eventually.True(t, 10*time.Second, "the verifier to become stale", func() bool { return e.srv.verifier.Health().Stale })
 	// Recorded in Redis only: the stream is down, so only the fallback can know.
 	if err := e.store.Record(ctx, events.NewSession("rev.stale", "s-stale-revoked", time.Now()), time.Second); err != nil {
 		t.Fatalf("Record: %v", err)
@@ -655,5 +656,5 @@ func TestRunBeforeNATS(t *testing.T) {
 		t.Fatalf("Ready without NATS = %v", err)
 	}
 	ns.Restart(t)
-	waitFor(t, 15*time.Second, "ready after NATS started", func() bool { return s.Ready(ctx) == nil })
+	eventually.True(t, 15*time.Second, "ready after NATS started", func() bool { return s.Ready(ctx) == nil })
 }

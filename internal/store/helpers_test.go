@@ -71,17 +71,6 @@ func createSession(tb testing.TB, ctx context.Context, st *Store, sid string, tt
 	return sess
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func pttl(tb testing.TB, ctx context.Context, rdb redis.UniversalClient, key string) time.Duration {
 	tb.Helper()

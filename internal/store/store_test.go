@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
@@ -218,7 +219,7 @@ func TestTokenRecordExpiry(t *testing.T) {
 	if err := e.st.Check(ctx, Query{JTI: "short"}); !errors.Is(err, revocation.ErrTokenRevoked) {
 		t.Fatalf("Check before expiry = %v, want ErrTokenRevoked", err)
 	}
-	waitFor(t, 5*time.Second, "the token record to expire", func() bool {
+	eventually.True(t, 5*time.Second, "the token record to expire", func() bool {
 		return e.st.Check(ctx, Query{JTI: "short"}) == nil
 	})
 }
@@ -319,7 +320,7 @@ func TestRedisDown(t *testing.T) {
 
 	// Back up (empty): it answers again.
 	e.srv.Restart(t)
-	waitFor(t, 5*time.Second, "Check to answer after restart", func() bool {
+	eventually.True(t, 5*time.Second, "Check to answer after restart", func() bool {
 		return st.Check(ctx, Query{JTI: "j", Sub: "u", IssuedAt: time.Now()}) == nil
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
@@ -168,20 +169,13 @@ func TestKeyRevocationOutlivesMaxAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.True(t, 20*time.Second, "the token event to age out", func() bool {
 		info, err := s.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.State.Msgs == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("token event not aged out: %d messages", info.State.Msgs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return info.State.Msgs == 1
+	})
 	subj, _ := events.Subject(events.KindKey, "k1")
 	if _, err := s.GetLastMsgForSubject(ctx, subj); err != nil {
 		t.Fatalf("key revocation gone after MaxAge: %v", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
@@ -30,7 +31,7 @@ func TestMiddleware(t *testing.T) {
 	revoked := e.iss.Token(t, verifiertest.TokenOptions{Subject: "alice", SessionID: "gone"})
 	expired := e.iss.Token(t, verifiertest.TokenOptions{Subject: "alice", IssuedAt: time.Now().Add(-10 * time.Minute), TTL: time.Minute})
 	e.srv.Revoke(t, events.NewSession(eventID("ses"), "gone", time.Now()))
-	waitFor(t, 5*time.Second, "session revocation applied", func() bool { return v.Health().Held > 0 })
+	eventually.True(t, 5*time.Second, "session revocation applied", func() bool { return v.Health().Held > 0 })
 
 	tests := []struct {
 		name       string

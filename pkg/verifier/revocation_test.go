@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
@@ -71,7 +72,7 @@ func TestEachKindOnThreeVerifiers(t *testing.T) {
 			if c.want == nil {
 				continue
 			}
-			waitFor(t, 5*time.Second, c.name+" rejected", func() bool {
+			eventually.True(t, 5*time.Second, c.name+" rejected", func() bool {
 				_, err := v.Verify(context.Background(), c.raw)
 				return errors.Is(err, c.want)
 			})
@@ -199,7 +200,7 @@ func TestServerRestartMidStream(t *testing.T) {
 	for i, v := range vs {
 		for _, jti := range acked {
 			raw := e.iss.Token(t, verifiertest.TokenOptions{JTI: jti})
-			waitFor(t, 15*time.Second, "verifier "+itoa(i)+" enforces "+jti, func() bool {
+			eventually.True(t, 15*time.Second, "verifier "+itoa(i)+" enforces "+jti, func() bool {
 				_, err := v.Verify(context.Background(), raw)
 				return errors.Is(err, ErrTokenRevoked)
 			})
@@ -257,7 +258,7 @@ func TestDuplicatesAndReordering(t *testing.T) {
 			t.Fatal(err)
 		}
 		last := s.CachedInfo().State.LastSeq
-		waitFor(t, 10*time.Second, "every event applied", func() bool { return p.v.Health().AppliedSeq >= last })
+		eventually.True(t, 10*time.Second, "every event applied", func() bool { return p.v.Health().AppliedSeq >= last })
 	}
 	for _, raw := range probe(e) {
 		_, err1 := v1.Verify(context.Background(), raw)
@@ -287,7 +288,7 @@ func TestEpochBoundary(t *testing.T) {
 	before := e.iss.Token(t, verifiertest.TokenOptions{Subject: "alice", IssuedAt: epoch.Add(-time.Millisecond)})
 	at := e.iss.Token(t, verifiertest.TokenOptions{Subject: "alice", IssuedAt: epoch})
 	after := e.iss.Token(t, verifiertest.TokenOptions{Subject: "alice", IssuedAt: epoch.Add(time.Millisecond)})
-	waitFor(t, 5*time.Second, "logout applied", func() bool {
+	eventually.True(t, 5*time.Second, "logout applied", func() bool {
 		_, err := v.Verify(context.Background(), before)
 		return errors.Is(err, ErrSubjectRevoked)
 	})
@@ -312,7 +313,7 @@ func TestOverCapacityFailsClosed(t *testing.T) {
 		e.srv.Revoke(t, events.NewToken(eventID("tok"), jti, now.Add(10*time.Minute), now))
 		revoked = append(revoked, e.iss.Token(t, verifiertest.TokenOptions{JTI: jti}))
 	}
-	waitFor(t, 10*time.Second, "over capacity reported", func() bool { return v.Health().OverCapacity })
+	eventually.True(t, 10*time.Second, "over capacity reported", func() bool { return v.Health().OverCapacity })
 	for i, raw := range revoked {
 		_, err := v.Verify(context.Background(), raw)
 		if err == nil {
@@ -343,7 +344,7 @@ func TestStaleness(t *testing.T) {
 		t.Fatalf("Verify while fresh: %v", err)
 	}
 	e.srv.Shutdown()
-	waitFor(t, 15*time.Second, "ErrStale after the server stopped", func() bool {
+	eventually.True(t, 15*time.Second, "ErrStale after the server stopped", func() bool {
 		_, err := v.Verify(context.Background(), raw)
 		return errors.Is(err, ErrStale)
 	})
@@ -351,7 +352,7 @@ func TestStaleness(t *testing.T) {
 		t.Fatal("Health().Stale = false while Verify says stale")
 	}
 	e.srv.Restart(t)
-	waitFor(t, 20*time.Second, "recovery after restart", func() bool {
+	eventually.True(t, 20*time.Second, "recovery after restart", func() bool {
 		_, err := v.Verify(context.Background(), raw)
 		return err == nil
 	})
@@ -384,7 +385,7 @@ func TestStalePolicies(t *testing.T) {
 	bad := e.iss.Token(t, verifiertest.TokenOptions{Subject: "mallory"})
 	unknown := e.iss.Token(t, verifiertest.TokenOptions{Subject: "unknown"})
 	e.srv.Shutdown()
-	waitFor(t, 15*time.Second, "both stale", func() bool { return fb.Health().Stale && accept.Health().Stale })
+	eventually.True(t, 15*time.Second, "both stale", func() bool { return fb.Health().Stale && accept.Health().Stale })
 	if _, err := fb.Verify(context.Background(), ok); err != nil {
 		t.Fatalf("fallback, clean token: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
@@ -305,7 +306,7 @@ func TestInspectIgnoresRevocation(t *testing.T) {
 	v := e.verifier(t, nil)
 	raw := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "gone"})
 	e.srv.Revoke(t, events.NewSession(eventID("ses"), "gone", time.Now()))
-	waitFor(t, 5*time.Second, "revocation applied", func() bool {
+	eventually.True(t, 5*time.Second, "revocation applied", func() bool {
 		_, err := v.Verify(context.Background(), raw)
 		return errors.Is(err, ErrSessionRevoked)
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -144,16 +145,9 @@ func (s *Server) Shutdown() {
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	// The port was just released; another process may hold it for a moment.
-	deadline := time.Now().Add(startTimeout)
-	for {
-		err := s.start()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("verifiertest: restart: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if !eventually.Until(startTimeout, func() bool { err = s.start(); return err == nil }) {
+		tb.Fatalf("verifiertest: restart: %v", err)
 	}
 }
 
