@@ -25,7 +25,6 @@ func testContext(tb testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-
 // readFile reads a file of the repository, failing tb if it cannot.
 func readFile(tb testing.TB, rel string) []byte {
 	tb.Helper()

@@ -16,7 +16,6 @@ import (
 // testTimeout bounds every wait of these tests.
 const testTimeout = 20 * time.Second
 
-
 // mapApplier is a test Applier: the set of applied event ids behind a mutex. Sync
 // does nothing (every Apply is visible at once), unless failSync is set.
 type mapApplier struct {

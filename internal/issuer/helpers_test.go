@@ -44,7 +44,6 @@ func testContext(tb testing.TB) context.Context {
 	return ctx
 }
 
-
 // clock is a settable clock: real time plus an offset.
 type clock struct{ offset atomic.Int64 }
 

@@ -105,7 +105,6 @@ func with(m map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-
 // fakeClock is a settable clock for RemoteConfig.Now.
 type fakeClock struct {
 	mu sync.Mutex // guards t

@@ -71,7 +71,6 @@ func createSession(tb testing.TB, ctx context.Context, st *Store, sid string, tt
 	return sess
 }
 
-
 func pttl(tb testing.TB, ctx context.Context, rdb redis.UniversalClient, key string) time.Duration {
 	tb.Helper()
 	d, err := rdb.PTTL(ctx, key).Result()

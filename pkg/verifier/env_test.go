@@ -111,7 +111,6 @@ func eventID(prefix string) string {
 	return fmt.Sprintf("%s.%d.%d", prefix, time.Now().UnixNano(), eventSeq.Add(1))
 }
 
-
 // atomicDuration is a clock offset tests move while verifiers read it.
 type atomicDuration struct{ n atomic.Int64 }
 
