@@ -210,17 +210,13 @@ type Feed struct {
 	rejected   atomic.Uint64
 	appliedSeq atomic.Uint64
 
-	// Read on every Verify, so kept as atomics beside their mu-guarded
-	// copies: readyFast mirrors ready, lastSyncNano mirrors lastSync
-	// (UnixNano; 0 before the first confirmation).
-	readyFast    atomic.Bool
-	lastSyncNano atomic.Int64
+	// Read on every Verify, so atomics; written only by confirm, under mu.
+	ready        atomic.Bool
+	lastSyncNano atomic.Int64 // UnixNano of the last confirmation; 0 before
 
 	// mu guards the fields below it.
 	mu        sync.Mutex
-	ready     bool
 	runStart  time.Time
-	lastSync  time.Time
 	replayDur time.Duration
 	lastErr   string
 	lastErrAt time.Time
@@ -271,7 +267,7 @@ func New(cfg Config) (*Feed, error) {
 // Ready reports whether the feed has applied and synced everything the
 // stream held when it started. It stays true afterwards: later trouble shows
 // in [Feed.Staleness], not here.
-func (f *Feed) Ready() bool { return f.readyFast.Load() }
+func (f *Feed) Ready() bool { return f.ready.Load() }
 
 // WaitReady blocks until the feed is ready or ctx ends, and then returns
 // ctx's error.
@@ -288,20 +284,24 @@ func (f *Feed) WaitReady(ctx context.Context) error {
 // may be: the time since the feed last confirmed it had applied and synced
 // everything the stream held, or, before the first confirmation, the time
 // since [New].
-func (f *Feed) Staleness() time.Duration {
-	since := f.created
-	if n := f.lastSyncNano.Load(); n != 0 {
-		since = time.Unix(0, n)
-	}
-	return max(f.cfg.Now().Sub(since), 0)
-}
+func (f *Feed) Staleness() time.Duration { return f.StalenessAt(f.cfg.Now()) }
 
-func (f *Feed) stalenessLocked(now time.Time) time.Duration {
-	since := f.created
-	if !f.lastSync.IsZero() {
-		since = f.lastSync
+// StalenessAt is Staleness as of now, for callers that already read the
+// clock (the verifier, once per request).
+func (f *Feed) StalenessAt(now time.Time) time.Duration {
+	since := f.lastSync()
+	if since.IsZero() {
+		since = f.created
 	}
 	return max(now.Sub(since), 0)
+}
+
+// lastSync is the instant of the last confirmation; zero before.
+func (f *Feed) lastSync() time.Time {
+	if n := f.lastSyncNano.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Status returns a snapshot of the feed's progress.
@@ -310,10 +310,10 @@ func (f *Feed) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return Status{
-		Ready:          f.ready,
+		Ready:          f.ready.Load(),
 		AppliedSeq:     f.appliedSeq.Load(),
-		LastSync:       f.lastSync,
-		Staleness:      f.stalenessLocked(now),
+		LastSync:       f.lastSync(),
+		Staleness:      f.StalenessAt(now),
 		ReplayDuration: f.replayDur,
 		Applied:        f.applied.Load(),
 		Rejected:       f.rejected.Load(),
@@ -690,14 +690,12 @@ func (l *loop) probe() {
 func (l *loop) confirm(t time.Time) {
 	f := l.f
 	f.mu.Lock()
-	if t.After(f.lastSync) {
-		f.lastSync = t
+	if t.After(f.lastSync()) {
 		f.lastSyncNano.Store(t.UnixNano())
 	}
-	first := !f.ready
+	first := !f.ready.Load()
 	if first {
-		f.ready = true
-		f.readyFast.Store(true)
+		f.ready.Store(true)
 		f.replayDur = max(t.Sub(f.runStart), 0)
 	}
 	replay := f.replayDur

@@ -218,28 +218,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 // its session out (idempotently). It MUST NOT be used to authorise a
 // request: use Verify.
 func (v *Verifier) Inspect(ctx context.Context, raw string) (*Claims, error) {
-	return v.inspect(ctx, raw)
+	return v.inspect(ctx, raw, v.cfg.Now())
 }
 
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
-	c, err := v.inspect(ctx, raw)
+	// One clock reading serves the expiry and the staleness checks.
+	now := v.cfg.Now()
+	c, err := v.inspect(ctx, raw, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkRevocation(ctx, c); err != nil {
+	if err := v.checkRevocation(ctx, c, now); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (v *Verifier) inspect(ctx context.Context, raw string) (*Claims, error) {
+func (v *Verifier) inspect(ctx context.Context, raw string, now time.Time) (*Claims, error) {
 	if raw == "" {
 		return nil, fail(ErrMalformed, "empty token")
 	}
 	if len(raw) > v.cfg.MaxTokenSize {
 		return nil, fail(ErrMalformed, "token larger than the size limit")
 	}
-	now := v.cfg.Now()
 	c, ok := v.tokens.get(raw)
 	if ok {
 		// The signature and claims were checked when the token was first
@@ -259,7 +260,7 @@ func (v *Verifier) inspect(ctx context.Context, raw string) (*Claims, error) {
 
 // checkRevocation runs after the signature and claims: forged tokens never
 // drive a look-up (promise 9).
-func (v *Verifier) checkRevocation(ctx context.Context, c *Claims) error {
+func (v *Verifier) checkRevocation(ctx context.Context, c *Claims, now time.Time) error {
 	if !v.feed.Ready() {
 		return fail(ErrNotReady, "")
 	}
@@ -267,7 +268,7 @@ func (v *Verifier) checkRevocation(ctx context.Context, c *Claims) error {
 	if err != nil {
 		return classifyRevocation(err)
 	}
-	if v.feed.Staleness() <= v.cfg.MaxStaleness {
+	if v.feed.StalenessAt(now) <= v.cfg.MaxStaleness {
 		return nil
 	}
 	switch v.cfg.StalePolicy {
