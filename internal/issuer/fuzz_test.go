@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"unicode"
-	"unicode/utf8"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx/httpxtest"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
 )
 
@@ -28,9 +27,6 @@ const (
 	ctJSON = "application/json"
 	ctForm = "application/x-www-form-urlencoded"
 )
-
-// fuzzMaxBody is the issuer's default body limit (the fuzz env keeps it).
-const fuzzMaxBody = issuer.DefaultMaxBody
 
 // serve sends one request straight to h and returns the recorded answer.
 func serve(tb testing.TB, h http.Handler, path, contentType string, body []byte, header map[string]string) reply {
@@ -51,61 +47,6 @@ func serve(tb testing.TB, h http.Handler, path, contentType string, body []byte,
 		tb.Fatal(err)
 	}
 	return reply{status: res.StatusCode, header: res.Header, body: b}
-}
-
-// checkCommon applies the oracle every endpoint shares: no 5xx, and a JSON
-// error with a non-empty "error" on every non-2xx answer.
-func checkCommon(tb testing.TB, r reply, in []byte) {
-	tb.Helper()
-	if r.status >= 500 {
-		tb.Fatalf("status %d for body %q: %s", r.status, in, r.body)
-	}
-	if r.status >= 200 && r.status < 300 {
-		return
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(r.body, &e); err != nil || e.Error == "" {
-		tb.Fatalf("status %d for body %q: answer %q is not a JSON error", r.status, in, r.body)
-	}
-}
-
-// strictJSON decodes body the way the API promises to: content type
-// application/json, at most max bytes, UTF-8, one object, no unknown
-// fields, nothing after it. It reports whether the body is acceptable.
-func strictJSON(contentType string, body []byte, v any) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil || mt != ctJSON || len(body) > fuzzMaxBody || !utf8.Valid(body) {
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return false
-	}
-	_, err = dec.Token()
-	return err == io.EOF
-}
-
-// strictForm parses body as the API promises to: content type
-// application/x-www-form-urlencoded, at most max bytes, valid escapes,
-// UTF-8, no parameter given twice. ok is false when it must be refused.
-func strictForm(contentType string, body []byte) (url.Values, bool) {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil || mt != ctForm || len(body) > fuzzMaxBody {
-		return nil, false
-	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, false
-	}
-	for k, vs := range form {
-		if len(vs) != 1 || !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
-			return nil, false
-		}
-	}
-	return form, true
 }
 
 // checkTokenResponse fails unless r carries a token response whose access
@@ -182,7 +123,7 @@ func FuzzLogin(f *testing.F) {
 	h := e.srv.Handler()
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		r := serve(t, h, "/v1/login", contentType, body, nil)
-		checkCommon(t, r, body)
+		httpxtest.CheckAnswer(t, r.status, r.body, body)
 		if r.status < 200 || r.status >= 300 {
 			return
 		}
@@ -190,7 +131,7 @@ func FuzzLogin(f *testing.F) {
 			Username string `json:"username"`
 			Password string `json:"password"`
 		}
-		if r.status != http.StatusOK || !strictJSON(contentType, body, &req) ||
+		if r.status != http.StatusOK || !httpxtest.StrictJSON(contentType, body, &req) ||
 			e.cfg.Users[req.Username] == nil || req.Password != testPassword {
 			t.Fatalf("status %d for an invalid login %q (%s)", r.status, body, contentType)
 		}
@@ -235,7 +176,7 @@ func FuzzSessions(f *testing.F) {
 	auth := bearer(testCredential)
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		r := serve(t, h, "/v1/sessions", contentType, body, auth)
-		checkCommon(t, r, body)
+		httpxtest.CheckAnswer(t, r.status, r.body, body)
 		if r.status < 200 || r.status >= 300 {
 			return
 		}
@@ -243,7 +184,7 @@ func FuzzSessions(f *testing.F) {
 			Sub    string                     `json:"sub"`
 			Claims map[string]json.RawMessage `json:"claims"`
 		}
-		if r.status != http.StatusCreated || !strictJSON(contentType, body, &req) ||
+		if r.status != http.StatusCreated || !httpxtest.StrictJSON(contentType, body, &req) ||
 			req.Sub == "" || len(req.Sub) > 256 || strings.IndexFunc(req.Sub, unicode.IsControl) >= 0 {
 			t.Fatalf("status %d for an invalid session request %q (%s)", r.status, body, contentType)
 		}
@@ -294,11 +235,11 @@ func FuzzToken(f *testing.F) {
 	h := e.srv.Handler()
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		r := serve(t, h, "/oauth2/token", contentType, body, nil)
-		checkCommon(t, r, body)
+		httpxtest.CheckAnswer(t, r.status, r.body, body)
 		if r.status < 200 || r.status >= 300 {
 			return
 		}
-		form, ok := strictForm(contentType, body)
+		form, ok := httpxtest.StrictForm(contentType, body)
 		if r.status != http.StatusOK || !ok || form.Get("grant_type") != "refresh_token" || !live[form.Get("refresh_token")] {
 			t.Fatalf("status %d for an invalid refresh %q (%s): %s", r.status, body, contentType, r.body)
 		}
@@ -338,13 +279,13 @@ func FuzzRevokeRFC7009(f *testing.F) {
 	h := e.srv.Handler()
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		r := serve(t, h, "/oauth2/revoke", contentType, body, nil)
-		checkCommon(t, r, body)
+		httpxtest.CheckAnswer(t, r.status, r.body, body)
 		if r.status < 200 || r.status >= 300 {
 			return
 		}
 		// RFC 7009 §2.2: 200 for any token, known or not, but only for a
 		// well-formed request that names one.
-		form, ok := strictForm(contentType, body)
+		form, ok := httpxtest.StrictForm(contentType, body)
 		if r.status != http.StatusOK || !ok || form.Get("token") == "" {
 			t.Fatalf("status %d for an invalid revocation %q (%s): %s", r.status, body, contentType, r.body)
 		}
