@@ -149,15 +149,18 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 	// The stream keeps one message per revoked value: a later revocation of
 	// the same value (a subject's newer epoch) supersedes an earlier one,
 	// in the stream and in a replay. superseding lists, per event id, the
-	// ids that enforce it: itself and every later revocation of the same
-	// kind and value, acknowledged or not — one still in flight when the
-	// workload stopped may have reached the stream and replaced it there,
-	// and it restricts at least as much (the publisher never stores a
-	// weaker event over a stronger one).
+	// ids that may enforce it: itself and every revocation of the same kind
+	// and value that had not finished before it started, acknowledged or
+	// not. Such a one may have reached the stream and replaced it there, or
+	// been stored first with the revoker acknowledging this one as its
+	// duplicate (two concurrent logouts of a subject can carry the same
+	// epoch); either way it restricts at least as much, since the publisher
+	// never stores a weaker event over a stronger one. One that finished
+	// before this one started carries an older epoch and cannot stand in.
 	superseding := make(map[string][]string, len(acked))
 	for _, r := range acked {
 		for _, o := range h.Revocations {
-			if o.Kind == r.Kind && o.Value == r.Value && (o.ID == r.ID || o.Start >= r.End) {
+			if o.Kind == r.Kind && o.Value == r.Value && (o.ID == r.ID || o.End >= r.Start) {
 				superseding[r.ID] = append(superseding[r.ID], o.ID)
 			}
 		}

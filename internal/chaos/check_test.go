@@ -230,3 +230,27 @@ func TestCheckUnacknowledgedSupersedes(t *testing.T) {
 		t.Fatalf("violations %v, want NothingLost", vs)
 	}
 }
+
+// TestCheckConcurrentDuplicate: two concurrent revocations of one subject
+// may be stored as one event, the other acknowledged as its duplicate;
+// that is not a loss. One that finished earlier cannot stand in.
+func TestCheckConcurrentDuplicate(t *testing.T) {
+	h := History{
+		Revocations: []Revocation{
+			{ID: "a", Kind: KindSubject, Value: "u", Start: 0, End: 10 * time.Millisecond, Acked: true},
+			{ID: "b", Kind: KindSubject, Value: "u", Start: 5 * time.Millisecond, End: 12 * time.Millisecond, Acked: true},
+		},
+		Incarnations: []Incarnation{{Name: "r0", Start: 0, Ready: time.Millisecond, Stop: -1}},
+		Applied:      []Applied{{Replica: "r0", ID: "a", At: 8 * time.Millisecond}},
+		Stream:       []string{"a"},
+	}
+	if vs, _ := Check(h, time.Second); len(vs) != 0 {
+		t.Fatalf("violations %v, want none", vs)
+	}
+	// b starting after a finished: a cannot stand in for b.
+	h.Revocations[1].Start = 11 * time.Millisecond
+	vs, _ := Check(h, time.Second)
+	if !slices.ContainsFunc(vs, func(v Violation) bool { return v.Property == NothingLost && v.Revocation == "b" }) {
+		t.Fatalf("violations %v, want NothingLost for b", vs)
+	}
+}

@@ -381,6 +381,14 @@ type incarnation struct {
 // start begins a new incarnation.
 func (r *replica) start(tb testing.TB) {
 	tb.Helper()
+	r.startWith(tb, nil, verifier.Health.Deciding)
+}
+
+// startWith begins a new incarnation like start, with cfg applied to the
+// verifier's configuration and a Deciding sample recorded whenever
+// deciding(Health) holds.
+func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding func(verifier.Health) bool) {
+	tb.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.n++
@@ -391,11 +399,12 @@ func (r *replica) start(tb testing.TB) {
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
+		nc.Close()
 		tb.Fatalf("jetstream: %v", err)
 	}
 	rec, iss := r.env.rec, r.env.iss
 	in.nc = nc
-	in.v, err = verifier.New(verifier.Config{
+	c := verifier.Config{
 		Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
 		Keys:             []verifier.Key{{ID: iss.KeyID(), Algorithm: iss.Algorithm(), Public: iss.PublicKey()}},
 		JetStream:        js,
@@ -405,7 +414,11 @@ func (r *replica) start(tb testing.TB) {
 		OnApplied: func(ev events.Event, applied time.Time) {
 			rec.Applied(in.name, ev.ID, rec.Since(applied))
 		},
-	})
+	}
+	if cfg != nil {
+		cfg(&c)
+	}
+	in.v, err = verifier.New(c)
 	if err != nil {
 		nc.Close()
 		tb.Fatalf("verifier.New: %v", err)
@@ -429,7 +442,7 @@ func (r *replica) start(tb testing.TB) {
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if in.v.Health().Deciding() {
+			if deciding(in.v.Health()) {
 				rec.Deciding(in.name, rec.Now())
 			}
 			select {
@@ -440,6 +453,7 @@ func (r *replica) start(tb testing.TB) {
 		}
 	}()
 	r.cur = in
+	tb.Cleanup(r.stop)
 }
 
 // stop ends the current incarnation, if any.

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -308,76 +307,6 @@ func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ids[id]
-}
-
-// startWith begins a new incarnation like start, with cfg applied to the
-// verifier's configuration and a Deciding sample recorded whenever
-// deciding(Health) holds.
-func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding func(verifier.Health) bool) {
-	tb.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n++
-	in := &incarnation{name: fmt.Sprintf("%s#%d", r.name, r.n)}
-	nc, err := Dial(r.urls)
-	if err != nil {
-		tb.Fatalf("%v", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		tb.Fatalf("jetstream: %v", err)
-	}
-	rec, iss := r.env.rec, r.env.iss
-	in.nc = nc
-	c := verifier.Config{
-		Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
-		Keys:             []verifier.Key{{ID: iss.KeyID(), Algorithm: iss.Algorithm(), Public: iss.PublicKey()}},
-		JetStream:        js,
-		MaxTokenLifetime: time.Hour,
-		MaxStaleness:     maxStaleness,
-		Logger:           slog.New(slog.DiscardHandler),
-		OnApplied: func(ev events.Event, applied time.Time) {
-			rec.Applied(in.name, ev.ID, rec.Since(applied))
-		},
-	}
-	cfg(&c)
-	in.v, err = verifier.New(c)
-	if err != nil {
-		nc.Close()
-		tb.Fatalf("verifier.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	in.cancel = cancel
-	rec.Started(in.name)
-	in.done.Add(2)
-	go func() {
-		defer in.done.Done()
-		if err := in.v.Run(ctx); err != nil {
-			tb.Errorf("%s Run: %v", in.name, err)
-		}
-	}()
-	go func() {
-		defer in.done.Done()
-		if in.v.WaitReady(ctx) != nil {
-			return
-		}
-		rec.Ready(in.name, rec.Now())
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if deciding(in.v.Health()) {
-				rec.Deciding(in.name, rec.Now())
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	r.cur = in
-	tb.Cleanup(r.stop)
 }
 
 // gate is an http.RoundTripper in front of the test's revoker that can be
