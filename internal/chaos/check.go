@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -124,15 +125,6 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 		vs = append(vs, Violation{Property: prop, Replica: replica, Revocation: rev, Detail: fmt.Sprintf(format, args...)})
 	}
 
-	// First application of each event per incarnation.
-	type key struct{ replica, id string }
-	applied := make(map[key]time.Duration)
-	for _, a := range h.Applied {
-		k := key{a.Replica, a.ID}
-		if t, ok := applied[k]; !ok || a.At < t {
-			applied[k] = a.At
-		}
-	}
 	incs := make(map[string]Incarnation, len(h.Incarnations))
 	for _, in := range h.Incarnations {
 		incs[in.Name] = in
@@ -140,54 +132,102 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 
 	var acked []Revocation
 	st := Stats{Attempts: len(h.Revocations), Requests: len(h.Requests)}
+	byID := make(map[string]Revocation, len(h.Revocations))
 	for _, r := range h.Revocations {
 		if r.Acked {
 			acked = append(acked, r)
+			byID[r.ID] = r
 		}
 	}
 	st.Revocations = len(acked)
 	// The stream keeps one message per revoked value: a later revocation of
 	// the same value (a subject's newer epoch) supersedes an earlier one,
-	// in the stream and in a replay. superseding lists, per event id, the
-	// ids that may enforce it: itself and every revocation of the same kind
-	// and value that had not finished before it started, acknowledged or
-	// not. Such a one may have reached the stream and replaced it there, or
-	// been stored first with the revoker acknowledging this one as its
-	// duplicate (two concurrent logouts of a subject can carry the same
-	// epoch); either way it restricts at least as much, since the publisher
-	// never stores a weaker event over a stronger one. One that finished
-	// before this one started carries an older epoch and cannot stand in.
-	superseding := make(map[string][]string, len(acked))
-	for _, r := range acked {
-		for _, o := range h.Revocations {
-			if o.Kind == r.Kind && o.Value == r.Value && (o.ID == r.ID || o.End >= r.Start) {
-				superseding[r.ID] = append(superseding[r.ID], o.ID)
-			}
+	// in the stream and in a replay. An event ev may enforce acknowledged
+	// revocation r when it revokes the same thing and is r's own, or comes
+	// from a revocation that had not finished before r started, acknowledged
+	// or not. Such a one may have reached the stream and replaced r's there,
+	// or been stored first with the revoker acknowledging r as its duplicate
+	// (two concurrent logouts of a subject can carry the same epoch); either
+	// way it restricts at least as much, since the publisher never stores a
+	// weaker event over a stronger one. One that finished before r started
+	// carries an older epoch and cannot stand in. An event whose id no
+	// acknowledgement carried belongs to an attempt never acknowledged (the
+	// client stopped waiting, or its last retry was refused); it stands in
+	// when such an attempt of the same value had not finished before r
+	// started.
+	supersedes := func(r Revocation, ev Stored) bool {
+		if ev.Kind != r.Kind || ev.Value != r.Value {
+			return false
 		}
-	}
-	// appliedAt is when incarnation in first applied r or a revocation
-	// superseding it.
-	appliedAt := func(in, id string) (time.Duration, bool) {
-		var first time.Duration
-		found := false
-		for _, o := range superseding[id] {
-			if t, ok := applied[key{in, o}]; ok && (!found || t < first) {
-				first, found = t, true
-			}
+		if ev.ID == r.ID {
+			return true
 		}
-		return first, found
+		if o, ok := byID[ev.ID]; ok {
+			return o.End >= r.Start
+		}
+		return slices.ContainsFunc(h.Revocations, func(o Revocation) bool {
+			return !o.Acked && o.Kind == r.Kind && o.Value == r.Value && o.End >= r.Start
+		})
 	}
 
-	// 1: enforced within the bound at every deciding sample.
+	// What each incarnation applied, per revoked thing, in order of time.
+	type thing struct {
+		replica string
+		kind    Kind
+		value   string
+	}
+	applied := make(map[thing][]Applied)
+	for _, a := range h.Applied {
+		k := thing{a.Replica, a.Kind, a.Value}
+		applied[k] = append(applied[k], a)
+	}
+	for _, as := range applied {
+		slices.SortFunc(as, func(x, y Applied) int { return cmp.Compare(x.At, y.At) })
+	}
+	// appliedAt is when incarnation in first applied r or an event
+	// superseding it.
+	type key struct{ replica, id string }
+	firstApplied := make(map[key]time.Duration)
+	appliedAt := func(in string, r Revocation) (time.Duration, bool) {
+		k := key{in, r.ID}
+		if t, ok := firstApplied[k]; ok {
+			return t, t >= 0
+		}
+		t := time.Duration(-1)
+		for _, a := range applied[thing{in, r.Kind, r.Value}] {
+			if supersedes(r, a.Stored) {
+				t = a.At
+				break
+			}
+		}
+		firstApplied[k] = t
+		return t, t >= 0
+	}
+
+	// 1: enforced within the bound at every deciding sample. The earliest
+	// sample of an incarnation at or after the deadline is the one to look
+	// at: if the revocation was applied before it, it was before every
+	// later one too.
+	deciding := make(map[string][]time.Duration)
+	for _, d := range h.Deciding {
+		deciding[d.Replica] = append(deciding[d.Replica], d.At)
+	}
+	names := make([]string, 0, len(deciding))
+	for name, ats := range deciding {
+		slices.Sort(ats)
+		names = append(names, name)
+	}
+	slices.Sort(names)
 	for _, r := range acked {
 		deadline := r.End + p
-		for _, d := range h.Deciding {
-			if d.At < deadline {
+		for _, name := range names {
+			ats := deciding[name]
+			i, _ := slices.BinarySearch(ats, deadline)
+			if i == len(ats) {
 				continue
 			}
-			at, ok := appliedAt(d.Replica, r.ID)
-			if !ok || at > d.At {
-				add(EnforcedInBound, d.Replica, r.ID, "deciding at %v, %v after the ack at %v, without having applied it", d.At, d.At-r.End, r.End)
+			if at, ok := appliedAt(name, r); !ok || at > ats[i] {
+				add(EnforcedInBound, name, r.ID, "deciding at %v, %v after the ack at %v, without having applied it", ats[i], ats[i]-r.End, r.End)
 				break // one violation per revocation is enough to find it
 			}
 		}
@@ -200,7 +240,7 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 			if in.Ready < 0 || in.Ready > r.Start {
 				continue
 			}
-			if at, ok := applied[key{in.Name, r.ID}]; ok {
+			if at, ok := appliedAt(in.Name, r); ok {
 				lags = append(lags, max(0, at-r.End))
 			}
 		}
@@ -211,7 +251,16 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 		st.P99Lag = lags[(len(lags)*99)/100]
 	}
 
-	// 2, 3 (accepting) and 5 per request.
+	// 2, 3 (accepting) and 5 per request. asked lists the revocations,
+	// acknowledged or not, of q's jti, sid or subject.
+	byValue := make(map[thing][]Revocation)
+	for _, r := range h.Revocations {
+		k := thing{"", r.Kind, r.Value}
+		byValue[k] = append(byValue[k], r)
+	}
+	asked := func(q Request) []Revocation {
+		return slices.Concat(byValue[thing{"", KindToken, q.JTI}], byValue[thing{"", KindSession, q.SID}], byValue[thing{"", KindSubject, q.Sub}])
+	}
 	for _, q := range h.Requests {
 		switch q.Outcome {
 		case Accepted:
@@ -226,8 +275,8 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 		switch q.Outcome {
 		case Accepted:
 			in, known := incs[q.Replica]
-			for _, r := range acked {
-				if covers(r, q) != covered {
+			for _, r := range asked(q) {
+				if !r.Acked || covers(r, q) != covered {
 					continue
 				}
 				if known && r.End < in.Start {
@@ -237,7 +286,7 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 				}
 			}
 		case Revoked:
-			if !slices.ContainsFunc(h.Revocations, func(r Revocation) bool {
+			if !slices.ContainsFunc(asked(q), func(r Revocation) bool {
 				return r.Start < q.End && covers(r, q) != notCovered
 			}) {
 				add(NoPhantom, q.Replica, "", "refused %s (sid %s, sub %s) as revoked at %v; nothing covering it was asked for", q.JTI, q.SID, q.Sub, q.Start)
@@ -254,29 +303,28 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 			if r.End >= in.Start {
 				continue
 			}
-			if at, ok := appliedAt(in.Name, r.ID); !ok || at > in.Ready {
+			if at, ok := appliedAt(in.Name, r); !ok || at > in.Ready {
 				add(ReadyAfterReplay, in.Name, r.ID, "ready at %v without having applied a revocation acknowledged at %v, before it started at %v", in.Ready, r.End, in.Start)
 			}
 		}
 	}
 
 	// 4: in the stream and applied by every running replica.
-	var inStream map[string]bool
-	if h.Stream != nil {
-		inStream = make(map[string]bool, len(h.Stream))
-		for _, id := range h.Stream {
-			inStream[id] = true
-		}
+	inStream := make(map[thing][]Stored, len(h.Stream))
+	for _, ev := range h.Stream {
+		k := thing{"", ev.Kind, ev.Value}
+		inStream[k] = append(inStream[k], ev)
 	}
 	for _, r := range acked {
-		if inStream != nil && !slices.ContainsFunc(superseding[r.ID], func(id string) bool { return inStream[id] }) {
+		held := inStream[thing{"", r.Kind, r.Value}]
+		if h.Stream != nil && !slices.ContainsFunc(held, func(ev Stored) bool { return supersedes(r, ev) }) {
 			add(NothingLost, "", r.ID, "acknowledged at %v but neither it nor a later revocation of %s %s is in the stream at the end", r.End, r.Kind, r.Value)
 		}
 		for _, in := range h.Incarnations {
 			if in.Stop >= 0 {
 				continue
 			}
-			if _, ok := appliedAt(in.Name, r.ID); !ok {
+			if _, ok := appliedAt(in.Name, r); !ok {
 				add(NothingLost, in.Name, r.ID, "acknowledged at %v but never applied by this running replica", r.End)
 			}
 		}

@@ -1,13 +1,16 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -64,7 +67,7 @@ type env struct {
 	js      jetstream.JetStream // the revoker's, also used by the test
 	redis   *redistest.Server
 	iss     *verifiertest.Issuer
-	client  *revoker.Client
+	rv      *testRevoker // the workload revokes through it
 	reps    []*replica
 	proxies []*Proxy // in front of each node, for replica 0 when proxied
 
@@ -106,43 +109,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 		tb.Fatalf("EnsureStream: %v", err)
 	}
 
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
-	tb.Cleanup(func() { _ = rdb.Close() })
-	st, err := store.New(store.Config{Client: rdb, Retention: time.Hour})
-	if err != nil {
-		tb.Fatalf("store.New: %v", err)
-	}
-	srv, err := revoker.New(revoker.Config{
-		JetStream: e.js, Store: st, Credentials: []string{credential},
-		Replicas: 3, MaxTokenLifetime: time.Hour,
-		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
-		Keys:    []verifier.Key{{ID: e.iss.KeyID(), Algorithm: e.iss.Algorithm(), Public: e.iss.PublicKey()}},
-		Timeout: 2 * time.Second,
-		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatalf("revoker.New: %v", err)
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	rdone := make(chan error, 1)
-	go func() { rdone <- srv.Run(rctx) }()
-	tb.Cleanup(func() {
-		rcancel()
-		if err := <-rdone; err != nil {
-			tb.Errorf("revoker Run: %v", err)
-		}
-		srv.Close()
-	})
-	hs := httptest.NewServer(srv.Handler())
-	tb.Cleanup(hs.Close)
-	hc := hs.Client()
-	hc.Timeout = 3 * time.Second
-	e.client = revoker.NewClient(hs.URL, credential, hc)
-	eventually.True(tb, 30*time.Second, "the revoker to be ready", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return srv.Ready(ctx) == nil
-	})
+	e.rv = e.startRevoker(tb, nil)
 
 	for i := range poolSize {
 		e.pool = append(e.pool, e.mint(i%subjects))
@@ -235,7 +202,7 @@ func (e *env) revokeLoop(ctx context.Context) {
 		key := rand.Text()
 		rv.Start = e.rec.Now()
 		for {
-			res, err := e.client.Revoke(ctx, req, key)
+			res, err := e.rv.client.Revoke(ctx, req, key)
 			rv.End = e.rec.Now()
 			if err == nil {
 				rv.ID, rv.Acked = res.ID, true
@@ -273,15 +240,17 @@ func (e *env) revokeLoop(ctx context.Context) {
 // a condition.
 func hold(d time.Duration) { <-time.After(d) }
 
-// finish stops the workload, waits until every running replica applied
-// every acknowledged revocation (property 4 is checked either way), reads
-// the stream, checks the history and reports it.
+// finish closes the revoker's gate (no revocation is left in flight,
+// published but never acknowledged), stops the workload, waits until every
+// running replica applied every acknowledged revocation (property 4 is
+// checked either way), reads the stream, checks the history and reports it.
 func (e *env) finish(tb testing.TB, scenario, injected string) {
 	tb.Helper()
+	e.rv.gate.close()
 	e.stop()
 	// Property 4 is checked whether or not this converges in time.
 	eventually.Until(20*time.Second, e.converged)
-	e.rec.SetStream(e.streamIDs(tb))
+	e.rec.SetStream(e.streamEvents(tb))
 	h := e.rec.History()
 	vs, st := Check(h, bound)
 	tb.Logf("MATRIX | %s | %s | %d revocations acked (%d asked), %d requests (%d accepted, %d revoked, %d unavailable, %d failed) | %d violations | P=%v, lag max %v p99 %v",
@@ -323,8 +292,15 @@ func (e *env) converged() bool {
 	return true
 }
 
-// streamIDs reads every event id the stream holds.
-func (e *env) streamIDs(tb testing.TB) []string {
+// streamEvents reads every event the stream holds, as one consistent
+// snapshot. A revocation whose client gave up when the workload stopped may
+// still be published by the revoker (it finishes what it wrote to Redis):
+// that append removes the subject's previous message, so a read racing it
+// could miss both the old message (deleted behind the read) and the new one
+// (past the last sequence read). Only appends remove messages here (the
+// stream denies delete and purge, and MaxAge is far away), so a read during
+// which the last sequence did not move is a snapshot.
+func (e *env) streamEvents(tb testing.TB) []Stored {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -334,26 +310,45 @@ func (e *env) streamIDs(tb testing.TB) []string {
 		s, err = e.js.Stream(ctx, events.DefaultStreamName)
 		return err == nil
 	})
-	info, err := s.Info(ctx)
-	if err != nil {
-		tb.Fatalf("stream info: %v", err)
-	}
-	ids := []string{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
+	lastSeq := func() (first, last uint64) {
+		info, err := s.Info(ctx)
 		if err != nil {
-			tb.Fatalf("get msg %d: %v", seq, err)
+			tb.Fatalf("stream info: %v", err)
 		}
-		ev, err := events.Decode(m.Data)
-		if err != nil {
-			tb.Fatalf("decode msg %d: %v", seq, err)
+		if info.State.Msgs == 0 {
+			return 1, 0
 		}
-		ids = append(ids, ev.ID)
+		return info.State.FirstSeq, info.State.LastSeq
 	}
-	return ids
+	for {
+		first, last := lastSeq()
+		evs := []Stored{}
+		for seq := first; seq <= last; seq++ {
+			m, err := s.GetMsg(ctx, seq)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				tb.Fatalf("get msg %d: %v", seq, err)
+			}
+			ev, err := events.Decode(m.Data)
+			if err != nil {
+				tb.Fatalf("decode msg %d: %v", seq, err)
+			}
+			evs = append(evs, stored(ev))
+		}
+		if _, now := lastSeq(); now == last {
+			return evs
+		}
+		if ctx.Err() != nil {
+			tb.Fatalf("the stream kept changing while it was read")
+		}
+	}
+}
+
+// stored names ev for the history.
+func stored(ev events.Event) Stored {
+	return Stored{ID: ev.ID, Kind: Kind(ev.Kind), Value: ev.Value()}
 }
 
 // replica is one service replica: a verifier with its own NATS connection,
@@ -412,7 +407,7 @@ func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding 
 		MaxStaleness:     maxStaleness,
 		Logger:           slog.New(slog.DiscardHandler),
 		OnApplied: func(ev events.Event, applied time.Time) {
-			rec.Applied(in.name, ev.ID, rec.Since(applied))
+			rec.Applied(in.name, stored(ev), rec.Since(applied))
 		},
 	}
 	if cfg != nil {
@@ -520,5 +515,113 @@ func (r *replica) requestLoop(ctx context.Context) {
 			q.Outcome, q.Reason = Failed, verifier.Reason(err)
 		}
 		e.rec.Request(q)
+	}
+}
+
+// gate is an http.RoundTripper in front of the test's revoker that can be
+// closed: then it refuses new requests without sending them, and wait
+// returns once the requests already sent have answered. Closing it before
+// the workload stops means no revocation is left in flight, published but
+// never acknowledged (such an event may replace an acknowledged one of the
+// same value in the stream, which the checker would report as lost). It is
+// safe for concurrent use.
+type gate struct {
+	next http.RoundTripper
+
+	// mu guards closed; inFlight counts requests sent and not answered.
+	mu       sync.Mutex
+	closed   bool
+	inFlight sync.WaitGroup
+}
+
+// errGateClosed is what a closed gate answers.
+var errGateClosed = errors.New("chaos: revoker client closed for the end of the run")
+
+// RoundTrip implements http.RoundTripper.
+func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, errGateClosed
+	}
+	g.inFlight.Add(1)
+	g.mu.Unlock()
+	defer g.inFlight.Done()
+	resp, err := g.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	// The body is read by the caller; the revoker's answers are small, so
+	// reading it here keeps "answered" well defined.
+	body, rerr := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if rerr != nil {
+		return nil, rerr
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// close refuses every later request and waits for the ones in flight.
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.inFlight.Wait()
+}
+
+// testRevoker is a revoker started by a scenario with its own NATS
+// connection and Redis client.
+type testRevoker struct {
+	client *revoker.Client
+	store  *store.Store
+	gate   *gate
+}
+
+// startRevoker starts a revoker connected to NATS through urls and to the
+// env's redis-server, serving HTTP on a loopback port, and waits until it is
+// ready. Everything stops at tb's Cleanup.
+func (e *env) startRevoker(tb testing.TB, urls []string) *testRevoker {
+	tb.Helper()
+	_, js := e.cluster.Connect(tb, urls...)
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	st, err := store.New(store.Config{Client: rdb, Retention: time.Hour})
+	if err != nil {
+		tb.Fatalf("store.New: %v", err)
+	}
+	srv, err := revoker.New(revoker.Config{
+		JetStream: js, Store: st, Credentials: []string{credential},
+		Replicas: 3, MaxTokenLifetime: time.Hour,
+		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
+		Keys:    []verifier.Key{{ID: e.iss.KeyID(), Algorithm: e.iss.Algorithm(), Public: e.iss.PublicKey()}},
+		Timeout: 2 * time.Second,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatalf("revoker.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("revoker Run: %v", err)
+		}
+		srv.Close()
+	})
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(hs.Close)
+	g := &gate{next: hs.Client().Transport}
+	eventually.True(tb, 30*time.Second, "the scenario's revoker to be ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return srv.Ready(ctx) == nil
+	})
+	return &testRevoker{
+		client: revoker.NewClient(hs.URL, credential, &http.Client{Transport: g, Timeout: 3 * time.Second}),
+		store:  st,
+		gate:   g,
 	}
 }

@@ -10,12 +10,23 @@ import (
 // subject (every token of sub issued not after the revocation).
 type Kind string
 
-// Revocation kinds the workload uses.
+// Revocation kinds, spelled as in pkg/events.
 const (
 	KindToken   Kind = "token"
 	KindSession Kind = "session"
 	KindSubject Kind = "subject"
+	KindKey     Kind = "key"
 )
+
+// Stored names an event as the stream held it or a replica applied it: its
+// id and the thing it revokes. An id the history's revocations do not carry
+// is the event of an attempt never acknowledged (the client never learnt
+// its id).
+type Stored struct {
+	ID    string
+	Kind  Kind
+	Value string
+}
 
 // Revocation is one revocation the client asked for. Start is when the
 // first attempt began, End when the last attempt ended (the acknowledgement,
@@ -86,11 +97,11 @@ type Incarnation struct {
 }
 
 // Applied is a replica incarnation's own record (verifier.Config.OnApplied)
-// of applying event ID at At.
+// of applying an event at At.
 type Applied struct {
 	Replica string
-	ID      string
-	At      time.Duration
+	Stored
+	At time.Duration
 }
 
 // Deciding is a sample: at At, replica incarnation Replica reported that it
@@ -101,7 +112,7 @@ type Deciding struct {
 }
 
 // History is everything recorded in one run, on one monotonic clock
-// (durations since the recorder started). Stream lists the event ids the
+// (durations since the recorder started). Stream lists the events the
 // stream held at the end; nil means it was not read.
 type History struct {
 	Revocations  []Revocation
@@ -109,7 +120,7 @@ type History struct {
 	Incarnations []Incarnation
 	Applied      []Applied
 	Deciding     []Deciding
-	Stream       []string
+	Stream       []Stored
 }
 
 // Recorder collects a [History] from many goroutines. It is safe for
@@ -177,11 +188,11 @@ func (r *Recorder) incarnation(name string) int {
 	return slices.IndexFunc(r.h.Incarnations, func(in Incarnation) bool { return in.Name == name })
 }
 
-// Applied records that incarnation name applied event id at.
-func (r *Recorder) Applied(name, id string, at time.Duration) {
+// Applied records that incarnation name applied event ev at.
+func (r *Recorder) Applied(name string, ev Stored, at time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.h.Applied = append(r.h.Applied, Applied{Replica: name, ID: id, At: at})
+	r.h.Applied = append(r.h.Applied, Applied{Replica: name, Stored: ev, At: at})
 }
 
 // Deciding records that incarnation name was deciding at.
@@ -191,11 +202,11 @@ func (r *Recorder) Deciding(name string, at time.Duration) {
 	r.h.Deciding = append(r.h.Deciding, Deciding{Replica: name, At: at})
 }
 
-// SetStream records the event ids the stream held at the end.
-func (r *Recorder) SetStream(ids []string) {
+// SetStream records the events the stream held at the end.
+func (r *Recorder) SetStream(evs []Stored) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.h.Stream = slices.Clone(ids)
+	r.h.Stream = slices.Clone(evs)
 }
 
 // History returns a copy of what was recorded so far.

@@ -8,19 +8,13 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
@@ -36,8 +30,6 @@ import (
 // the restart. The replicas never need Redis.
 func TestRestartRedis(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	rv := e.startRevoker(t, nil)
-	e.useRevoker(rv)
 	e.start()
 	for range e.sz.repeat {
 		e.waitAcks(t, 5, 20*time.Second)
@@ -67,7 +59,7 @@ func TestRestartRedis(t *testing.T) {
 		}
 	}
 	hold(e.sz.phase)
-	e.finishGated(t, rv, "restart Redis", "redis-server killed for one phase (503s, client retries same key), restarted empty")
+	e.finish(t, "restart Redis", "redis-server killed for one phase (503s, client retries same key), restarted empty")
 }
 
 // TestFallbackWhileCutOff runs replica r0 with verifier.StaleFallback and
@@ -83,8 +75,7 @@ func TestRestartRedis(t *testing.T) {
 // is checked per request, by property 2, with P and again with 0.
 func TestFallbackWhileCutOff(t *testing.T) {
 	e := newEnv(t, envOptions{proxied: true})
-	rv := e.startRevoker(t, nil)
-	e.useRevoker(rv)
+	rv := e.rv
 	r0 := e.reps[0]
 	r0.stop()
 	r0.startWith(t, func(c *verifier.Config) {
@@ -123,7 +114,7 @@ func TestFallbackWhileCutOff(t *testing.T) {
 		eventually.True(t, 30*time.Second, "r0 fresh again after the heal", func() bool { return !stale() && r0.deciding() })
 		hold(e.sz.phase)
 	}
-	e.finishGated(t, rv, "fallback while cut off", "r0 (StaleFallback, Redis) fully partitioned from NATS past MaxStaleness, revocations continue, heal")
+	e.finish(t, "fallback while cut off", "r0 (StaleFallback, Redis) fully partitioned from NATS past MaxStaleness, revocations continue, heal")
 
 	// While cut off and stale, r0 decided every request itself, and the
 	// Redis fallback enforced every acknowledged revocation at once.
@@ -177,7 +168,7 @@ func TestRevokerRetryAfterPublishFailure(t *testing.T) {
 		urls = append(urls, p.URL())
 	}
 	rv := e.startRevoker(t, urls)
-	e.useRevoker(rv)
+	e.rv = rv // the workload revokes through it too
 	seen := e.watchStream(t)
 	e.start()
 	for range e.sz.repeat {
@@ -239,7 +230,7 @@ func TestRevokerRetryAfterPublishFailure(t *testing.T) {
 		e.waitAcks(t, 5, 30*time.Second)
 	}
 	hold(e.sz.phase)
-	e.finishGated(t, rv, "revoker publish fails, client retries", "the revoker's NATS connection partitioned (Redis written, publish times out, 503), heal, retry with the same Idempotency-Key")
+	e.finish(t, "revoker publish fails, client retries", "the revoker's NATS connection partitioned (Redis written, publish times out, 503), heal, retry with the same Idempotency-Key")
 }
 
 // streamWatch counts every message the stream stores from its creation on,
@@ -307,123 +298,4 @@ func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ids[id]
-}
-
-// gate is an http.RoundTripper in front of the test's revoker that can be
-// closed: then it refuses new requests without sending them, and wait
-// returns once the requests already sent have answered. Closing it before
-// the workload stops means no revocation is left in flight, published but
-// never acknowledged (such an event may replace an acknowledged one of the
-// same value in the stream, which the checker would report as lost). It is
-// safe for concurrent use.
-type gate struct {
-	next http.RoundTripper
-
-	// mu guards closed; inFlight counts requests sent and not answered.
-	mu       sync.Mutex
-	closed   bool
-	inFlight sync.WaitGroup
-}
-
-// errGateClosed is what a closed gate answers.
-var errGateClosed = errors.New("chaos: revoker client closed for the end of the run")
-
-// RoundTrip implements http.RoundTripper.
-func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return nil, errGateClosed
-	}
-	g.inFlight.Add(1)
-	g.mu.Unlock()
-	defer g.inFlight.Done()
-	resp, err := g.next.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	// The body is read by the caller; the revoker's answers are small, so
-	// reading it here keeps "answered" well defined.
-	body, rerr := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if rerr != nil {
-		return nil, rerr
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
-}
-
-// close refuses every later request and waits for the ones in flight.
-func (g *gate) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.inFlight.Wait()
-}
-
-// testRevoker is a revoker started by a scenario with its own NATS
-// connection and Redis client.
-type testRevoker struct {
-	client *revoker.Client
-	store  *store.Store
-	gate   *gate
-}
-
-// startRevoker starts a revoker connected to NATS through urls and to the
-// env's redis-server, serving HTTP on a loopback port, and waits until it is
-// ready. Everything stops at tb's Cleanup.
-func (e *env) startRevoker(tb testing.TB, urls []string) *testRevoker {
-	tb.Helper()
-	_, js := e.cluster.Connect(tb, urls...)
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
-	tb.Cleanup(func() { _ = rdb.Close() })
-	st, err := store.New(store.Config{Client: rdb, Retention: time.Hour})
-	if err != nil {
-		tb.Fatalf("store.New: %v", err)
-	}
-	srv, err := revoker.New(revoker.Config{
-		JetStream: js, Store: st, Credentials: []string{credential},
-		Replicas: 3, MaxTokenLifetime: time.Hour,
-		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
-		Keys:    []verifier.Key{{ID: e.iss.KeyID(), Algorithm: e.iss.Algorithm(), Public: e.iss.PublicKey()}},
-		Timeout: 2 * time.Second,
-		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatalf("revoker.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("revoker Run: %v", err)
-		}
-		srv.Close()
-	})
-	hs := httptest.NewServer(srv.Handler())
-	tb.Cleanup(hs.Close)
-	g := &gate{next: hs.Client().Transport}
-	eventually.True(tb, 30*time.Second, "the scenario's revoker to be ready", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return srv.Ready(ctx) == nil
-	})
-	return &testRevoker{
-		client: revoker.NewClient(hs.URL, credential, &http.Client{Transport: g, Timeout: 3 * time.Second}),
-		store:  st,
-		gate:   g,
-	}
-}
-
-// useRevoker makes the workload revoke through rv.
-func (e *env) useRevoker(rv *testRevoker) { e.client = rv.client }
-
-// finishGated closes rv's gate, so no revocation is left in flight, then
-// finishes the run as finish does.
-func (e *env) finishGated(tb testing.TB, rv *testRevoker, scenario, injected string) {
-	tb.Helper()
-	rv.gate.close()
-	e.finish(tb, scenario, injected)
 }
