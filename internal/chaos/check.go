@@ -114,6 +114,12 @@ type Stats struct {
 	// the 99th percentile of those times.
 	MaxLag time.Duration
 	P99Lag time.Duration
+	// MaxUnavailable is the longest time one incarnation could not accept
+	// a valid token: from a request answered Unavailable (503) to its next
+	// accepted one, or to its last request's end. Refusals of revoked
+	// tokens do not end it: a verifier refuses what it knows is revoked
+	// even while it cannot decide the rest.
+	MaxUnavailable time.Duration
 }
 
 // Check proves properties 1 to 5 over h with bound p and returns every
@@ -294,6 +300,8 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 		}
 	}
 
+	st.MaxUnavailable = maxUnavailable(h.Requests)
+
 	// 3: replayed before ready.
 	for _, in := range h.Incarnations {
 		if in.Ready < 0 {
@@ -330,4 +338,30 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 		}
 	}
 	return vs, st
+}
+
+// maxUnavailable returns [Stats.MaxUnavailable] of qs.
+func maxUnavailable(qs []Request) time.Duration {
+	byReplica := make(map[string][]Request)
+	for _, q := range qs {
+		byReplica[q.Replica] = append(byReplica[q.Replica], q)
+	}
+	var longest time.Duration
+	for _, rq := range byReplica {
+		slices.SortFunc(rq, func(a, b Request) int { return cmp.Compare(a.Start, b.Start) })
+		from := time.Duration(-1) // start of the current run of 503s
+		for _, q := range rq {
+			switch {
+			case q.Outcome == Unavailable && from < 0:
+				from = q.Start
+			case q.Outcome == Accepted && from >= 0:
+				longest = max(longest, q.Start-from)
+				from = -1
+			}
+		}
+		if from >= 0 {
+			longest = max(longest, rq[len(rq)-1].End-from)
+		}
+	}
+	return longest
 }

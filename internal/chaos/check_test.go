@@ -267,3 +267,27 @@ func TestCheckConcurrentDuplicate(t *testing.T) {
 		t.Fatalf("violations %v, want NothingLost for b", vs)
 	}
 }
+
+// TestMaxUnavailable: the longest run of 503s of one incarnation, ended by
+// its next acceptance (a refusal of a revoked token does not end it); runs
+// of different replicas do not join.
+func TestMaxUnavailable(t *testing.T) {
+	q := func(replica string, start time.Duration, o Outcome) Request {
+		return Request{Replica: replica, Start: start, End: start + ms, Outcome: o}
+	}
+	tests := []struct {
+		name string
+		qs   []Request
+		want time.Duration
+	}{
+		{"none", []Request{q("a", 0, Accepted), q("a", 10*ms, Revoked)}, 0},
+		{"ended by an acceptance", []Request{q("a", 0, Accepted), q("a", 10*ms, Unavailable), q("a", 20*ms, Revoked), q("a", 30*ms, Unavailable), q("a", 50*ms, Accepted)}, 40 * ms},
+		{"to the end", []Request{q("a", 10*ms, Unavailable), q("a", 30*ms, Unavailable)}, 21 * ms},
+		{"per replica, unsorted", []Request{q("b", 40*ms, Accepted), q("a", 10*ms, Unavailable), q("b", 0, Unavailable), q("a", 15*ms, Accepted)}, 40 * ms},
+	}
+	for _, tc := range tests {
+		if got := maxUnavailable(tc.qs); got != tc.want {
+			t.Errorf("%s: maxUnavailable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,28 +172,18 @@ func (c *Cluster) Connect(tb testing.TB, urls ...string) (*nats.Conn, jetstream.
 	if len(urls) == 0 {
 		urls = c.URLs()
 	}
-	nc, err := Dial(urls)
+	nc, js, err := Dial(urls)
 	if err != nil {
-		tb.Fatalf("chaos: %v", err)
+		tb.Fatalf("%v", err)
 	}
 	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatalf("chaos: jetstream: %v", err)
-	}
 	return nc, js
 }
 
 // Dial is the connection [Cluster.Connect] makes, for callers that close
 // it themselves (a replica's incarnation).
-func Dial(urls []string) (*nats.Conn, error) {
-	var joined string
-	for i, u := range urls {
-		if i > 0 {
-			joined += ","
-		}
-		joined += u
-	}
+func Dial(urls []string) (*nats.Conn, jetstream.JetStream, error) {
+	joined := strings.Join(urls, ",")
 	nc, err := nats.Connect(joined,
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(25*time.Millisecond),
@@ -204,9 +195,14 @@ func Dial(urls []string) (*nats.Conn, error) {
 		nats.IgnoreDiscoveredServers(),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("chaos: connect %s: %w", joined, err)
+		return nil, nil, fmt.Errorf("chaos: connect %s: %w", joined, err)
 	}
-	return nc, nil
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("chaos: jetstream: %w", err)
+	}
+	return nc, js, nil
 }
 
 // WaitJetStream waits until every running node agrees on a JetStream meta

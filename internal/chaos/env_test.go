@@ -12,7 +12,9 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +60,16 @@ func runSizes() sizes {
 	return sizes{phase: time.Second, revokeTick: 40 * time.Millisecond, verifyTick: 3 * time.Millisecond, repeat: 1}
 }
 
+func init() {
+	// go-redis logs every refused dial; the Redis faults cause thousands.
+	redis.SetLogger(quietRedis{})
+}
+
+// quietRedis drops go-redis' internal log lines.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 // env is one scenario's servers, replicas and workload.
 type env struct {
 	tb      testing.TB
@@ -67,7 +79,7 @@ type env struct {
 	js      jetstream.JetStream // the revoker's, also used by the test
 	redis   *redistest.Server
 	iss     *verifiertest.Issuer
-	rv      *testRevoker // the workload revokes through it
+	rv      atomic.Pointer[testRevoker] // the workload revokes through it
 	reps    []*replica
 	proxies []*Proxy // in front of each node, for replica 0 when proxied
 
@@ -109,7 +121,7 @@ func newEnv(tb testing.TB, o envOptions) *env {
 		tb.Fatalf("EnsureStream: %v", err)
 	}
 
-	e.rv = e.startRevoker(tb, nil)
+	e.rv.Store(e.startRevoker(tb, nil))
 
 	for i := range poolSize {
 		e.pool = append(e.pool, e.mint(i%subjects))
@@ -202,7 +214,7 @@ func (e *env) revokeLoop(ctx context.Context) {
 		key := rand.Text()
 		rv.Start = e.rec.Now()
 		for {
-			res, err := e.rv.client.Revoke(ctx, req, key)
+			res, err := e.rv.Load().client.Revoke(ctx, req, key)
 			rv.End = e.rec.Now()
 			if err == nil {
 				rv.ID, rv.Acked = res.ID, true
@@ -246,16 +258,16 @@ func hold(d time.Duration) { <-time.After(d) }
 // checked either way), reads the stream, checks the history and reports it.
 func (e *env) finish(tb testing.TB, scenario, injected string) {
 	tb.Helper()
-	e.rv.gate.close()
+	e.rv.Load().gate.close()
 	e.stop()
 	// Property 4 is checked whether or not this converges in time.
 	eventually.Until(20*time.Second, e.converged)
 	e.rec.SetStream(e.streamEvents(tb))
 	h := e.rec.History()
 	vs, st := Check(h, bound)
-	tb.Logf("MATRIX | %s | %s | %d revocations acked (%d asked), %d requests (%d accepted, %d revoked, %d unavailable, %d failed) | %d violations | P=%v, lag max %v p99 %v",
+	tb.Logf("MATRIX | %s | %s | %d revocations acked (%d asked), %d requests (%d accepted, %d revoked, %d unavailable, %d failed) | %d violations | P=%v, lag max %v p99 %v | longest 503 run %v",
 		scenario, injected, st.Revocations, st.Attempts, st.Requests, st.Accepted, st.Revoked, st.Unavailable, st.Failed,
-		len(vs), bound, st.MaxLag.Round(time.Millisecond), st.P99Lag.Round(time.Millisecond))
+		len(vs), bound, st.MaxLag.Round(time.Millisecond), st.P99Lag.Round(time.Millisecond), st.MaxUnavailable.Round(time.Millisecond))
 	if st.Revocations == 0 || st.Accepted == 0 || st.Revoked == 0 {
 		tb.Errorf("workload too thin to prove anything: %+v", st)
 	}
@@ -272,24 +284,12 @@ func (e *env) finish(tb testing.TB, scenario, injected string) {
 }
 
 // converged reports whether every running replica applied every
-// acknowledged revocation.
+// acknowledged revocation (or an event superseding it, as [Check] judges).
 func (e *env) converged() bool {
 	h := e.rec.History()
-	have := map[[2]string]bool{}
-	for _, a := range h.Applied {
-		have[[2]string{a.Replica, a.ID}] = true
-	}
-	for _, in := range h.Incarnations {
-		if in.Stop >= 0 {
-			continue
-		}
-		for _, r := range h.Revocations {
-			if r.Acked && !have[[2]string{in.Name, r.ID}] {
-				return false
-			}
-		}
-	}
-	return true
+	h.Stream = nil
+	vs, _ := Check(h, bound)
+	return !slices.ContainsFunc(vs, func(v Violation) bool { return v.Property == NothingLost && v.Replica != "" })
 }
 
 // streamEvents reads every event the stream holds, as one consistent
@@ -388,14 +388,9 @@ func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding 
 	defer r.mu.Unlock()
 	r.n++
 	in := &incarnation{name: fmt.Sprintf("%s#%d", r.name, r.n)}
-	nc, err := Dial(r.urls)
+	nc, js, err := Dial(r.urls)
 	if err != nil {
 		tb.Fatalf("%v", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		tb.Fatalf("jetstream: %v", err)
 	}
 	rec, iss := r.env.rec, r.env.iss
 	in.nc = nc
@@ -576,6 +571,12 @@ type testRevoker struct {
 	client *revoker.Client
 	store  *store.Store
 	gate   *gate
+
+	nc      *nats.Conn
+	hs      *httptest.Server
+	stopRun func() error // stops Run, returns its error
+	srv     *revoker.Server
+	once    sync.Once
 }
 
 // startRevoker starts a revoker connected to NATS through urls and to the
@@ -583,7 +584,13 @@ type testRevoker struct {
 // ready. Everything stops at tb's Cleanup.
 func (e *env) startRevoker(tb testing.TB, urls []string) *testRevoker {
 	tb.Helper()
-	_, js := e.cluster.Connect(tb, urls...)
+	if len(urls) == 0 {
+		urls = e.cluster.URLs()
+	}
+	nc, js, err := Dial(urls)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
 	tb.Cleanup(func() { _ = rdb.Close() })
 	st, err := store.New(store.Config{Client: rdb, Retention: time.Hour})
@@ -599,29 +606,93 @@ func (e *env) startRevoker(tb testing.TB, urls []string) *testRevoker {
 		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
+		nc.Close()
 		tb.Fatalf("revoker.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
+	rv := &testRevoker{store: st, nc: nc, srv: srv, stopRun: func() error { cancel(); return <-done }}
+	rv.hs = httptest.NewServer(srv.Handler())
+	rv.gate = &gate{next: rv.hs.Client().Transport}
+	rv.client = revoker.NewClient(rv.hs.URL, credential, &http.Client{Transport: rv.gate, Timeout: 3 * time.Second})
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("revoker Run: %v", err)
-		}
-		srv.Close()
+		rv.once.Do(func() {
+			rv.hs.Close()
+			if err := rv.stopRun(); err != nil {
+				tb.Errorf("revoker Run: %v", err)
+			}
+			srv.Close()
+			nc.Close()
+		})
 	})
-	hs := httptest.NewServer(srv.Handler())
-	tb.Cleanup(hs.Close)
-	g := &gate{next: hs.Client().Transport}
 	eventually.True(tb, 30*time.Second, "the scenario's revoker to be ready", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return srv.Ready(ctx) == nil
 	})
-	return &testRevoker{
-		client: revoker.NewClient(hs.URL, credential, &http.Client{Transport: g, Timeout: 3 * time.Second}),
-		store:  st,
-		gate:   g,
+	return rv
+}
+
+// crash stops the revoker the way a killed process stops: its connections
+// to NATS and to its clients are cut at once, whatever request is between
+// its Redis write and its publish, or between its publish and its answer.
+func (rv *testRevoker) crash() {
+	rv.once.Do(func() {
+		rv.nc.Close()
+		rv.hs.CloseClientConnections()
+		rv.hs.Close()
+		_ = rv.stopRun() // a crashed revoker's Run error is of no interest
+		rv.srv.Close()
+	})
+}
+
+// streamLeader waits until the stream has a leader other than not and
+// returns it.
+func (e *env) streamLeader(tb testing.TB, not string) string {
+	tb.Helper()
+	var leader string
+	eventually.True(tb, 30*time.Second, "a stream leader other than "+not, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l, err := StreamLeader(ctx, e.js, events.DefaultStreamName)
+		if err != nil || l == "" || l == not {
+			return false
+		}
+		leader = l
+		return true
+	})
+	return leader
+}
+
+// drainAcks forgets the acknowledgements counted so far.
+func drainAcks(e *env) {
+	for {
+		select {
+		case <-e.acked:
+		default:
+			return
+		}
 	}
+}
+
+// waitAcks waits until n more revocations were acknowledged.
+func (e *env) waitAcks(tb testing.TB, n int, timeout time.Duration) {
+	tb.Helper()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for range n {
+		select {
+		case <-e.acked:
+		case <-t.C:
+			tb.Fatalf("chaos: fewer than %d revocations acknowledged within %s", n, timeout)
+		}
+	}
+}
+
+// restart stops the current incarnation and starts a new one.
+func (r *replica) restart(tb testing.TB) {
+	tb.Helper()
+	r.stop()
+	r.start(tb)
 }

@@ -75,7 +75,7 @@ func TestRestartRedis(t *testing.T) {
 // is checked per request, by property 2, with P and again with 0.
 func TestFallbackWhileCutOff(t *testing.T) {
 	e := newEnv(t, envOptions{proxied: true})
-	rv := e.rv
+	rv := e.rv.Load()
 	r0 := e.reps[0]
 	r0.stop()
 	r0.startWith(t, func(c *verifier.Config) {
@@ -168,7 +168,7 @@ func TestRevokerRetryAfterPublishFailure(t *testing.T) {
 		urls = append(urls, p.URL())
 	}
 	rv := e.startRevoker(t, urls)
-	e.rv = rv // the workload revokes through it too
+	e.rv.Store(rv) // the workload revokes through it too
 	seen := e.watchStream(t)
 	e.start()
 	for range e.sz.repeat {

@@ -425,7 +425,7 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 	readErr := make(chan error, 1)
 	go f.read(it, batches, readErr)
 
-	l.cons, l.consName, l.consSeq = cons, "", 0
+	l.cons, l.consName, l.consSeq, l.detach, l.lost = cons, "", 0, it.Stop, nil
 	l.lastProbe = time.Time{} // probe at once: an empty stream is ready now
 	l.housekeep()
 	timer := time.NewTimer(l.wait())
@@ -434,7 +434,11 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 		select {
 		case b, ok := <-batches:
 			if !ok {
-				return true, <-readErr
+				err := <-readErr
+				if l.lost != nil {
+					err = l.lost
+				}
+				return true, err
 			}
 			for i := range b {
 				l.handle(&b[i])
@@ -524,6 +528,11 @@ type loop struct {
 	f    *Feed
 	ctx  context.Context
 	cons jetstream.Consumer // of the current attachment
+	// detach ends the current attachment (stops its iterator); the feed
+	// then attaches anew. lost is why, when the probe found the consumer
+	// gone.
+	detach func()
+	lost   error
 
 	// Position of the last message processed, as the current consumer
 	// numbers it:
@@ -671,6 +680,15 @@ func (l *loop) probe() {
 			f.setErr(fmt.Errorf("feed: probe: %w", err))
 			f.log.Debug("probe failed", "err", err)
 		}
+		// The server lost the consumer, or the node hosting it is down
+		// (it went away with the stream's leadership, say). The ordered
+		// consumer would notice only after missing heartbeats, seconds
+		// on, the feed growing stale meanwhile: attach anew now, after
+		// the last message, on a node that is up.
+		if consumerGone(err) {
+			l.lost = fmt.Errorf("feed: the server lost the consumer, attaching anew after seq %d: %w", f.lastSeq, err)
+			l.detach()
+		}
 		return
 	}
 	if l.unsynced > 0 || info.NumPending > 0 {
@@ -683,6 +701,18 @@ func (l *loop) probe() {
 		return
 	}
 	l.confirm(t0)
+}
+
+// errCodeConsumerOffline is JetStream's error code for a consumer whose
+// node is unreachable ("consumer is offline"); nats.go has no constant.
+const errCodeConsumerOffline jetstream.ErrorCode = 10119
+
+// consumerGone reports whether err says the server no longer serves the
+// consumer: deleted, lost, or hosted on a node that is down.
+func consumerGone(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeConsumerOffline
 }
 
 // confirm records that at instant t everything the stream held was applied
