@@ -127,7 +127,10 @@ type Observer interface {
 	// Synced is called each time the feed confirms it had applied and
 	// synced everything the stream held at some instant (see
 	// [Feed.Staleness]). replayDone is true on the call that ends the
-	// initial replay (the feed became ready) and false afterwards.
+	// initial replay and false afterwards. Both methods report an event or
+	// the end of the replay before the feed reports itself ready: once
+	// [Feed.WaitReady] returns, the observer has heard of everything the
+	// replay applied.
 	Synced(replayDone bool)
 }
 
@@ -597,14 +600,16 @@ func (l *loop) handle(it *item) {
 	if l.unsynced > 0 && !l.syncFailing && (caughtUp || l.unsynced >= syncBatch) {
 		l.sync()
 	}
+	// Reported before a confirmation it may complete: whoever sees the
+	// feed ready has seen every event it applied reported.
+	if ok && f.cfg.Observer != nil {
+		f.cfg.Observer.EventApplied(it.ev, meta.Timestamp, f.cfg.Now())
+	}
 	if l.unsynced == 0 {
 		f.appliedSeq.Store(f.lastSeq)
 		if caughtUp {
 			l.confirm(it.received)
 		}
-	}
-	if ok && f.cfg.Observer != nil {
-		f.cfg.Observer.EventApplied(it.ev, meta.Timestamp, f.cfg.Now())
 	}
 }
 
@@ -723,20 +728,22 @@ func (l *loop) confirm(t time.Time) {
 	if t.After(f.lastSync()) {
 		f.lastSyncNano.Store(t.UnixNano())
 	}
-	first := !f.ready.Load()
+	first := !f.ready.Load() // only this goroutine sets it
 	if first {
-		f.ready.Store(true)
 		f.replayDur = max(t.Sub(f.runStart), 0)
 	}
 	replay := f.replayDur
 	f.mu.Unlock()
+	// The observer hears first: whoever sees the feed ready has seen it
+	// reported.
+	if f.cfg.Observer != nil {
+		f.cfg.Observer.Synced(first)
+	}
 	if first {
+		f.ready.Store(true)
 		close(f.readyCh)
 		f.log.Info("revocation replay done", "seq", f.lastSeq, "applied", f.applied.Load(),
 			"rejected", f.rejected.Load(), "took", replay)
-	}
-	if f.cfg.Observer != nil {
-		f.cfg.Observer.Synced(first)
 	}
 }
 
