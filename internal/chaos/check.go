@@ -104,6 +104,7 @@ func covers(r Revocation, q Request) coverage {
 type Stats struct {
 	Revocations int // acknowledged
 	Attempts    int // asked for, acknowledged or not
+	Retried     int // sent more than once
 	Requests    int
 	Accepted    int
 	Revoked     int
@@ -144,6 +145,9 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 			acked = append(acked, r)
 			byID[r.ID] = r
 		}
+		if r.Attempts > 1 {
+			st.Retried++
+		}
 	}
 	st.Revocations = len(acked)
 	// The stream keeps one message per revoked value: a later revocation of
@@ -161,11 +165,17 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 	// client stopped waiting, or its last retry was refused); it stands in
 	// when such an attempt of the same value had not finished before r
 	// started.
+	//
+	// That is for subjects. A token, session or key revocation is the same
+	// restriction whenever it was made (a token's expiry is its own; the
+	// workload always sends it): any event of the same value enforces it,
+	// and the revoker acknowledges a repeat as a duplicate of the event the
+	// stream holds.
 	supersedes := func(r Revocation, ev Stored) bool {
 		if ev.Kind != r.Kind || ev.Value != r.Value {
 			return false
 		}
-		if ev.ID == r.ID {
+		if ev.ID == r.ID || r.Kind != KindSubject {
 			return true
 		}
 		if o, ok := byID[ev.ID]; ok {

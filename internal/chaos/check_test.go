@@ -108,6 +108,12 @@ func TestCheck(t *testing.T) {
 			want: []Property{EnforcedInBound, NothingLost, NothingLost},
 		},
 		{
+			name: "a token revoked again is enforced by its first revocation",
+			edit: func(h *History) {
+				h.Revocations = append(h.Revocations, Revocation{ID: "r4", Kind: KindToken, Value: "j1", Start: 30 * ms, End: 40 * ms, Acked: true})
+			},
+		},
+		{
 			name: "refused as revoked with nothing asked for",
 			edit: func(h *History) {
 				h.Requests = append(h.Requests, Request{Replica: "a", JTI: "j3", SID: "s3", Sub: "carol", Start: 100 * ms, End: 101 * ms, Outcome: Revoked})
@@ -206,6 +212,9 @@ func TestRecorder(t *testing.T) {
 	}
 	if len(h.Applied) != 1 || h.Applied[0].At < h.Incarnations[0].Ready {
 		t.Errorf("applied = %+v", h.Applied)
+	}
+	if n, m := rec.AppliedBy("a"), rec.AppliedBy("b"); n != 1 || m != 0 {
+		t.Errorf("AppliedBy a, b = %d, %d; want 1, 0", n, m)
 	}
 }
 

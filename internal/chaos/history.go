@@ -39,6 +39,9 @@ type Revocation struct {
 	Start time.Duration
 	End   time.Duration
 	Acked bool
+	// Attempts is how many times the client sent it (retries with the
+	// same Idempotency-Key after an error or a refusal).
+	Attempts int
 }
 
 // Outcome is what a replica answered to one request.
@@ -128,9 +131,10 @@ type History struct {
 type Recorder struct {
 	start time.Time
 
-	// mu guards h.
-	mu sync.Mutex
-	h  History
+	// mu guards h and applied.
+	mu      sync.Mutex
+	h       History
+	applied map[string]int // events applied, per incarnation
 }
 
 // NewRecorder returns a recorder whose clock starts now.
@@ -193,6 +197,17 @@ func (r *Recorder) Applied(name string, ev Stored, at time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.h.Applied = append(r.h.Applied, Applied{Replica: name, Stored: ev, At: at})
+	if r.applied == nil {
+		r.applied = make(map[string]int)
+	}
+	r.applied[name]++
+}
+
+// AppliedBy returns how many events incarnation name applied so far.
+func (r *Recorder) AppliedBy(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied[name]
 }
 
 // Deciding records that incarnation name was deciding at.

@@ -10,6 +10,7 @@ package chaos
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -67,7 +68,9 @@ func TestRestartRedis(t *testing.T) {
 // MaxStaleness while revocations continue, then heals. Cut off, r0 must
 // keep deciding (no 503) through Redis, and must never accept a token whose
 // revocation was acknowledged before the request started: the Redis record
-// is written before the acknowledgement, so the bound is 0 there.
+// is written before the acknowledgement, so the bound is 0 there. Then,
+// still cut off, Redis is stopped too: r0 must accept nothing (503, fail
+// closed) until NATS heals.
 //
 // r0 records Deciding samples only while it decides from its own stream
 // state (Health.Deciding and not Stale): property 1 is about applying the
@@ -94,7 +97,7 @@ func TestFallbackWhileCutOff(t *testing.T) {
 
 	e.start()
 	type window struct{ from, to time.Duration }
-	var cutOff []window
+	var cutOff, redisDown []window
 	for range e.sz.repeat {
 		e.waitAcks(t, 5, 20*time.Second)
 		hold(e.sz.phase)
@@ -108,13 +111,46 @@ func TestFallbackWhileCutOff(t *testing.T) {
 		hold(e.sz.phase)
 		to := e.rec.Now()
 		cutOff = append(cutOff, window{from, to})
+
+		// Still cut off, Redis goes too: r0 can decide nothing and must
+		// fail closed. NATS heals before Redis restarts: this test's Redis
+		// keeps nothing across a restart (production runs it with AOF), and
+		// a stale replica falling back to an emptied Redis would accept
+		// what it had revoked.
+		e.redis.Stop()
+		down := e.rec.Now()
+		hold(e.sz.phase)
+		redisDown = append(redisDown, window{down, e.rec.Now()})
 		for _, p := range e.proxies {
 			p.Heal()
 		}
 		eventually.True(t, 30*time.Second, "r0 fresh again after the heal", func() bool { return !stale() && r0.deciding() })
+		e.redis.Restart(t)
+		drainAcks(e)
+		e.waitAcks(t, 5, 30*time.Second)
 		hold(e.sz.phase)
 	}
-	e.finish(t, "fallback while cut off", "r0 (StaleFallback, Redis) fully partitioned from NATS past MaxStaleness, revocations continue, heal")
+	e.finish(t, "fallback while cut off", "r0 (StaleFallback, Redis) fully partitioned from NATS past MaxStaleness, revocations continue; then Redis down too; heal")
+
+	// With Redis gone as well, r0 accepted nothing (fail closed).
+	var whileDown, acceptedDown, unavailableDown int
+	for _, q := range e.rec.History().Requests {
+		for _, w := range redisDown {
+			if q.Replica == r0name && q.Start >= w.from && q.End <= w.to {
+				whileDown++
+				switch q.Outcome {
+				case Accepted:
+					acceptedDown++
+				case Unavailable:
+					unavailableDown++
+				}
+			}
+		}
+	}
+	t.Logf("r0 while cut off and Redis down: %d requests (%d accepted, %d unavailable)", whileDown, acceptedDown, unavailableDown)
+	if acceptedDown > 0 || unavailableDown == 0 {
+		t.Errorf("r0 cut off with Redis down: %d accepted, %d unavailable; want none accepted, some unavailable", acceptedDown, unavailableDown)
+	}
 
 	// While cut off and stale, r0 decided every request itself, and the
 	// Redis fallback enforced every acknowledged revocation at once.
@@ -160,15 +196,7 @@ func TestFallbackWhileCutOff(t *testing.T) {
 // Nats-Msg-Id). The workload revokes through the same revoker throughout.
 func TestRevokerRetryAfterPublishFailure(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	var proxies []*Proxy
-	var urls []string
-	for _, nd := range e.cluster.Nodes() {
-		p := NewProxy(t, nd.URL()[len("nats://"):])
-		proxies = append(proxies, p)
-		urls = append(urls, p.URL())
-	}
-	rv := e.startRevoker(t, urls)
-	e.rv.Store(rv) // the workload revokes through it too
+	rv, proxies := e.proxiedRevoker(t)
 	seen := e.watchStream(t)
 	e.start()
 	for range e.sz.repeat {
@@ -280,6 +308,13 @@ func (e *env) watchStream(tb testing.TB) *streamWatch {
 // returns how many of them carry event id.
 func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
 	tb.Helper()
+	return w.counts(tb, e)[id]
+}
+
+// counts waits until the watch has seen every message stored so far and
+// returns, per event id, how many of them carry it.
+func (w *streamWatch) counts(tb testing.TB, e *env) map[string]int {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := e.js.Stream(ctx, events.DefaultStreamName)
@@ -297,5 +332,22 @@ func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ids[id]
+	return maps.Clone(w.ids)
+}
+
+// proxiedRevoker starts a revoker that reaches every NATS node through a
+// Proxy of its own, makes the workload revoke through it, and returns it
+// with its proxies.
+func (e *env) proxiedRevoker(tb testing.TB) (*testRevoker, []*Proxy) {
+	tb.Helper()
+	var proxies []*Proxy
+	var urls []string
+	for _, nd := range e.cluster.Nodes() {
+		p := NewProxy(tb, nd.URL()[len("nats://"):])
+		proxies = append(proxies, p)
+		urls = append(urls, p.URL())
+	}
+	rv := e.startRevoker(tb, urls)
+	e.rv.Store(rv)
+	return rv, proxies
 }
