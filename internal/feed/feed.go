@@ -8,14 +8,19 @@
 // is decoded, checked and handed to an [Applier]; the applier is idempotent
 // and monotonic, so a redelivery after a reconnect costs nothing.
 //
-// Readiness and staleness come from the stream itself. The feed is ready
-// once, after it started, the server reported nothing pending for it while
-// everything it had received was applied and synced; a fixed "last
-// sequence" is never awaited, since the newest messages may have been removed
-// (MaxAge, per-message TTL, one message per subject). From then on, every
-// such confirmation — from a message delivered with nothing pending behind
-// it, or from a periodic probe of the consumer's info — moves the instant the
-// feed is known to have been current; [Feed.Staleness] is the time since.
+// Readiness and staleness come from the stream itself. A probe, taken at
+// instant t0, asks the stream's leader for the stream's last message; when
+// the feed has processed it, and applied and synced everything it received,
+// the feed was current at t0 (the leader acknowledges a publish only once
+// stored, so its last message is at least as late as any acknowledged
+// before t0; a consumer's own "nothing pending" is not enough, since an R1
+// consumer may live on a follower whose copy lags). The first such
+// confirmation after the start makes the feed ready; no fixed "last
+// sequence" is awaited beyond the leader's answer, since messages may be
+// removed (MaxAge, per-message TTL, one message per subject). From then on
+// every confirmation — probes every ProbeInterval, and soon after the
+// consumer reports nothing pending — moves the instant the feed is known to
+// have been current; [Feed.Staleness] is the time since.
 package feed
 
 import (
@@ -387,6 +392,10 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 		return false, fmt.Errorf("%w: stream %s keeps events %s, need at least %s",
 			ErrMaxAgeTooShort, f.cfg.Stream, maxAge, f.cfg.MinMaxAge)
 	}
+	if stream.CachedInfo().Config.AllowDirect {
+		f.log.Warn("revocation stream allows direct gets: freshness probes may be answered by a lagging follower; turn allow_direct off",
+			"stream", f.cfg.Stream)
+	}
 	// A stream deleted and created again numbers its messages from 1:
 	// resuming after lastSeq would skip them, so replay it all.
 	if created := stream.CachedInfo().Created; !created.Equal(f.streamCreated) {
@@ -395,6 +404,7 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 		}
 		f.streamCreated, f.lastSeq = created, 0
 		f.appliedSeq.Store(0)
+		l.marks = l.marks[:0] // sequences of the old stream
 	}
 	occ := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:    jetstream.DeliverAllPolicy,
@@ -428,7 +438,7 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 	readErr := make(chan error, 1)
 	go f.read(it, batches, readErr)
 
-	l.cons, l.consName, l.consSeq, l.detach, l.lost = cons, "", 0, it.Stop, nil
+	l.stream, l.cons, l.detach, l.lost = stream, cons, it.Stop, nil
 	l.lastProbe = time.Time{} // probe at once: an empty stream is ready now
 	l.housekeep()
 	timer := time.NewTimer(l.wait())
@@ -455,11 +465,10 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 
 // item is one message read from the stream, decoded by the reader.
 type item struct {
-	msg      jetstream.Msg
-	meta     *jetstream.MsgMetadata // nil when the message has no JetStream metadata
-	ev       events.Event           // the decoded event, if it decoded
-	err      error                  // why the message is rejected; nil for a valid event
-	received time.Time              // feed clock
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata // nil when the message has no JetStream metadata
+	ev   events.Event           // the decoded event, if it decoded
+	err  error                  // why the message is rejected; nil for a valid event
 }
 
 // read takes messages from it, decodes them and sends them in batches to
@@ -506,7 +515,7 @@ func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, errc chan<-
 // decode reads the metadata and the event of msg and checks that the event
 // is on its own subject.
 func (f *Feed) decode(msg jetstream.Msg) item {
-	it := item{msg: msg, received: f.cfg.Now()}
+	it := item{msg: msg}
 	meta, err := msg.Metadata()
 	if err != nil {
 		it.err = fmt.Errorf("feed: message metadata: %w", err)
@@ -528,26 +537,54 @@ func (f *Feed) decode(msg jetstream.Msg) item {
 // loop is the applying side of the feed; it lives on the goroutine running
 // Run.
 type loop struct {
-	f    *Feed
-	ctx  context.Context
-	cons jetstream.Consumer // of the current attachment
+	f      *Feed
+	ctx    context.Context
+	stream jetstream.Stream   // of the current attachment
+	cons   jetstream.Consumer // of the current attachment
 	// detach ends the current attachment (stops its iterator); the feed
 	// then attaches anew. lost is why, when the probe found the consumer
 	// gone.
 	detach func()
 	lost   error
 
-	// Position of the last message processed, as the current consumer
-	// numbers it:
-	// compared with the consumer's info to know that everything it
-	// delivered was processed.
-	consName string
-	consSeq  uint64
+	// marks are the probes not yet settled: at t0 the stream's last
+	// message was at seq; once the feed has processed and synced through
+	// seq, it was current at t0. In order of t0 (and of seq).
+	marks []mark
 
 	unsynced    int       // events applied since the last successful Sync
 	syncFailing bool      // the last Sync failed
 	lastSyncTry time.Time // real clock
 	lastProbe   time.Time // real clock
+}
+
+// mark is one probe's answer: at t0 the stream's last message was seq.
+type mark struct {
+	t0  time.Time
+	seq uint64
+}
+
+// maxMarks bounds the probes awaiting settlement; a feed that far behind
+// skips probing until it catches up.
+const maxMarks = 64
+
+// settle confirms the latest probe the feed has caught up with, if
+// everything applied is synced, and forgets every probe taken before it.
+func (l *loop) settle() {
+	f := l.f
+	if l.unsynced > 0 {
+		return
+	}
+	n := 0
+	for n < len(l.marks) && l.marks[n].seq <= f.lastSeq {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	t0 := l.marks[n-1].t0
+	l.marks = append(l.marks[:0], l.marks[n:]...)
+	l.confirm(t0)
 }
 
 // wait returns how long Next may wait before housekeeping is due.
@@ -594,7 +631,6 @@ func (l *loop) handle(it *item) {
 	meta := it.meta
 	ok := l.apply(it)
 	f.lastSeq = meta.Sequence.Stream
-	l.consName, l.consSeq = meta.Consumer, meta.Sequence.Consumer
 
 	caughtUp := meta.NumPending == 0
 	if l.unsynced > 0 && !l.syncFailing && (caughtUp || l.unsynced >= syncBatch) {
@@ -607,9 +643,13 @@ func (l *loop) handle(it *item) {
 	}
 	if l.unsynced == 0 {
 		f.appliedSeq.Store(f.lastSeq)
-		if caughtUp {
-			l.confirm(it.received)
-		}
+		l.settle()
+	}
+	// Caught up as the consumer sees it: confirm with the stream's leader
+	// (probe) soon, at once while not ready, else at most four times a
+	// ProbeInterval.
+	if caughtUp && (!f.ready.Load() || time.Since(l.lastProbe) >= f.cfg.ProbeInterval/4) {
+		l.lastProbe = time.Time{}
 	}
 }
 
@@ -664,16 +704,21 @@ func (l *loop) sync() {
 	l.syncFailing = false
 	l.unsynced = 0
 	f.appliedSeq.Store(f.lastSeq)
+	l.settle()
 }
 
-// probe asks the server about the consumer. If, when asked, nothing was
-// pending for it and everything it had delivered was processed and synced,
-// the feed was current at that instant.
+// probe asks the server whether the consumer is alive (replacing it at
+// once when it is not) and the stream's leader for the stream's last
+// message, and records the answer as a mark that [loop.settle] confirms
+// once the feed has processed and synced through it.
 func (l *loop) probe() {
 	f := l.f
 	l.lastProbe = time.Now()
 	if l.unsynced > 0 {
 		return // housekeep retries Sync on its own schedule
+	}
+	if len(l.marks) >= maxMarks {
+		return // far behind: settle what is asked already first
 	}
 	t0 := f.cfg.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, max(f.cfg.ProbeInterval, time.Second))
@@ -699,13 +744,35 @@ func (l *loop) probe() {
 	if l.unsynced > 0 || info.NumPending > 0 {
 		return
 	}
-	// A consumer that delivered nothing was created after every message
-	// handed to us (the ordered consumer resumes after them); otherwise it
-	// must be the one we last read from, read up to its last delivery.
-	if info.Delivered.Consumer > 0 && (info.Name != l.consName || info.Delivered.Consumer > l.consSeq) {
+	// Nothing pending at the consumer proves nothing by itself: an R1
+	// consumer of a replicated stream may live on a follower, whose copy
+	// of the stream lags the leader's (the leader acknowledged a publish
+	// once a quorum stored it). Only the leader knows the last message of
+	// an acknowledged publish: its answer, given after t0, names a
+	// message at least as late as any acknowledged before t0, and if it
+	// was processed, so was everything the stream held at t0. (Message
+	// get goes to the leader unless the stream allows direct gets, which
+	// events.StreamConfig never sets.) Found by the failure suite: with
+	// 100k events preloaded, a replica reported itself current 2.6 s after
+	// an acknowledgement it had not yet seen.
+	last, err := l.stream.GetLastMsgForSubject(ctx, ">")
+	l.lastProbe = time.Now()
+	var seq uint64 // 0: an empty stream
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		if l.ctx.Err() == nil {
+			f.setErr(fmt.Errorf("feed: probe the stream's last message: %w", err))
+		}
 		return
+	default:
+		seq = last.Sequence
 	}
-	l.confirm(t0)
+	// Settled at once if already processed, else when the feed gets there:
+	// while events keep coming, the leader's last one is often still on
+	// its way to this feed.
+	l.marks = append(l.marks, mark{t0: t0, seq: seq})
+	l.settle()
 }
 
 // errCodeConsumerOffline is JetStream's error code for a consumer whose

@@ -330,6 +330,56 @@ func TestStaleness(t *testing.T) {
 	})
 }
 
+// TestFreshWhileEventsKeepComing: a probe's answer (the leader's last
+// message) is often an event still on its way to the feed when events keep
+// coming; the feed confirms freshness once it gets there instead of
+// dropping the probe, so staleness stays near ProbeInterval.
+func TestFreshWhileEventsKeepComing(t *testing.T) {
+	e := newEnv(t, true)
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: newMapApplier(), ProbeInterval: 100 * time.Millisecond})
+	waitReady(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	published := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { published <- n }()
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			<-tick.C
+			ev := tokenEvent("steady", n)
+			m, err := events.NewMsg(ctx, ev)
+			if err == nil {
+				_, err = e.js.PublishMsg(ctx, m)
+			}
+			if err != nil {
+				return
+			}
+			n++
+		}
+	}()
+	// Staleness sampled over 1.5 s of steady events stays under ten
+	// probe intervals (it is about one while the feed keeps up).
+	const bound = time.Second
+	var worst time.Duration
+	sample := time.NewTicker(10 * time.Millisecond)
+	defer sample.Stop()
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+		<-sample.C
+		worst = max(worst, f.Staleness())
+	}
+	cancel()
+	n := <-published
+	applied := f.Status().Applied
+	t.Logf("%d events published, %d applied; worst staleness %v", n, applied, worst)
+	if n < 100 || applied == 0 {
+		t.Fatalf("only %d events published, %d applied: no steady stream", n, applied)
+	}
+	if worst >= bound {
+		t.Errorf("staleness reached %v while events kept coming, want under %v", worst, bound)
+	}
+}
+
 // TestTraceContext: the apply span continues the publisher's trace.
 func TestTraceContext(t *testing.T) {
 	e := newEnv(t, true)

@@ -98,6 +98,10 @@ func StreamConfig(o StreamOptions) (jetstream.StreamConfig, error) {
 		DenyDelete:        true,
 		DenyPurge:         true,
 		AllowMsgTTL:       true,
+		// Off: a verifier proves itself current by asking the stream's
+		// leader for the last message; a direct get may be answered by a
+		// follower that lags it.
+		AllowDirect: false,
 	}, nil
 }
 
