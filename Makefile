@@ -69,8 +69,9 @@ fuzz:
 	done
 
 ## chaos: the failure suite (docs/failure-testing.md): every fault scenario
-## (-tags chaos) with more operations (-chaos.long), under -race. `make test`
-## runs only its checker tests and the no-fault baseline.
+## (-tags chaos) with more operations (-chaos.long), under -race, ~16 min.
+## `make test` runs its checker tests, the no-fault baseline and a short
+## nemesis (every fault once, ~30-45 s).
 chaos: deps
 	$(GO) test -race -count=1 -timeout 30m -tags chaos -v -run . ./internal/chaos -chaos.long
 

@@ -8,6 +8,7 @@ package chaos
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	mrand "math/rand/v2"
 	"slices"
 	"testing"
@@ -154,6 +155,16 @@ func TestDelayedDuplicateDelivery(t *testing.T) {
 	hold(e.sz.phase)
 	e.finish(t, "delayed and duplicate delivery", "100ms latency; the revoker's or r0's NATS links frozen 0.5-1.5 s, repeatedly (late publishes, client retries, reconnect resends, consumer redelivery)")
 
+	if e.storedOnce(t, seen) == 0 {
+		t.Errorf("no revocation was retried: the freezes did not exercise duplicate sends")
+	}
+}
+
+// storedOnce checks that the stream stored every event once, however many
+// times its revocation was sent, and returns how many revocations were sent
+// more than once.
+func (e *env) storedOnce(t *testing.T, seen *streamWatch) int {
+	t.Helper()
 	retried := 0
 	for _, r := range e.rec.History().Revocations {
 		if r.Attempts > 1 {
@@ -167,7 +178,30 @@ func TestDelayedDuplicateDelivery(t *testing.T) {
 		}
 	}
 	t.Logf("%d revocations sent more than once; %d events stored, each once", retried, len(stored))
-	if retried == 0 {
-		t.Errorf("no revocation was retried: the freezes did not exercise duplicate sends")
+	return retried
+}
+
+// TestKillRevoker kills the revoker again and again at a random moment of
+// the workload (its NATS and client connections cut at once, as a killed
+// process's are: a request may be caught after its Redis write and before
+// its publish, or after its publish and before its answer) and starts a
+// new one on the same Redis; the client retries with the same
+// Idempotency-Key against the new one. Properties 1-4 must hold, and the
+// stream must store every event once.
+func TestKillRevoker(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	seen := e.watchStream(t)
+	e.start()
+	kills := 5 * e.sz.repeat
+	for range kills {
+		e.waitAcks(t, 2, 30*time.Second)
+		hold(mrand.N(e.sz.revokeTick)) // anywhere in a revocation's cycle
+		e.rv.Load().crash()
+		e.rv.Store(e.startRevoker(t, nil))
+		drainAcks(e)
 	}
+	e.waitAcks(t, 2, 30*time.Second)
+	hold(e.sz.phase)
+	e.finish(t, "kill the revoker", fmt.Sprintf("the revoker's NATS and client connections cut at once, %d times, a new revoker each time; the client retries with the same key", kills))
+	e.storedOnce(t, seen)
 }
