@@ -439,6 +439,10 @@ func (f *Feed) consume(ctx context.Context, l *loop) (attached bool, err error) 
 	go f.read(it, batches, readErr)
 
 	l.stream, l.cons, l.detach, l.lost = stream, cons, it.Stop, nil
+	l.filter = ">"
+	if subjects := stream.CachedInfo().Config.Subjects; len(subjects) == 1 {
+		l.filter = subjects[0]
+	}
 	l.lastProbe = time.Time{} // probe at once: an empty stream is ready now
 	l.housekeep()
 	timer := time.NewTimer(l.wait())
@@ -541,6 +545,7 @@ type loop struct {
 	ctx    context.Context
 	stream jetstream.Stream   // of the current attachment
 	cons   jetstream.Consumer // of the current attachment
+	filter string             // the stream's subjects, as one filter
 	// detach ends the current attachment (stops its iterator); the feed
 	// then attaches anew. lost is why, when the probe found the consumer
 	// gone.
@@ -611,6 +616,7 @@ func (l *loop) housekeep() {
 		}
 		if time.Since(l.lastSyncTry) >= every {
 			l.sync()
+			l.settle()
 		}
 	}
 	if time.Since(l.lastProbe) >= l.f.cfg.ProbeInterval {
@@ -704,7 +710,6 @@ func (l *loop) sync() {
 	l.syncFailing = false
 	l.unsynced = 0
 	f.appliedSeq.Store(f.lastSeq)
-	l.settle()
 }
 
 // probe asks the server whether the consumer is alive (replacing it at
@@ -756,6 +761,18 @@ func (l *loop) probe() {
 	// 100k events preloaded, a replica reported itself current 2.6 s after
 	// an acknowledgement it had not yet seen.
 	last, err := l.stream.GetLastMsgForSubject(ctx, ">")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// ">" reads the message at the stream's last sequence, which may
+		// be gone (expired) while older ones live on — key revocations
+		// never expire. Look for the last message that exists (slower:
+		// the server searches its subjects; rare). A stream of several
+		// subjects cannot be searched so: it is current only if empty.
+		if l.filter != ">" {
+			last, err = l.stream.GetLastMsgForSubject(ctx, l.filter)
+		} else if info, ierr := l.stream.Info(ctx); ierr != nil || info.State.Msgs > 0 {
+			return // cannot prove it: no mark
+		}
+	}
 	l.lastProbe = time.Now()
 	var seq uint64 // 0: an empty stream
 	switch {

@@ -138,6 +138,44 @@ func TestRemovedTail(t *testing.T) {
 	}
 }
 
+// TestExpiredTail: the stream's newest message expired while an older one
+// lives on (key revocations never expire). The stream's last sequence then
+// names no message; the feed must still replay the key revocation before
+// it reports ready, not take the stream for empty.
+func TestExpiredTail(t *testing.T) {
+	e := newEnv(t, true)
+	now := time.Now()
+	key := events.NewKey("key-1", "kid-1", now)
+	e.srv.Revoke(t, key)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	m, err := events.NewMsg(ctx, events.NewToken("tok-1", "jti-1", now.Add(time.Hour), now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Header.Set(events.HeaderTTL, "1s")
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatalf("publish with a TTL: %v", err)
+	}
+	stream, err := e.js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, testTimeout, "the token event to expire", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs == 1 && info.State.LastSeq == 2
+	})
+	a := newMapApplier()
+	obs := &recObserver{}
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
+	waitReady(t, f)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.appliedAtReady != 1 || !a.has("key-1") {
+		t.Fatalf("ready having applied %d events (%v), want the key revocation", obs.appliedAtReady, a.ids())
+	}
+}
+
 // TestMissingStream: a missing stream is not fatal; the feed stays not ready
 // and attaches once the stream exists.
 func TestMissingStream(t *testing.T) {

@@ -81,6 +81,8 @@ type recObserver struct {
 	rejected   []error
 	synced     int
 	replayDone int
+	// appliedAtReady is applied when the replay was reported done.
+	appliedAtReady int
 }
 
 func (o *recObserver) EventApplied(events.Event, time.Time, time.Time) {
@@ -101,6 +103,7 @@ func (o *recObserver) Synced(replayDone bool) {
 	o.synced++
 	if replayDone {
 		o.replayDone++
+		o.appliedAtReady = o.applied
 	}
 }
 
