@@ -574,15 +574,20 @@ type mark struct {
 const maxMarks = 64
 
 // settle confirms the latest probe the feed has caught up with, if
-// everything applied is synced, and forgets every probe taken before it.
+// everything applied is synced, and forgets it and every probe taken
+// before it.
 func (l *loop) settle() {
 	f := l.f
 	if l.unsynced > 0 {
 		return
 	}
+	// The latest mark reached; its seq may be below an earlier one's
+	// when the stream's newest messages expired in between.
 	n := 0
-	for n < len(l.marks) && l.marks[n].seq <= f.lastSeq {
-		n++
+	for i, m := range l.marks {
+		if m.seq <= f.lastSeq {
+			n = i + 1
+		}
 	}
 	if n == 0 {
 		return
@@ -728,7 +733,7 @@ func (l *loop) probe() {
 	t0 := f.cfg.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, max(f.cfg.ProbeInterval, time.Second))
 	defer cancel()
-	info, err := l.cons.Info(ctx)
+	_, err := l.cons.Info(ctx)
 	l.lastProbe = time.Now()
 	if err != nil {
 		if l.ctx.Err() == nil {
@@ -744,9 +749,6 @@ func (l *loop) probe() {
 			l.lost = fmt.Errorf("feed: the server lost the consumer, attaching anew after seq %d: %w", f.lastSeq, err)
 			l.detach()
 		}
-		return
-	}
-	if l.unsynced > 0 || info.NumPending > 0 {
 		return
 	}
 	// Nothing pending at the consumer proves nothing by itself: an R1
