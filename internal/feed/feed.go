@@ -816,7 +816,9 @@ func (l *loop) confirm(t time.Time) {
 	}
 	first := !f.ready.Load() // only this goroutine sets it
 	if first {
-		f.replayDur = max(t.Sub(f.runStart), 0)
+		// Until now, not t: t is when the settling probe was asked,
+		// which may lie well inside the replay.
+		f.replayDur = max(f.cfg.Now().Sub(f.runStart), 0)
 	}
 	replay := f.replayDur
 	f.mu.Unlock()
