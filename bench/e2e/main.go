@@ -132,6 +132,10 @@ type collector struct {
 	// mu guards applied: per replica, event id → applied instant.
 	mu      sync.Mutex
 	applied []map[string]time.Time
+	// warn, when set, gets every other log line of a replica at level
+	// WARN or ERROR (a feed that detached, a probe that failed): what
+	// explains an outlier.
+	warn func(replica int, line []byte)
 }
 
 func newCollector(replicas int) *collector {
@@ -147,6 +151,9 @@ func (c *collector) line(i int) func([]byte) {
 	return func(b []byte) {
 		id, at, err := parseApplied(b)
 		if err != nil {
+			if c.warn != nil && (bytes.Contains(b, []byte(`"level":"WARN"`)) || bytes.Contains(b, []byte(`"level":"ERROR"`))) {
+				c.warn(i, b)
+			}
 			return
 		}
 		c.mu.Lock()
@@ -244,6 +251,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 	}
 	logf("starting %d example replicas", cfg.replicas)
 	col := newCollector(cfg.replicas)
+	col.warn = func(i int, line []byte) { logf("replica %d: %s", i, bytes.TrimSpace(line)) }
 	startAll := time.Now()
 	for i := range cfg.replicas {
 		if err := sys.startReplica(i, col.line(i)); err != nil {
