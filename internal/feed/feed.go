@@ -162,10 +162,12 @@ type Config struct {
 	// leeway). Zero disables the check. A MaxAge of zero (keep forever)
 	// always passes.
 	MinMaxAge time.Duration
-	// ProbeInterval is how often the feed asks the server whether anything
-	// is pending for it, to confirm freshness while no event arrives.
-	// Default 1s. Staleness stays below about ProbeInterval plus a round
-	// trip while the server is reachable.
+	// ProbeInterval is how often the feed asks the stream's leader for the
+	// stream's last message (and checks its consumer is alive), to confirm
+	// freshness; a consumer with nothing pending probes sooner, at most
+	// four times an interval. Default 1s. Staleness stays below about
+	// ProbeInterval plus a round trip while the server is reachable and
+	// the feed keeps up.
 	ProbeInterval time.Duration
 	// Now is the clock of every reported time (staleness, last sync,
 	// replay duration, observer). Default time.Now. It is called from
