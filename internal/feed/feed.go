@@ -576,6 +576,17 @@ type loop struct {
 }
 
 // mark is one probe's answer: at t0 the stream's last message was seq.
+//
+// Settling it proves the feed was current at t0 only because every
+// message the feed processes after the answer, up to seq, comes without
+// a gap: messages up to the feed's position at the answer were read before
+// the answer, when whatever the stream held at t0 was there or replaced by
+// a message up to seq; messages after it were all read, none skipped. A
+// gap (a message removed before it was read — replaced by a later one,
+// perhaps past seq) drops the pending marks. (Waiting for seq alone was
+// not enough: the failure suite caught a restarted replica ready 113 ms
+// after its start without 14 revocations whose messages were replaced
+// while it replayed.)
 type mark struct {
 	t0  time.Time
 	seq uint64
@@ -653,6 +664,13 @@ func (l *loop) handle(it *item) {
 	}
 	meta := it.meta
 	ok := l.apply(it)
+	// A gap in the sequence is a message removed before it was read. If
+	// it was removed after a pending probe's answer, its replacement may
+	// lie past the probe's last message, so that probe proves nothing:
+	// forget the pending probes (see mark).
+	if meta.Sequence.Stream != f.lastSeq+1 {
+		l.marks = l.marks[:0]
+	}
 	f.lastSeq = meta.Sequence.Stream
 
 	caughtUp := meta.NumPending == 0
