@@ -10,8 +10,9 @@
 //
 // Readiness and staleness come from the stream itself. A probe, taken at
 // instant t0, asks the stream's leader for the stream's last message; when
-// the feed has processed it, and applied and synced everything it received,
-// the feed was current at t0 (the leader acknowledges a publish only once
+// the feed has processed it with no sequence gap after its position at the
+// answer (see mark), and applied and synced everything it received, the
+// feed was current at t0 (the leader acknowledges a publish only once
 // stored, so its last message is at least as late as any acknowledged
 // before t0; a consumer's own "nothing pending" is not enough, since an R1
 // consumer may live on a follower whose copy lags). The first such
