@@ -229,7 +229,15 @@ func TestDrive(t *testing.T) {
 				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
 				if tc.callTime > 0 {
-					time.Sleep(tc.callTime) // the call's own duration, not a wait for a condition
+					// The simulated call's own duration, cut short if the
+					// driver gives up; not a wait for a condition.
+					timer := time.NewTimer(tc.callTime)
+					defer timer.Stop()
+					select {
+					case <-timer.C:
+					case <-ctx.Done():
+						return "", ctx.Err()
+					}
 				}
 				if tc.fail {
 					return "", errors.New("bench: revoke: refused")
