@@ -305,21 +305,9 @@ func (e *env) streamEvents(tb testing.TB) []Stored {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var s jetstream.Stream
-	var err error
-	eventually.True(tb, 20*time.Second, "the stream to answer", func() bool {
-		s, err = e.js.Stream(ctx, events.DefaultStreamName)
-		return err == nil
-	})
-	lastSeq := func() uint64 {
-		info, err := s.Info(ctx)
-		if err != nil {
-			tb.Fatalf("stream info: %v", err)
-		}
-		return info.State.LastSeq
-	}
+	s := e.stream(tb)
 	for attempt := 1; ; attempt++ {
-		last := lastSeq()
+		last := lastSeq(tb, s)
 		evs, err := readStream(ctx, s, last)
 		if err != nil {
 			if attempt == 3 {
@@ -327,10 +315,37 @@ func (e *env) streamEvents(tb testing.TB) []Stored {
 			}
 			continue
 		}
-		if lastSeq() == last {
+		if lastSeq(tb, s) == last {
 			return evs
 		}
 	}
+}
+
+// stream returns the revocation stream, waiting for it to answer (after a
+// fault it may take a while).
+func (e *env) stream(tb testing.TB) jetstream.Stream {
+	tb.Helper()
+	var s jetstream.Stream
+	eventually.True(tb, 20*time.Second, "the stream to answer", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		s, err = e.js.Stream(ctx, events.DefaultStreamName)
+		return err == nil
+	})
+	return s
+}
+
+// lastSeq is the last sequence stream s assigned, as its leader says.
+func lastSeq(tb testing.TB, s jetstream.Stream) uint64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := s.Info(ctx)
+	if err != nil {
+		tb.Fatalf("stream info: %v", err)
+	}
+	return info.State.LastSeq
 }
 
 // readStream reads every event stream s holds up to sequence last with an

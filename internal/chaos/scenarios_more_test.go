@@ -277,11 +277,7 @@ func (e *env) watchStream(tb testing.TB) *streamWatch {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, events.DefaultStreamName)
-	if err != nil {
-		tb.Fatalf("stream: %v", err)
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	c, err := e.stream(tb).OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		tb.Fatalf("ordered consumer: %v", err)
 	}
@@ -317,20 +313,11 @@ func (w *streamWatch) count(tb testing.TB, e *env, id string) int {
 // returns, per event id, how many of them carry it.
 func (w *streamWatch) counts(tb testing.TB, e *env) map[string]int {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, events.DefaultStreamName)
-	if err != nil {
-		tb.Fatalf("stream: %v", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		tb.Fatalf("stream info: %v", err)
-	}
+	last := lastSeq(tb, e.stream(tb))
 	eventually.True(tb, 10*time.Second, "the stream watch to catch up", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return w.last >= info.State.LastSeq
+		return w.last >= last
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()
