@@ -38,6 +38,9 @@ var ErrInvalidConfig = errors.New("issuer: invalid configuration")
 // must be safe for concurrent use.
 type Revoker interface {
 	Revoke(ctx context.Context, req revoker.Request, idempotencyKey string) (revoker.Result, error)
+	// CallerID is the id the revoker scopes this caller's idempotency
+	// keys by; the issuer records logouts under it (see revokeSession).
+	CallerID() string
 }
 
 var _ Revoker = (*revoker.Client)(nil)

@@ -339,3 +339,15 @@ func testKey(tb testing.TB, alg string) issuer.SigningKey {
 	}
 	return keys[0]
 }
+
+// recordLogoutAll records a logout-all of sub at now in Redis as the revoker
+// does (the next epoch after the recorded one) and returns its epoch.
+func recordLogoutAll(ctx context.Context, st *store.Store, sub string, now time.Time) (time.Time, error) {
+	cur, err := st.SubjectEpoch(ctx, sub)
+	if err != nil {
+		return time.Time{}, err
+	}
+	epoch := store.NextEpoch(cur, now)
+	_, err = st.Record(ctx, events.NewSubject(revoker.NewEventID(), sub, epoch, epoch), 0, nil)
+	return epoch, err
+}

@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -234,7 +237,7 @@ func TestRefreshRotation(t *testing.T) {
 	}
 	reqs := e.rev.requests()
 	if len(reqs) != 1 || reqs[0].Req.Type != "session" || reqs[0].Req.SID != first.SessionID ||
-		reqs[0].Req.Reason != "refresh_reuse" || reqs[0].IdempotencyKey != "reuse."+first.SessionID ||
+		reqs[0].Req.Reason != "refresh_reuse" || reqs[0].IdempotencyKey != "refresh_reuse."+first.SessionID ||
 		reqs[0].Authorization != "Bearer "+revokerCred {
 		t.Fatalf("revoker got %+v", reqs)
 	}
@@ -344,9 +347,25 @@ func TestLogoutRevokerDown(t *testing.T) {
 	if r.status != 503 || r.header.Get("Retry-After") == "" || r.errorCode(t) != "temporarily_unavailable" {
 		t.Fatalf("got %d %v %s", r.status, r.header, r.body)
 	}
+	// The answer says the logout is recorded and will be delivered.
+	var ans revoker.RecordedAnswer
+	if err := json.Unmarshal(r.body, &ans); err != nil || !ans.Recorded || !strings.Contains(ans.Description, "recorded") {
+		t.Fatalf("503 body %s: want recorded:true and a description saying so", r.body)
+	}
 	// Refresh is already refused: the session is flagged in Redis first.
 	if r := e.refresh(t, tr.RefreshToken); r.status != 400 {
 		t.Fatalf("refresh after failed logout: %d", r.status)
+	}
+	// Recorded with its outbox entry in one step, so any revoker's drainer
+	// delivers it though nobody retries; Redis look-ups refuse it already.
+	ctx := testContext(t)
+	if err := e.store.Check(ctx, store.Query{SID: tr.SessionID}); !errors.Is(err, verifier.ErrSessionRevoked) {
+		t.Fatalf("store.Check after the recorded logout = %v, want ErrSessionRevoked", err)
+	}
+	entries, err := e.store.ClaimOutbox(ctx, time.Now().Add(time.Minute), time.Millisecond, 10)
+	if err != nil || len(entries) != 1 || entries[0].Event.ID != ans.ID || entries[0].Event.SID != tr.SessionID ||
+		entries[0].Event.Reason != "logout" {
+		t.Fatalf("outbox = %+v, %v; want the session's event %s", entries, err, ans.ID)
 	}
 	r = e.do(t, http.MethodPost, "/v1/logout/all", "", "", bearer(tr.AccessToken))
 	if r.status != 503 {
@@ -390,7 +409,7 @@ func TestLogoutAll(t *testing.T) {
 	}
 
 	// What the revoker does: record the epoch in Redis, by its clock.
-	epoch, err := e.store.RaiseEpoch(ctx, "alice", time.Now())
+	epoch, err := recordLogoutAll(ctx, e.store, "alice", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +436,7 @@ func TestLogoutAll(t *testing.T) {
 	}
 
 	// The revoker's clock 2 s ahead: the epoch lies in the issuer's future.
-	ahead, err := e.store.RaiseEpoch(ctx, "alice", time.Now().Add(2*time.Second))
+	ahead, err := recordLogoutAll(ctx, e.store, "alice", time.Now().Add(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -524,19 +525,20 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 	return s.response(at, next, sid), nil
 }
 
-// onReuse revokes, through the revoker, the session whose retired refresh
-// token was presented (the store has flagged it already), so its access
-// tokens die on every verifier too. The client's answer does not depend on
-// it: a failure is logged and counted.
+// onReuse revokes the session whose retired refresh token was presented
+// (the store has flagged it already) like a logout, so its access tokens die
+// on every verifier too. The client's answer does not depend on it: a
+// failure is logged and counted.
 func (s *Server) onReuse(ctx context.Context, sid string) {
 	s.reuse.Add(ctx, 1)
 	s.log.Warn("refresh token reuse: session revoked", "sid", sid)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokerTimeout)
 	defer cancel()
-	_, err := s.cfg.Revoker.Revoke(ctx, revoker.Request{Type: "session", SID: sid, Reason: "refresh_reuse"}, "reuse."+sid)
-	if err != nil {
-		s.revokerErrors.Add(ctx, 1)
-		s.log.Error("refresh token reuse: revoker did not revoke the session; its access tokens stay valid until they expire",
+	var rec *revoker.RecordedError
+	switch err := s.revokeSession(ctx, sid, "refresh_reuse"); {
+	case err == nil, errors.As(err, &rec):
+	default:
+		s.log.Error("refresh token reuse: the session's revocation was not recorded; its access tokens stay valid until they expire",
 			"sid", sid, "err", err)
 	}
 }
@@ -562,7 +564,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		err = s.revokeRefresh(r.Context(), sid, tok)
 	}
 	if err != nil {
-		httpx.Fail(w, s.log, err)
+		s.fail(w, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -622,7 +624,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.revokeSession(r.Context(), c.SessionID, "logout"); err != nil {
-		httpx.Fail(w, s.log, err)
+		s.fail(w, err)
 		return
 	}
 	s.clearCookie(w)
@@ -694,20 +696,53 @@ func (s *Server) bearer(r *http.Request) (string, error) {
 	return "", &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "no bearer token"}
 }
 
-// revokeSession flags the session in Redis (so its refresh tokens stop at
-// once, even if the revoker is down) and asks the revoker to revoke it
-// everywhere. Revoking a session is one fact, so the idempotency key is the
-// session's (with the reason, which the revoker compares): retries and
-// repeated logouts publish one event.
+// revokeSession records the session's revocation in Redis first — the
+// record, its idempotency record and its outbox entry in one step, then the
+// session's own flag, so its refresh tokens stop at once — and then asks the
+// revoker, under the same idempotency key, to publish that very event. If
+// the revoker cannot be reached the revocation is still delivered (by any
+// revoker's outbox drainer) and the answer says so. Revoking a session is one
+// fact, so the idempotency key is the session's (with the reason, which the
+// revoker compares): retries and repeated logouts publish one event.
 func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
-	if err := s.cfg.Store.RevokeSession(ctx, sid); err != nil {
+	key := reason + "." + sid
+	ev := events.NewSession(revoker.NewEventID(), sid, s.cfg.Now())
+	ev.Reason = reason
+	rec, err := s.cfg.Store.Record(ctx, ev, s.cfg.Leeway, &store.Idempotency{Caller: s.cfg.Revoker.CallerID(), Key: key})
+	if err != nil {
+		return s.storeDown(err)
+	}
+	if err := s.cfg.Store.FinishRecord(ctx, rec.Event); err != nil {
 		return s.storeDown(err)
 	}
 	req := revoker.Request{Type: "session", SID: sid, Reason: reason}
-	if _, err := s.cfg.Revoker.Revoke(ctx, req, reason+"."+sid); err != nil {
+	if _, err := s.cfg.Revoker.Revoke(ctx, req, key); err != nil {
+		if errors.Is(err, revoker.ErrUnavailable) {
+			s.revokerErrors.Add(ctx, 1)
+			s.log.Warn("revoker unavailable; the session's revocation is recorded and the outbox delivers it",
+				"sid", sid, "id", rec.Event.ID, "err", err)
+			return &revoker.RecordedError{ID: rec.Event.ID, Description: recordedLogout}
+		}
 		return s.revokerFailed(ctx, err)
 	}
 	return nil
+}
+
+// recordedLogout is the error_description of a logout recorded but not yet
+// confirmed by the revoker.
+const recordedLogout = "the revocation service has not confirmed the logout yet; it is recorded, " +
+	"the session's refresh tokens are already refused and its access tokens will be refused everywhere " +
+	"without a retry; retrying is safe"
+
+// fail answers err: a recorded-but-unconfirmed revocation with its own body,
+// anything else through httpx.Fail.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	var rec *revoker.RecordedError
+	if errors.As(err, &rec) {
+		rec.Write(w)
+		return
+	}
+	httpx.Fail(w, s.log, err)
 }
 
 // idemPart turns arbitrary text into a short key component.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 )
 
 // Request is the body of POST /v1/revocations. Type is "token", "session",
@@ -45,6 +47,12 @@ type Result struct {
 // idempotency key.
 var ErrUnavailable = errors.New("revoker: unavailable")
 
+// ErrRecorded is returned, wrapped together with [ErrUnavailable], when the
+// revoker answered 503 after recording the revocation: the stream has not
+// acknowledged it yet, and the revoker's outbox delivers it without a retry
+// (a retry with the same idempotency key is safe).
+var ErrRecorded = errors.New("revoker: recorded, not acknowledged yet")
+
 // APIError is a 4xx answer: the request itself is wrong; retrying it will
 // not help.
 type APIError struct {
@@ -56,6 +64,10 @@ type APIError struct {
 func (e *APIError) Error() string {
 	return fmt.Sprintf("revoker: %d %s: %s", e.Status, e.Code, e.Description)
 }
+
+// CallerID is the id the revoker scopes this client's idempotency keys by
+// (httpx.CallerID of its credential).
+func (c *Client) CallerID() string { return httpx.CallerID(c.credential) }
 
 // Client calls a revoker over HTTP. It is safe for concurrent use.
 type Client struct {
@@ -109,6 +121,12 @@ func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string)
 			return Result{}, fmt.Errorf("revoker: decode answer: %w", err)
 		}
 		return r, nil
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		var ans RecordedAnswer
+		if json.Unmarshal(data, &ans) == nil && ans.Recorded {
+			return Result{}, fmt.Errorf("%w: %w: event %s", ErrUnavailable, ErrRecorded, ans.ID)
+		}
+		return Result{}, fmt.Errorf("%w: status %d", ErrUnavailable, resp.StatusCode)
 	case resp.StatusCode >= 500:
 		return Result{}, fmt.Errorf("%w: status %d", ErrUnavailable, resp.StatusCode)
 	}

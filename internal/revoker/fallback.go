@@ -40,11 +40,17 @@ type redisFallback struct {
 // revocation reason (401), an unrevoked one accepted, and when Redis does
 // not answer within 2 s the token is rejected as stale (503) — fail closed.
 //
-// The Redis records are written before the stream event is published, so
-// they are never behind the stream. The returned Fallback is safe for
+// Every event is recorded in Redis (with its outbox entry) before it is
+// published, so the records are never behind the stream; they may be ahead
+// of it by what the outbox has not delivered yet. The returned Fallback is safe for
 // concurrent use.
 func NewRedisFallback(s *store.Store) verifier.Fallback {
 	return redisFallback{s: s}
+}
+
+// recorded checks c against the Redis records, as the fallback does.
+func (s *Server) recorded(ctx context.Context, c *verifier.Claims) error {
+	return redisFallback{s: s.cfg.Store}.Check(ctx, c)
 }
 
 // Check implements verifier.Fallback.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +256,22 @@ func (a answer) result(tb testing.TB) Result {
 		tb.Fatalf("revocation body %q is not {\"id\",\"seq\"} (%v)", a.body, err)
 	}
 	return r
+}
+
+// republished reads jwtrevoke_revoker_outbox_republished_total off /metrics
+// (0 before the first).
+func (e *env) republished(tb testing.TB) float64 {
+	tb.Helper()
+	a := e.do(tb, http.MethodGet, "/metrics", "", nil, nil)
+	for _, line := range strings.Split(string(a.body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if ok && strings.HasPrefix(name, "jwtrevoke_revoker_outbox_republished_total") {
+			f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				tb.Fatalf("metric line %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

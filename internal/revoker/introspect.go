@@ -26,7 +26,8 @@ type Introspection struct {
 }
 
 // handleIntrospect serves RFC 7662 introspection of access tokens with the
-// embedded verifier, so the answer is revocation-aware. It fails closed:
+// embedded verifier and the Redis records (every recorded revocation,
+// published or still in the outbox), so the answer is revocation-aware. It fails closed:
 // while the verifier cannot decide (not replayed yet, too stale with Redis
 // unreachable, over capacity, keys not fetched) it answers 503, never
 // {"active":true}. token_type_hint is accepted and ignored (§2.1 allows it):
@@ -53,6 +54,22 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Logger.Warn("revoker: introspection cannot decide", "reason", verifier.Reason(err))
 		httpx.Fail(w, s.cfg.Logger, httpx.Errorf(http.StatusServiceUnavailable, codeUnavailable,
 			"revocation state cannot be decided now (%s); retry", verifier.Reason(err)))
+		return
+	default:
+		s.metrics.introspection(ctx, "inactive")
+		httpx.WriteJSON(w, http.StatusOK, Introspection{Active: false})
+		return
+	}
+	// What Redis has recorded counts too, published or not: a revocation
+	// waiting in the outbox must not let introspection answer active after
+	// an earlier answer refused the token. Fail closed when Redis cannot say.
+	switch err := s.recorded(ctx, c); {
+	case err == nil:
+	case errors.Is(err, ErrFallbackUnavailable):
+		s.metrics.introspection(ctx, "unavailable")
+		s.cfg.Logger.Warn("revoker: introspection cannot read the revocation records", "err", err)
+		httpx.Fail(w, s.cfg.Logger, httpx.Errorf(http.StatusServiceUnavailable, codeUnavailable,
+			"revocation state cannot be decided now (records unavailable); retry"))
 		return
 	default:
 		s.metrics.introspection(ctx, "inactive")

@@ -17,7 +17,8 @@ const meterName = "github.com/jwtrevoke/jwtrevoke/internal/revoker"
 const (
 	outcomeCreated     = "created"     // 201, the stream acknowledged
 	outcomeInvalid     = "invalid"     // 4xx, nothing changed
-	outcomeUnavailable = "unavailable" // 503, NATS or Redis down
+	outcomeUnavailable = "unavailable" // 503, nothing recorded (Redis down)
+	outcomeRecorded    = "recorded"    // 503, recorded, the outbox delivers it
 	outcomeError       = "error"       // 500, a bug
 )
 
@@ -26,9 +27,10 @@ type metrics struct {
 	revocations    metric.Int64Counter
 	publish        metric.Float64Histogram
 	introspections metric.Int64Counter
+	republishes    metric.Int64Counter
 }
 
-func newMetrics(mp metric.MeterProvider) (*metrics, error) {
+func newMetrics(mp metric.MeterProvider, ob *outboxState) (*metrics, error) {
 	meter := mp.Meter(meterName)
 	m := &metrics{}
 	var errs []error
@@ -44,6 +46,30 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m.introspections, err = meter.Int64Counter("jwtrevoke.revoker.introspections",
 		metric.WithDescription("Introspection requests by result (active, inactive, unavailable, invalid)"),
 		metric.WithUnit("{request}"))
+	errs = append(errs, err)
+	m.republishes, err = meter.Int64Counter("jwtrevoke.revoker.outbox.republished",
+		metric.WithDescription("Recorded revocations the outbox drainer delivered to the stream (the request that recorded them did not)"),
+		metric.WithUnit("{event}"))
+	errs = append(errs, err)
+	_, err = meter.Int64ObservableGauge("jwtrevoke.revoker.outbox.depth",
+		metric.WithDescription("Revocations recorded in Redis and not yet acknowledged by the stream, as last seen by this replica's drainer"),
+		metric.WithUnit("{event}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(ob.depth.Load())
+			return nil
+		}))
+	errs = append(errs, err)
+	_, err = meter.Float64ObservableGauge("jwtrevoke.revoker.outbox.oldest_age",
+		metric.WithDescription("Age of the oldest revocation waiting in the outbox; 0 when empty"),
+		metric.WithUnit("s"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			age := 0.0
+			if ms := ob.oldestMilli.Load(); ms != 0 {
+				age = max(time.Since(time.UnixMilli(ms)).Seconds(), 0)
+			}
+			o.Observe(age)
+			return nil
+		}))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -65,6 +91,8 @@ func (m *metrics) published(ctx context.Context, d time.Duration, ok bool) {
 	}
 	m.publish.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("result", result)))
 }
+
+func (m *metrics) republished(ctx context.Context) { m.republishes.Add(ctx, 1) }
 
 func (m *metrics) introspection(ctx context.Context, result string) {
 	m.introspections.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))

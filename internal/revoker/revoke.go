@@ -12,12 +12,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
@@ -46,11 +47,46 @@ const (
 	codeConflict    = "idempotency_key_reused"
 )
 
-// unavailable is the 503 answer: nothing was acknowledged; retry with the
+// notRecorded is the 503 answer when nothing was recorded: retry with the
 // same Idempotency-Key.
-func unavailable(what string) *httpx.Error {
+func notRecorded(what string) *httpx.Error {
 	return httpx.Errorf(http.StatusServiceUnavailable, codeUnavailable,
-		"%s is unavailable; the revocation is not acknowledged: retry with the same Idempotency-Key", what)
+		"%s is unavailable; nothing was recorded: retry with the same Idempotency-Key", what)
+}
+
+// RecordedError is the 503 answer given once a revocation is recorded but
+// the stream has not acknowledged it: the outbox delivers it, so a retry is
+// safe but not required. [RecordedError.Write] answers it.
+type RecordedError struct {
+	// ID is the recorded event's id.
+	ID string
+	// Description is the error_description; empty means the revoker's.
+	Description string
+}
+
+func (e *RecordedError) Error() string { return "revoker: recorded, not acknowledged yet: " + e.ID }
+
+// recordedDescription is the revoker's error_description of a RecordedError.
+const recordedDescription = "the event stream (NATS) has not acknowledged the revocation yet; " +
+	"it is recorded and will be delivered without a retry; a retry with the same Idempotency-Key is safe"
+
+// Write answers 503 with Retry-After and a [RecordedAnswer] body.
+func (e *RecordedError) Write(w http.ResponseWriter) {
+	d := e.Description
+	if d == "" {
+		d = recordedDescription
+	}
+	w.Header().Set("Retry-After", "1")
+	httpx.WriteJSON(w, http.StatusServiceUnavailable, RecordedAnswer{Error: codeUnavailable, Description: d, Recorded: true, ID: e.ID})
+}
+
+// RecordedAnswer is the body of a 503 answer given once the revocation is
+// recorded: {"error","error_description","recorded":true,"id"}.
+type RecordedAnswer struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	Recorded    bool   `json:"recorded"`
+	ID          string `json:"id"`
 }
 
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +100,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		var he *httpx.Error
+		var rec *RecordedError
 		switch {
+		case errors.As(err, &rec):
+			s.metrics.revocation(ctx, typ, outcomeRecorded)
+			rec.Write(w)
+			return
 		case !errors.As(err, &he):
 			s.metrics.revocation(ctx, typ, outcomeError)
 		case he.Status == http.StatusServiceUnavailable:
@@ -112,73 +153,93 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 			return Result{}, typ, err
 		}
 	}
-	ev, err := sp.event(newEventID(), now)
+	ev, err := sp.event(NewEventID(), now)
 	if err != nil {
 		return Result{}, typ, err
 	}
-	// Fail fast, before anything is written, while NATS is known to be
-	// unreachable: the publish could not be acknowledged anyway.
-	if st := s.cfg.JetStream.Conn().Status(); st != nats.CONNECTED {
-		return Result{}, typ, unavailable("the event stream (NATS)")
-	}
 	st := s.cfg.Store
 	if ev.Kind == events.KindSubject {
-		// The epoch the event carries. Without an idempotency key,
-		// RaiseEpoch makes it strictly greater than any recorded one. With
-		// one, the recorded epoch is only read here and raised by Record
-		// below once the event is remembered: a retry must not raise the
-		// recorded epoch past the event it republishes, or a token minted
-		// between the two (the user logged in again) would be refused by
-		// Redis look-ups yet accepted by verifiers.
-		var epoch time.Time
-		if key == "" {
-			epoch, err = st.RaiseEpoch(ctx, sp.value, now)
-		} else {
-			epoch, err = st.SubjectEpoch(ctx, sp.value)
-			if err == nil {
-				epoch = nextEpoch(epoch, now)
-			}
-		}
+		// The epoch is the next one after the recorded epoch (so a
+		// subject's epochs strictly grow); Record raises the recorded one
+		// to it in the same step as it enqueues the event. A retry with an
+		// idempotency key gets the first attempt's event back from Record
+		// instead, so the recorded epoch never runs past the event it
+		// republishes (a token minted in between would be refused by Redis
+		// look-ups yet accepted by verifiers).
+		recorded, err := st.SubjectEpoch(ctx, sp.value)
 		if err != nil {
 			s.cfg.Logger.Warn("revoker: redis", "op", "epoch", "err", err)
-			return Result{}, typ, unavailable("the revocation store (Redis)")
+			return Result{}, typ, notRecorded("the revocation store (Redis)")
 		}
-		ev.Epoch = epoch.UTC()
+		ev.Epoch = store.NextEpoch(recorded, now).UTC()
 		// An epoch from a revoker whose clock ran ahead may lie past now;
 		// the event cannot be issued before its epoch (events.MaxFutureSkew).
 		if ev.Epoch.After(ev.IssuedAt) {
 			ev.IssuedAt = ev.Epoch
 		}
 	}
+	var idem *store.Idempotency
 	if key != "" {
-		stored, _, err := st.Remember(ctx, key, ev, s.cfg.IdempotencyTTL)
-		if err != nil {
-			s.cfg.Logger.Warn("revoker: redis", "op", "remember", "err", err)
-			return Result{}, typ, unavailable("the revocation store (Redis)")
-		}
-		if !sameRequest(stored, ev) {
+		idem = &store.Idempotency{Caller: httpx.Caller(r), Key: key, TTL: s.cfg.IdempotencyTTL}
+	}
+	// Record first, always: the record and its outbox entry are written in
+	// one step, so once anything is recorded the event reaches the stream
+	// even if the publish below fails and the client never retries.
+	rec, err := st.Record(ctx, ev, s.cfg.Leeway, idem)
+	if err != nil {
+		s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
+		return Result{}, typ, notRecorded("the revocation store (Redis)")
+	}
+	if rec.Held {
+		if !sameRequest(rec.Event, ev) {
 			return Result{}, typ, httpx.Errorf(http.StatusConflict, codeConflict,
 				"this Idempotency-Key was used for a different revocation")
 		}
-		ev = stored
+		ev = retried(rec.Event, ev, now)
+		if !ev.Equal(rec.Event) {
+			if _, err := st.Record(ctx, ev, s.cfg.Leeway, nil); err != nil {
+				s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
+				return Result{}, typ, notRecorded("the revocation store (Redis)")
+			}
+		}
 	}
-	if err := st.Record(ctx, ev, s.cfg.Leeway); err != nil {
-		s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
-		return Result{}, typ, unavailable("the revocation store (Redis)")
+	raw, err := events.Encode(ev)
+	if err != nil {
+		return Result{}, typ, err // validated above: a bug, answered 500
+	}
+	ack, err := s.deliver(ctx, ev, raw)
+	if err != nil {
+		if errors.Is(err, events.ErrInvalid) {
+			return Result{}, typ, err // validated above: a bug, answered 500
+		}
+		s.cfg.Logger.Warn("revoker: recorded, not acknowledged yet", "id", ev.ID, "err", err)
+		return Result{}, typ, &RecordedError{ID: ev.ID}
+	}
+	s.cfg.Logger.Info("revoker: revoked", "type", typ, "value", ev.Value(), "id", ev.ID, "seq", ack.Sequence,
+		"duplicate", ack.Duplicate, "initiator", ev.Initiator, "reason", ev.Reason)
+	return Result{ID: ev.ID, Seq: ack.Sequence}, typ, nil
+}
+
+// deliver publishes a recorded event: it finishes the record (a session's
+// own flag), publishes, and once the stream acknowledged removes the outbox
+// entry if it still holds raw (the event as recorded). A failure after the
+// record leaves the entry to the outbox drainers.
+func (s *Server) deliver(ctx context.Context, ev events.Event, raw []byte) (*jetstream.PubAck, error) {
+	if err := s.cfg.Store.FinishRecord(ctx, ev); err != nil {
+		return nil, err
 	}
 	pubStart := time.Now()
 	ack, err := s.publisher.Publish(ctx, ev)
 	s.metrics.published(ctx, time.Since(pubStart), err == nil)
 	if err != nil {
-		if errors.Is(err, events.ErrInvalid) {
-			return Result{}, typ, err // validated above: a bug, answered 500
-		}
-		s.cfg.Logger.Warn("revoker: publish", "id", ev.ID, "err", err)
-		return Result{}, typ, unavailable("the event stream (NATS)")
+		return nil, err
 	}
-	s.cfg.Logger.Info("revoker: revoked", "type", typ, "value", ev.Value(), "id", ev.ID, "seq", ack.Sequence,
-		"duplicate", ack.Duplicate, "initiator", ev.Initiator, "reason", ev.Reason)
-	return Result{ID: ev.ID, Seq: ack.Sequence}, typ, nil
+	if _, err := s.cfg.Store.Delivered(ctx, ev.ID, raw); err != nil {
+		// Harmless: a drainer publishes it again, which the stream
+		// stores once.
+		s.cfg.Logger.Warn("revoker: redis", "op", "delivered", "id", ev.ID, "err", err)
+	}
+	return ack, nil
 }
 
 // decodeRequest reads the body strictly: httpx.DecodeJSON checks the
@@ -207,20 +268,24 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, max int64) (wireReque
 	return req, nil
 }
 
-// nextEpoch is what store.RaiseEpoch computes: now, or just after the
-// recorded epoch if that is not before now.
-func nextEpoch(recorded, now time.Time) time.Time {
-	if !recorded.IsZero() && !recorded.Before(now) {
-		return recorded.Add(time.Nanosecond)
-	}
-	return now
-}
-
 // sameRequest reports whether a remembered event answers the same
-// revocation as the candidate built from a retried request.
+// revocation as the candidate built from a retried request: the same thing
+// revoked, for the same reason, by the same initiator. A token's exp may
+// differ (a jti revocation is held from the time of the request).
 func sameRequest(stored, cand events.Event) bool {
 	return stored.Kind == cand.Kind && stored.Value() == cand.Value() &&
-		stored.Expiry.Equal(cand.Expiry) && stored.Reason == cand.Reason && stored.Initiator == cand.Initiator
+		stored.Reason == cand.Reason && stored.Initiator == cand.Initiator
+}
+
+// retried is the event a retry publishes: the remembered one, reissued now,
+// and for a token held at least as long as the retry's own event would be,
+// so a retry never holds less than a fresh request.
+func retried(stored, cand events.Event, now time.Time) events.Event {
+	ev := stored.Reissued(now)
+	if ev.Kind == events.KindToken && cand.Expiry.After(ev.Expiry) {
+		ev.Expiry = cand.Expiry
+	}
+	return ev
 }
 
 // idempotencyKey returns the Idempotency-Key header: absent is "", present
@@ -317,6 +382,12 @@ func (s *Server) parseRequest(req wireRequest, now time.Time) (spec, error) {
 	if err := s.checkExp(sp.exp, now); err != nil {
 		return spec{}, err
 	}
+	// A caller's exp is a claim, not proof: hold the revocation at least
+	// until the latest moment a token with this jti could still be valid.
+	// (Revoking by the token itself uses the token's own exp.)
+	if latest := now.Add(s.cfg.MaxTokenLifetime).UTC(); sp.exp.Before(latest) {
+		sp.exp = latest
+	}
 	return sp, nil
 }
 
@@ -342,7 +413,7 @@ func (s *Server) fromToken(ctx context.Context, sp *spec, now time.Time) error {
 	case errors.Is(err, verifier.ErrExpired):
 		return httpx.BadRequest("the token has already expired: nothing to revoke")
 	case errors.Is(err, verifier.ErrUnavailable):
-		return unavailable("the token issuer's keys (JWKS)")
+		return notRecorded("the token issuer's keys (JWKS)")
 	default:
 		return httpx.BadRequest("not a valid access token of this issuer (%s)", verifier.Reason(err))
 	}
@@ -371,9 +442,9 @@ func (sp spec) event(id string, now time.Time) (events.Event, error) {
 	return ev, nil
 }
 
-// newEventID returns "rev." and 128 random bits in hex: unique, so the
+// NewEventID returns "rev." and 128 random bits in hex: unique, so the
 // stream's duplicate window only ever drops a true retry.
-func newEventID() string {
+func NewEventID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return "rev." + hex.EncodeToString(b[:])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,8 @@ type Server struct {
 
 	// streamReady is set once Run has ensured the stream.
 	streamReady atomic.Bool
+	// outbox is what the outbox drainer last saw.
+	outbox outboxState
 }
 
 // New validates cfg and builds a Server. It does not contact NATS or Redis:
@@ -72,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 	if mp == nil {
 		return nil, errors.New("revoker: config: MetricsHandler without MeterProvider")
 	}
-	if s.metrics, err = newMetrics(mp); err != nil {
+	if s.metrics, err = newMetrics(mp, &s.outbox); err != nil {
 		return nil, fmt.Errorf("revoker: metrics: %w", err)
 	}
 	vcfg := verifier.Config{
@@ -133,8 +136,9 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Run creates or updates the revocation stream, retrying with backoff until
-// it succeeds (so the revoker may start before NATS), then runs the embedded
-// verifier until ctx ends; it returns nil then. It returns an error early
+// it succeeds (so the revoker may start before NATS), then drains the outbox
+// (recorded revocations the stream has not acknowledged) and runs the
+// embedded verifier until ctx ends; it returns nil then. It returns an error early
 // only for a condition a retry cannot fix (see verifier.Verifier.Run). Call
 // it once.
 func (s *Server) Run(ctx context.Context) error {
@@ -163,6 +167,17 @@ func (s *Server) Run(ctx context.Context) error {
 	s.streamReady.Store(true)
 	log.Info("revoker: revocation stream ensured", "stream", s.cfg.Stream, "replicas", s.cfg.Replicas,
 		"max_age", s.cfg.streamOptions().MaxAge())
+	// Recorded revocations whose publish did not succeed (or whose
+	// revoker stopped) are delivered from the outbox by every replica.
+	var drained sync.WaitGroup
+	defer drained.Wait()
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	drained.Add(1)
+	go func() {
+		defer drained.Done()
+		s.drainOutbox(dctx)
+	}()
 	if err := s.verifier.Run(ctx); err != nil {
 		return fmt.Errorf("revoker: embedded verifier: %w", err)
 	}

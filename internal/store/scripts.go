@@ -30,39 +30,48 @@ local function cmp(a, b)
 end
 `
 
-// scriptRaiseEpoch: KEYS[1] the subject's epoch; ARGV now (ns), retention
-// (ms). Sets the epoch to max(now, recorded+1) and returns it as a string.
-// INCR is exact int64 arithmetic, which Lua is not.
-var scriptRaiseEpoch = redis.NewScript(luaCmp + `
-local cur = redis.call('GET', KEYS[1])
-if cur and cmp(ARGV[1], cur) <= 0 then
-  redis.call('INCR', KEYS[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return redis.call('GET', KEYS[1])
+// scriptRecord: KEYS the record, outbox events, outbox queued, outbox due,
+// idempotency record (all of the revocation slot; the last one unused when
+// ARGV[8] is 0). ARGV kind, event (JSON), event id, now (Unix ms), due (Unix
+// ms), the kind's parameter (token: hold until, Unix ms; subject: epoch, ns),
+// retention (ms), idempotency ttl (ms, 0: none).
+// Returns {1, event} when recorded now, {0, held event} when the
+// idempotency record already held one (nothing written).
+//
+// Records merge monotonically: a token record keeps its first event and
+// lives until the latest hold asked for (PEXPIREAT GT: Redis 7.0); session
+// and key records keep their first event; a subject's epoch only grows.
+var scriptRecord = redis.NewScript(luaCmp + `
+if ARGV[8] ~= '0' then
+  local held = redis.call('GET', KEYS[5])
+  if held then return {0, held} end
+  redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[8])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return ARGV[1]
-`)
-
-// scriptMaxEpoch: KEYS[1] the subject's epoch; ARGV epoch (ns), retention
-// (ms). Raises the recorded epoch to at least ARGV[1], never lowers it.
-var scriptMaxEpoch = redis.NewScript(luaCmp + `
-local cur = redis.call('GET', KEYS[1])
-if not cur or cmp(ARGV[1], cur) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local kind = ARGV[1]
+if kind == 'token' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PXAT', ARGV[6]) then
+    redis.call('PEXPIREAT', KEYS[1], ARGV[6], 'GT')
+  end
+elseif kind == 'session' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[7]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[7], 'GT')
+  end
+elseif kind == 'key' then
+  redis.call('SET', KEYS[1], ARGV[2], 'NX')
+elseif kind == 'subject' then
+  local cur = redis.call('GET', KEYS[1])
+  if not cur or cmp(ARGV[6], cur) > 0 then
+    redis.call('SET', KEYS[1], ARGV[6], 'PX', ARGV[7])
+  else
+    redis.call('PEXPIRE', KEYS[1], ARGV[7], 'GT')
+  end
 else
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return redis.error_reply('unknown kind ' .. kind)
 end
-return 1
-`)
-
-// scriptRecordToken: KEYS[1] the jti record; ARGV event (JSON), expiry
-// (Unix ms). The first event stays; the record lives until the latest
-// expiry any of them asked for (PEXPIREAT GT: Redis 7.0).
-var scriptRecordToken = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 1 end
-redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
-return 0
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[5], ARGV[3])
+return {1, ARGV[2]}
 `)
 
 // scriptRevokeSession: KEYS[1] the session; ARGV retention (ms). Flags it
@@ -76,13 +85,38 @@ end
 return 1
 `)
 
-// scriptRemember: KEYS[1] the idempotency key; ARGV event (JSON), ttl (ms).
-// Returns {1, event} when stored now, {0, held event} otherwise.
-var scriptRemember = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, ARGV[1]}
+// scriptClaimOutbox: KEYS outbox events, queued, due; ARGV now (Unix ms),
+// lease until (Unix ms), at most n. Takes up to n entries due by now, the
+// longest due first, makes them due again at the lease's end (so a drainer
+// that dies leaves them to another) and returns {id, event, queued ms, ...}.
+// An entry whose event is missing is dropped.
+var scriptClaimOutbox = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local ev = redis.call('HGET', KEYS[1], id)
+  if ev then
+    redis.call('ZADD', KEYS[3], 'XX', ARGV[2], id)
+    table.insert(out, id)
+    table.insert(out, ev)
+    table.insert(out, redis.call('ZSCORE', KEYS[2], id) or ARGV[1])
+  else
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+  end
 end
-return {0, redis.call('GET', KEYS[1])}
+return out
+`)
+
+// scriptDelivered: KEYS outbox events, queued, due; ARGV id, event (JSON).
+// Removes the entry if it still holds exactly that event (a retry may have
+// replaced it with a later one, still to be published). Returns 1 if removed.
+var scriptDelivered = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
 `)
 
 // scriptCreateSession: KEYS session, used; ARGV sub, claims, generation,

@@ -7,16 +7,23 @@
 // single server to Sentinel or Cluster: every multi-key operation touches
 // only keys of one hash slot (the session id is the hash tag).
 //
-// Key layout (Prefix "jwtrevoke" by default):
+// Key layout (Prefix "jwtrevoke" by default). Every revocation key shares
+// the hash tag {<p>:rev}, so a record, its idempotency record and its outbox
+// entry live in one hash slot and are written in one atomic step on Redis
+// Cluster too:
 //
-//	<p>:rev:jti:<jti>       string, the token event (JSON); TTL: token exp + leeway
-//	<p>:rev:sub:<sub>       string, the subject's logout epoch (Unix ns, max-merged); TTL: Retention
-//	<p>:rev:kid:<kid>       string, the key event (JSON); no TTL
-//	<p>:{<sid>}:session     hash, the session: sub, claims, generation, current and previous
-//	                        refresh-token hashes, rotation time, expiry, revoked flag
-//	                        (a revoked session is kept, flagged, for Retention)
-//	<p>:{<sid>}:used        set of every retired refresh-token hash (reuse detection)
-//	<p>:idem:<key>          string, the event a revocation request produced (JSON); TTL: IdempotencyTTL
+//	{<p>:rev}:jti:<jti>          string, the token event (JSON); TTL: token exp + leeway
+//	{<p>:rev}:sid:<sid>          string, the session event (JSON); TTL: Retention
+//	{<p>:rev}:sub:<sub>          string, the subject's logout epoch (Unix ns, max-merged); TTL: Retention
+//	{<p>:rev}:kid:<kid>          string, the key event (JSON); no TTL
+//	{<p>:rev}:idem:<caller>:<key> string, the event a revocation request produced (JSON); TTL: the idempotency TTL
+//	{<p>:rev}:outbox:events      hash, event id -> event (JSON): recorded, not yet acknowledged by the stream
+//	{<p>:rev}:outbox:queued      sorted set, event id by the Unix ms it was recorded (depth, oldest age)
+//	{<p>:rev}:outbox:due         sorted set, event id by the Unix ms a drainer may next take it
+//	<p>:{<sid>}:session          hash, the session: sub, claims, generation, current and previous
+//	                             refresh-token hashes, rotation time, expiry, revoked flag
+//	                             (a revoked session is kept, flagged, for Retention)
+//	<p>:{<sid>}:used             set of every retired refresh-token hash (reuse detection)
 //
 // Times are kept as Unix nanoseconds. Lua scripts make every
 // read-modify-write atomic (subject epochs, session rotation, idempotency).
@@ -37,9 +44,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
-	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Errors.
@@ -112,11 +116,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) jtiKey(jti string) string  { return s.prefix + ":rev:jti:" + jti }
-func (s *Store) subKey(sub string) string  { return s.prefix + ":rev:sub:" + sub }
-func (s *Store) kidKey(kid string) string  { return s.prefix + ":rev:kid:" + kid }
-func (s *Store) idemKey(key string) string { return s.prefix + ":idem:" + key }
-
 // sessionKeys returns the session hash and its set of retired hashes: the
 // sid is their hash tag, so both live in one slot.
 func (s *Store) sessionKeys(sid string) []string {
@@ -144,187 +143,8 @@ func parseNanos(v string) (time.Time, error) {
 // millis converts d to whole milliseconds for PX and PEXPIRE, at least 1.
 func millis(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
-// --- revocation records (the revoker writes them; the issuer, introspection
-// and the verifier's stale fallback read them) ---
-
-// RaiseEpoch sets the subject's logout epoch to max(now, recorded + 1ns)
-// atomically and returns it. The revoker publishes this epoch, so the
-// epochs it publishes for a subject only ever grow, whatever its clock does.
-func (s *Store) RaiseEpoch(ctx context.Context, sub string, now time.Time) (time.Time, error) {
-	if sub == "" {
-		return time.Time{}, errors.New("store: raise epoch: empty subject")
-	}
-	n, err := nanos("now", now)
-	if err != nil {
-		return time.Time{}, err
-	}
-	v, err := scriptRaiseEpoch.Run(ctx, s.rdb, []string{s.subKey(sub)}, n, millis(s.retention)).Text()
-	if err != nil {
-		return time.Time{}, fmt.Errorf("store: raise epoch: %w", err)
-	}
-	return parseNanos(v)
-}
-
-// Record stores the restriction of a validated event, merging
-// monotonically: a token or key event is stored; a session event flags the
-// session revoked (creating the flag if the session has no refresh token);
-// a subject event raises the recorded epoch to at least e.Epoch. leeway is
-// the verifiers' leeway (token records live until exp + leeway).
-func (s *Store) Record(ctx context.Context, e events.Event, leeway time.Duration) error {
-	raw, err := events.Encode(e) // validates
-	if err != nil {
-		return fmt.Errorf("store: record: %w", err)
-	}
-	switch e.Kind {
-	case events.KindToken:
-		until := e.Expiry.Add(leeway).UnixMilli()
-		err = scriptRecordToken.Run(ctx, s.rdb, []string{s.jtiKey(e.JTI)}, raw, until).Err()
-	case events.KindKey:
-		err = s.rdb.SetNX(ctx, s.kidKey(e.KID), raw, 0).Err()
-	case events.KindSession:
-		return s.RevokeSession(ctx, e.SID)
-	case events.KindSubject:
-		var n string
-		if n, err = nanos("epoch", e.Epoch); err != nil {
-			return err
-		}
-		err = scriptMaxEpoch.Run(ctx, s.rdb, []string{s.subKey(e.Sub)}, n, millis(s.retention)).Err()
-	default: // Encode refuses unknown kinds; kept for a future kind
-		return fmt.Errorf("store: record: kind %q not handled", e.Kind)
-	}
-	if err != nil {
-		return fmt.Errorf("store: record %s event: %w", e.Kind, err)
-	}
-	return nil
-}
-
-// Query is what Check needs to know of a token.
-type Query struct {
-	JTI, SID, Sub, KID string
-	IssuedAt           time.Time
-}
-
-// Check reports whether a token is revoked by a record: nil when none of its
-// jti, sid, subject epoch (iat not after it) or kid is, an error wrapping
-// the verifier's sentinel (revocation.ErrTokenRevoked, ErrSessionRevoked,
-// ErrSubjectRevoked, ErrKeyRevoked) when one is, and any other error when
-// Redis cannot answer. One round trip per hash slot involved.
-func (s *Store) Check(ctx context.Context, q Query) error {
-	var kid, jti, sid, sub *redis.StringCmd
-	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if q.KID != "" {
-			kid = p.Get(ctx, s.kidKey(q.KID))
-		}
-		if q.JTI != "" {
-			jti = p.Get(ctx, s.jtiKey(q.JTI))
-		}
-		if q.SID != "" {
-			sid = p.HGet(ctx, s.sessionKeys(q.SID)[0], "revoked")
-		}
-		if q.Sub != "" {
-			sub = p.Get(ctx, s.subKey(q.Sub))
-		}
-		return nil
-	})
-	if len(cmds) == 0 {
-		return nil // nothing to look up
-	}
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("store: check: %w", err)
-	}
-	// found reports whether the command found its key; a failure other
-	// than "no such key" has already been returned as the pipeline's error,
-	// but each command is checked again rather than trusting that.
-	found := func(c *redis.StringCmd) (bool, error) {
-		if c == nil {
-			return false, nil
-		}
-		switch err := c.Err(); {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, redis.Nil):
-			return false, nil
-		default:
-			return false, fmt.Errorf("store: check: %w", err)
-		}
-	}
-	// The verifier's order: key, token, session, subject.
-	if ok, err := found(kid); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: kid recorded revoked: %w", revocation.ErrKeyRevoked))
-	}
-	if ok, err := found(jti); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: jti recorded revoked: %w", revocation.ErrTokenRevoked))
-	}
-	if ok, err := found(sid); err != nil {
-		return err
-	} else if ok && sid.Val() == "1" {
-		return fmt.Errorf("store: sid recorded revoked: %w", revocation.ErrSessionRevoked)
-	}
-	ok, err := found(sub)
-	if err != nil || !ok {
-		return err
-	}
-	epoch, err := parseNanos(sub.Val())
-	if err != nil {
-		return err
-	}
-	// iat <= epoch is revoked: a token minted in the same nanosecond as
-	// the logout predates it. A zero iat cannot prove it is newer.
-	if q.IssuedAt.IsZero() || !q.IssuedAt.After(epoch) {
-		return fmt.Errorf("store: subject logged out at or after iat: %w", revocation.ErrSubjectRevoked)
-	}
-	return nil
-}
-
-// errOr returns err if it is not nil, else revoked.
-func errOr(err, revoked error) error {
-	if err != nil {
-		return err
-	}
-	return revoked
-}
-
-// SubjectEpoch returns the subject's recorded logout epoch; zero if none.
-func (s *Store) SubjectEpoch(ctx context.Context, sub string) (time.Time, error) {
-	v, err := s.rdb.Get(ctx, s.subKey(sub)).Result()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("store: subject epoch: %w", err)
-	}
-	return parseNanos(v)
-}
-
-// --- idempotency (revoker) ---
-
-// Remember stores ev under the idempotency key unless the key already holds
-// an event, and returns the event the key holds and whether it was stored
-// now. A retried request thus publishes the same event (same id, so the
-// stream stores it once).
-func (s *Store) Remember(ctx context.Context, key string, ev events.Event, ttl time.Duration) (events.Event, bool, error) {
-	if key == "" {
-		return events.Event{}, false, errors.New("store: remember: empty idempotency key")
-	}
-	if ttl <= 0 {
-		return events.Event{}, false, fmt.Errorf("store: remember: ttl must be > 0, got %s", ttl)
-	}
-	raw, err := events.Encode(ev)
-	if err != nil {
-		return events.Event{}, false, fmt.Errorf("store: remember: %w", err)
-	}
-	r, err := scriptRemember.Run(ctx, s.rdb, []string{s.idemKey(key)}, raw, millis(ttl)).Slice()
-	if err != nil {
-		return events.Event{}, false, fmt.Errorf("store: remember: %w", err)
-	}
-	stored, _ := r[0].(int64)
-	held, _ := r[1].(string)
-	got, err := events.Decode([]byte(held))
-	if err != nil {
-		return events.Event{}, false, fmt.Errorf("store: remember: event held under the key: %w", err)
-	}
-	return got, stored == 1, nil
-}
+// The revocation records, the idempotency records and the outbox are in
+// revocations.go and outbox.go.
 
 // --- sessions and refresh tokens (issuer) ---
 

@@ -52,7 +52,7 @@ func TestRecordCheck(t *testing.T) {
 		events.NewKey("e4", "kid-1", now),
 	}
 	for _, ev := range records {
-		if err := e.st.Record(ctx, ev, time.Minute); err != nil {
+		if _, err := e.st.Record(ctx, ev, time.Minute, nil); err != nil {
 			t.Fatalf("Record(%s): %v", ev.Kind, err)
 		}
 	}
@@ -111,46 +111,28 @@ func TestRecordRefusesInvalidEvent(t *testing.T) {
 	ctx := testCtx(t)
 	e := newEnv(t)
 	bad := events.NewToken("bad id!", "jti", time.Now().Add(time.Hour), time.Now())
-	if err := e.st.Record(ctx, bad, 0); !errors.Is(err, events.ErrInvalid) {
+	if _, err := e.st.Record(ctx, bad, 0, nil); !errors.Is(err, events.ErrInvalid) {
 		t.Fatalf("Record(invalid) = %v, want events.ErrInvalid", err)
 	}
 }
 
-func TestRaiseEpochMonotonic(t *testing.T) {
-	ctx := testCtx(t)
-	e := newEnv(t)
+func TestNextEpoch(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
-	steps := []struct {
-		name string
-		now  time.Time
-		want time.Time
+	tests := []struct {
+		name          string
+		recorded, now time.Time
+		want          time.Time
 	}{
-		{name: "first is now", now: base, want: base},
-		{name: "same now is +1ns", now: base, want: base.Add(time.Nanosecond)},
-		{name: "clock went back an hour", now: base.Add(-time.Hour), want: base.Add(2 * time.Nanosecond)},
-		{name: "clock 1ns behind the record", now: base.Add(time.Nanosecond), want: base.Add(3 * time.Nanosecond)},
-		{name: "clock ahead", now: base.Add(time.Hour), want: base.Add(time.Hour)},
-		{name: "1ns after the record", now: base.Add(time.Hour + time.Nanosecond), want: base.Add(time.Hour + time.Nanosecond)},
-		{name: "same now again", now: base.Add(time.Hour + time.Nanosecond), want: base.Add(time.Hour + 2*time.Nanosecond)},
+		{name: "none recorded is now", now: base, want: base},
+		{name: "recorded before now is now", recorded: base.Add(-time.Hour), now: base, want: base},
+		{name: "recorded at now is +1ns", recorded: base, now: base, want: base.Add(time.Nanosecond)},
+		{name: "clock went back an hour", recorded: base, now: base.Add(-time.Hour), want: base.Add(time.Nanosecond)},
+		{name: "1ns after the record is now", recorded: base, now: base.Add(time.Nanosecond), want: base.Add(time.Nanosecond)},
 	}
-	for _, s := range steps { // in order: each step depends on the last
-		got, err := e.st.RaiseEpoch(ctx, "alice", s.now)
-		if err != nil {
-			t.Fatalf("%s: RaiseEpoch: %v", s.name, err)
+	for _, tt := range tests {
+		if got := NextEpoch(tt.recorded, tt.now); !got.Equal(tt.want) {
+			t.Errorf("%s: NextEpoch = %s, want %s", tt.name, got.Format(time.RFC3339Nano), tt.want.Format(time.RFC3339Nano))
 		}
-		if !got.Equal(s.want) {
-			t.Fatalf("%s: RaiseEpoch = %s, want %s", s.name, got.Format(time.RFC3339Nano), s.want.Format(time.RFC3339Nano))
-		}
-		rec, err := e.st.SubjectEpoch(ctx, "alice")
-		if err != nil || !rec.Equal(s.want) {
-			t.Fatalf("%s: SubjectEpoch = %s, %v; want %s", s.name, rec, err, s.want)
-		}
-	}
-	if d := pttl(t, ctx, e.rdb, e.st.subKey("alice")); d <= 59*time.Minute || d > time.Hour {
-		t.Fatalf("epoch TTL = %s, want about the retention (1h)", d)
-	}
-	if _, err := e.st.RaiseEpoch(ctx, "alice", time.Unix(-1, 0)); err == nil {
-		t.Fatal("RaiseEpoch(before 1970): want an error")
 	}
 }
 
@@ -160,7 +142,7 @@ func TestRecordSubjectMaxMerge(t *testing.T) {
 	epoch := time.Date(2026, 3, 3, 3, 3, 3, 3, time.UTC)
 	record := func(id string, at time.Time) {
 		t.Helper()
-		if err := e.st.Record(ctx, events.NewSubject(id, "carol", at, at), 0); err != nil {
+		if _, err := e.st.Record(ctx, events.NewSubject(id, "carol", at, at), 0, nil); err != nil {
 			t.Fatalf("Record(%s): %v", at, err)
 		}
 	}
@@ -180,10 +162,8 @@ func TestRecordSubjectMaxMerge(t *testing.T) {
 	want(epoch)
 	record("c", epoch.Add(time.Nanosecond)) // 1ns newer: raises
 	want(epoch.Add(time.Nanosecond))
-	// RaiseEpoch continues from the merged record.
-	got, err := e.st.RaiseEpoch(ctx, "carol", epoch)
-	if err != nil || !got.Equal(epoch.Add(2*time.Nanosecond)) {
-		t.Fatalf("RaiseEpoch = %s, %v; want epoch+2ns", got, err)
+	if d := pttl(t, ctx, e.rdb, e.st.subKey("carol")); d <= 59*time.Minute || d > time.Hour {
+		t.Fatalf("epoch TTL = %s, want about the retention (1h)", d)
 	}
 }
 
@@ -194,17 +174,17 @@ func TestTokenRecordExpiry(t *testing.T) {
 	key := e.st.jtiKey("j")
 
 	// exp + leeway sets the TTL.
-	if err := e.st.Record(ctx, events.NewToken("e1", "j", now.Add(time.Hour), now), time.Minute); err != nil {
+	if _, err := e.st.Record(ctx, events.NewToken("e1", "j", now.Add(time.Hour), now), time.Minute, nil); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
 	if d := pttl(t, ctx, e.rdb, key); d <= time.Hour || d > time.Hour+time.Minute {
 		t.Fatalf("TTL = %s, want within (1h, 1h1m]", d)
 	}
 	// A later expiry extends the record; an earlier one never shortens it.
-	if err := e.st.Record(ctx, events.NewToken("e2", "j", now.Add(2*time.Hour), now), time.Minute); err != nil {
+	if _, err := e.st.Record(ctx, events.NewToken("e2", "j", now.Add(2*time.Hour), now), time.Minute, nil); err != nil {
 		t.Fatalf("Record later: %v", err)
 	}
-	if err := e.st.Record(ctx, events.NewToken("e3", "j", now.Add(time.Minute), now), 0); err != nil {
+	if _, err := e.st.Record(ctx, events.NewToken("e3", "j", now.Add(time.Minute), now), 0, nil); err != nil {
 		t.Fatalf("Record earlier: %v", err)
 	}
 	if d := pttl(t, ctx, e.rdb, key); d <= 2*time.Hour {
@@ -213,7 +193,7 @@ func TestTokenRecordExpiry(t *testing.T) {
 
 	// A short-lived record disappears on its own.
 	short := events.NewToken("e4", "short", now.Add(300*time.Millisecond), now)
-	if err := e.st.Record(ctx, short, 0); err != nil {
+	if _, err := e.st.Record(ctx, short, 0, nil); err != nil {
 		t.Fatalf("Record short: %v", err)
 	}
 	if err := e.st.Check(ctx, Query{JTI: "short"}); !errors.Is(err, revocation.ErrTokenRevoked) {
@@ -224,39 +204,53 @@ func TestTokenRecordExpiry(t *testing.T) {
 	})
 }
 
-func TestRemember(t *testing.T) {
+func TestRecordIdempotency(t *testing.T) {
 	ctx := testCtx(t)
 	e := newEnv(t)
 	now := time.Now().UTC()
 	first := events.NewSession("ev-1", "sid-1", now)
 	second := events.NewSession("ev-2", "sid-2", now.Add(time.Second))
+	third := events.NewSession("ev-3", "sid-3", now.Add(time.Second))
+	alice := &Idempotency{Caller: "alice", Key: "k", TTL: time.Minute}
 
 	tests := []struct {
-		name       string
-		key        string
-		ev         events.Event
-		want       events.Event
-		wantStored bool
+		name     string
+		idem     *Idempotency
+		ev       events.Event
+		want     events.Event
+		wantHeld bool
 	}{
-		{name: "first call stores", key: "k", ev: first, want: first, wantStored: true},
-		{name: "retry returns the first", key: "k", ev: second, want: first},
-		{name: "same event again", key: "k", ev: first, want: first},
-		{name: "other key stores", key: "k2", ev: second, want: second, wantStored: true},
+		{name: "first call records", idem: alice, ev: first, want: first},
+		{name: "retry returns the first", idem: alice, ev: second, want: first, wantHeld: true},
+		{name: "same event again", idem: alice, ev: first, want: first, wantHeld: true},
+		{name: "other key records", idem: &Idempotency{Caller: "alice", Key: "k2"}, ev: second, want: second},
+		{name: "same key of another caller records", idem: &Idempotency{Caller: "mallory", Key: "k"}, ev: third, want: third},
 	}
 	for _, tt := range tests { // in order: rows build on each other
-		got, stored, err := e.st.Remember(ctx, tt.key, tt.ev, time.Minute)
+		got, err := e.st.Record(ctx, tt.ev, 0, tt.idem)
 		if err != nil {
-			t.Fatalf("%s: Remember: %v", tt.name, err)
+			t.Fatalf("%s: Record: %v", tt.name, err)
 		}
-		if stored != tt.wantStored || !got.Equal(tt.want) {
-			t.Fatalf("%s: Remember = %+v, %t; want %+v, %t", tt.name, got, stored, tt.want, tt.wantStored)
+		if got.Held != tt.wantHeld || !got.Event.Equal(tt.want) {
+			t.Fatalf("%s: Record = %+v; want %+v, held %t", tt.name, got, tt.want, tt.wantHeld)
 		}
 	}
-	if d := pttl(t, ctx, e.rdb, e.st.idemKey("k")); d <= 0 || d > time.Minute {
+	// A held key wrote nothing: sid-2 was recorded by its own key only,
+	// and the second row's event never reached the outbox under ev-2 twice.
+	if err := e.st.Check(ctx, Query{SID: "sid-2"}); !errors.Is(err, revocation.ErrSessionRevoked) {
+		t.Fatalf("Check(sid-2) = %v, want ErrSessionRevoked", err)
+	}
+	if d := pttl(t, ctx, e.rdb, e.st.idemKey("alice", "k")); d <= 0 || d > time.Minute {
 		t.Fatalf("idempotency TTL = %s, want (0, 1m]", d)
 	}
-	if _, _, err := e.st.Remember(ctx, "k3", events.Event{}, time.Minute); !errors.Is(err, events.ErrInvalid) {
-		t.Fatalf("Remember(invalid event) = %v, want events.ErrInvalid", err)
+	if d := pttl(t, ctx, e.rdb, e.st.idemKey("alice", "k2")); d <= time.Minute || d > DefaultIdempotencyTTL {
+		t.Fatalf("default idempotency TTL = %s, want (1m, %s]", d, DefaultIdempotencyTTL)
+	}
+	if _, err := e.st.Record(ctx, events.Event{}, 0, alice); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("Record(invalid event) = %v, want events.ErrInvalid", err)
+	}
+	if _, err := e.st.Record(ctx, first, 0, &Idempotency{Key: "k"}); err == nil {
+		t.Fatal("Record with an idempotency key and no caller: want an error")
 	}
 }
 
@@ -298,7 +292,11 @@ func TestRedisDown(t *testing.T) {
 			return err
 		}},
 		{name: "GetSession", call: func() error { _, err := st.GetSession(ctx, "s"); return err }},
-		{name: "RaiseEpoch", call: func() error { _, err := st.RaiseEpoch(ctx, "u", time.Now()); return err }},
+		{name: "Record", call: func() error {
+			_, err := st.Record(ctx, events.NewSession("rev.down", "s", time.Now()), 0, nil)
+			return err
+		}},
+		{name: "ClaimOutbox", call: func() error { _, err := st.ClaimOutbox(ctx, time.Now(), time.Second, 1); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {

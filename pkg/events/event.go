@@ -149,6 +149,18 @@ func (e Event) Value() string {
 	return ""
 }
 
+// Reissued returns e as published again at now: IssuedAt moves to now when
+// that is later, so that a republished event (a retried request, an outbox
+// drain) never holds its restriction for less time than a fresh one would
+// (a session's hold runs from IssuedAt; see [Event.HoldUntil]). The id, the
+// kind, the identifier, exp and epoch stay: what is revoked does not grow.
+func (e Event) Reissued(now time.Time) Event {
+	if now.After(e.IssuedAt) {
+		e.IssuedAt = now.UTC()
+	}
+	return e
+}
+
 // Equal reports whether e and o describe the same event, comparing times as
 // instants.
 func (e Event) Equal(o Event) bool {

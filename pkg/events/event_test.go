@@ -410,3 +410,33 @@ func TestParseInt(t *testing.T) {
 		}
 	}
 }
+
+// TestReissued: a republished event holds at least as long as a fresh one
+// would, and revokes nothing more.
+func TestReissued(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	later := t0.Add(10 * time.Minute)
+	tests := []struct {
+		name string
+		ev   Event
+		now  time.Time
+		want time.Time // IssuedAt after
+	}{
+		{name: "session republished later", ev: NewSession("e", "s", t0), now: later, want: later},
+		{name: "subject keeps its epoch", ev: NewSubject("e", "u", t0, t0), now: later, want: later},
+		{name: "clock behind keeps issued_at", ev: NewSession("e", "s", later), now: t0, want: later},
+	}
+	for _, tt := range tests {
+		got := tt.ev.Reissued(tt.now)
+		if !got.IssuedAt.Equal(tt.want) || got.ID != tt.ev.ID || got.Value() != tt.ev.Value() ||
+			!got.Epoch.Equal(tt.ev.Epoch) || !got.Expiry.Equal(tt.ev.Expiry) {
+			t.Errorf("%s: Reissued = %+v", tt.name, got)
+		}
+		if hold, fresh := got.HoldUntil(time.Hour, 0), tt.ev.HoldUntil(time.Hour, 0); hold.Before(fresh) {
+			t.Errorf("%s: hold %s before the original's %s", tt.name, hold, fresh)
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}

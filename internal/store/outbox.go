@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+)
+
+// The outbox holds every recorded event until the stream has acknowledged
+// it. [Store.Record] enqueues; whoever publishes an event calls
+// [Store.Delivered]; drainers on every revoker replica take what is left
+// with [Store.ClaimOutbox]. Entries are leased, not locked: a drainer that
+// dies leaves its entries to another once the lease ends, and two drainers
+// publishing one event is harmless (the stream stores an event id once, and
+// the publisher's per-subject compare-and-set keeps the most restrictive).
+
+// OutboxEntry is one recorded event waiting for the stream.
+type OutboxEntry struct {
+	Event events.Event
+	// Raw is the event as stored, for [Store.Delivered].
+	Raw []byte
+	// QueuedAt is when it was recorded (the recording host's clock).
+	QueuedAt time.Time
+}
+
+// FinishRecord writes the part of ev's restriction that lives outside the
+// revocation slot: a session event also flags the session itself, so that
+// its refresh tokens stop rotating. Idempotent. Callers of [Store.Record]
+// and outbox drainers call it after Record and before publishing.
+func (s *Store) FinishRecord(ctx context.Context, ev events.Event) error {
+	if ev.Kind != events.KindSession {
+		return nil
+	}
+	return s.RevokeSession(ctx, ev.SID)
+}
+
+// ClaimOutbox leases up to n entries that are due (recorded more than
+// [OutboxGrace] ago and not leased, or whose lease ended), the longest due
+// first, until now+lease.
+func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, n int) ([]OutboxEntry, error) {
+	if n <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("store: claim outbox: need n > 0 and lease > 0, got %d, %s", n, lease)
+	}
+	evKey, queued, due := s.outboxKeys()
+	r, err := scriptClaimOutbox.Run(ctx, s.rdb, []string{evKey, queued, due},
+		now.UnixMilli(), now.Add(lease).UnixMilli(), n).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("store: claim outbox: %w", err)
+	}
+	out := make([]OutboxEntry, 0, len(r)/3)
+	for i := 0; i+2 < len(r); i += 3 {
+		raw, _ := r[i+1].(string)
+		ev, err := events.Decode([]byte(raw))
+		if err != nil {
+			// Only Record writes the outbox, after Encode: a bug or a
+			// foreign writer. Keep it out of the way, not lost.
+			return out, fmt.Errorf("store: claim outbox: entry %v: %w", r[i], err)
+		}
+		ms, _ := r[i+2].(string)
+		q, _ := strconv.ParseInt(ms, 10, 64)
+		out = append(out, OutboxEntry{Event: ev, Raw: []byte(raw), QueuedAt: time.UnixMilli(q)})
+	}
+	return out, nil
+}
+
+// Delivered removes the outbox entry of an event the stream acknowledged,
+// if it still holds exactly raw (the encoded event published). It reports
+// whether it removed it.
+func (s *Store) Delivered(ctx context.Context, id string, raw []byte) (bool, error) {
+	evKey, queued, due := s.outboxKeys()
+	n, err := scriptDelivered.Run(ctx, s.rdb, []string{evKey, queued, due}, id, raw).Int64()
+	if err != nil {
+		return false, fmt.Errorf("store: delivered: %w", err)
+	}
+	return n == 1, nil
+}
+
+// OutboxStats is how much the outbox holds.
+type OutboxStats struct {
+	// Depth is the number of events recorded and not yet acknowledged.
+	Depth int64
+	// Oldest is when the oldest of them was recorded; zero when empty.
+	Oldest time.Time
+}
+
+// Outbox reports the outbox's depth and its oldest entry.
+func (s *Store) Outbox(ctx context.Context) (OutboxStats, error) {
+	_, queued, _ := s.outboxKeys()
+	var card *redis.IntCmd
+	var first *redis.ZSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.ZCard(ctx, queued)
+		first = p.ZRangeWithScores(ctx, queued, 0, 0)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return OutboxStats{}, fmt.Errorf("store: outbox: %w", err)
+	}
+	st := OutboxStats{Depth: card.Val()}
+	if z := first.Val(); len(z) == 1 {
+		st.Oldest = time.UnixMilli(int64(z[0].Score))
+	}
+	return st, nil
+}

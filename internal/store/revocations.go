@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+)
+
+// revTag is the hash tag of every revocation key: one slot, so [Store.Record]
+// writes the record, the idempotency record and the outbox entry atomically.
+func (s *Store) revTag() string { return "{" + s.prefix + ":rev}:" }
+
+func (s *Store) jtiKey(jti string) string { return s.revTag() + "jti:" + jti }
+func (s *Store) sidKey(sid string) string { return s.revTag() + "sid:" + sid }
+func (s *Store) subKey(sub string) string { return s.revTag() + "sub:" + sub }
+func (s *Store) kidKey(kid string) string { return s.revTag() + "kid:" + kid }
+
+// idemKey scopes an idempotency key by its caller, so one credential holder
+// cannot claim another's key.
+func (s *Store) idemKey(caller, key string) string {
+	return s.revTag() + "idem:" + caller + ":" + key
+}
+
+func (s *Store) outboxKeys() (events, queued, due string) {
+	t := s.revTag()
+	return t + "outbox:events", t + "outbox:queued", t + "outbox:due"
+}
+
+// recordKey is the key of ev's restriction.
+func (s *Store) recordKey(ev events.Event) string {
+	switch ev.Kind {
+	case events.KindToken:
+		return s.jtiKey(ev.JTI)
+	case events.KindSession:
+		return s.sidKey(ev.SID)
+	case events.KindSubject:
+		return s.subKey(ev.Sub)
+	case events.KindKey:
+		return s.kidKey(ev.KID)
+	}
+	return ""
+}
+
+// DefaultIdempotencyTTL is how long an idempotency record lives unless
+// [Idempotency].TTL says otherwise.
+const DefaultIdempotencyTTL = 24 * time.Hour
+
+// OutboxGrace is how long a freshly recorded event is left to the request
+// that recorded it before any outbox drainer may publish it too.
+const OutboxGrace = time.Second
+
+// Idempotency names the idempotency record of a revocation request: the
+// caller (a stable id of the credential it authenticated with) and its key.
+type Idempotency struct {
+	Caller, Key string
+	// TTL of the record; zero means DefaultIdempotencyTTL.
+	TTL time.Duration
+}
+
+// Recording is the result of [Store.Record].
+type Recording struct {
+	// Event is the event recorded, or, when Held is true, the event the
+	// idempotency key already held; nothing was written then.
+	Event events.Event
+	// Held is true when the idempotency key already held an event.
+	Held bool
+}
+
+// Record stores the restriction of a validated event and enqueues the event
+// in the outbox, in one atomic step: whatever is recorded is also queued for
+// the stream, so it reaches the stream even if the caller never publishes
+// it (an outbox drainer does; see [Store.ClaimOutbox]).
+//
+// The restriction merges monotonically: a token record lives until the
+// latest exp + leeway asked for; a session or key record is kept; a subject's
+// epoch only grows. leeway is the verifiers' leeway.
+//
+// With idem (non-nil), the event is recorded only if the idempotency record
+// is new, and is remembered under it in the same step; if the record already
+// holds an event, nothing is written and that event is returned with Held
+// set. The caller decides whether it answers the same request and records
+// it again without idem (to refresh the outbox entry).
+func (s *Store) Record(ctx context.Context, ev events.Event, leeway time.Duration, idem *Idempotency) (Recording, error) {
+	raw, err := events.Encode(ev) // validates
+	if err != nil {
+		return Recording{}, fmt.Errorf("store: record: %w", err)
+	}
+	var param string
+	switch ev.Kind {
+	case events.KindToken:
+		param = strconv.FormatInt(ev.Expiry.Add(leeway).UnixMilli(), 10)
+	case events.KindSubject:
+		if param, err = nanos("epoch", ev.Epoch); err != nil {
+			return Recording{}, err
+		}
+	case events.KindSession, events.KindKey:
+	default: // Encode refuses unknown kinds; kept for a future kind
+		return Recording{}, fmt.Errorf("store: record: kind %q not handled", ev.Kind)
+	}
+	evKey, queued, due := s.outboxKeys()
+	idemKey, idemTTL := s.recordKey(ev), int64(0) // an unused key of the same slot
+	if idem != nil {
+		if idem.Caller == "" || idem.Key == "" {
+			return Recording{}, errors.New("store: record: idempotency needs a caller and a key")
+		}
+		ttl := idem.TTL
+		if ttl == 0 {
+			ttl = DefaultIdempotencyTTL
+		}
+		if ttl < 0 {
+			return Recording{}, fmt.Errorf("store: record: idempotency ttl must be > 0, got %s", ttl)
+		}
+		idemKey, idemTTL = s.idemKey(idem.Caller, idem.Key), millis(ttl)
+	}
+	now := time.Now().UnixMilli() // the outbox's own bookkeeping runs on this host's clock
+	r, err := scriptRecord.Run(ctx, s.rdb, []string{s.recordKey(ev), evKey, queued, due, idemKey},
+		string(ev.Kind), raw, ev.ID, now, now+OutboxGrace.Milliseconds(), param, millis(s.retention), idemTTL).Slice()
+	if err != nil {
+		return Recording{}, fmt.Errorf("store: record %s event: %w", ev.Kind, err)
+	}
+	if len(r) != 2 {
+		return Recording{}, fmt.Errorf("store: record: unexpected reply %v", r)
+	}
+	if stored, _ := r[0].(int64); stored == 1 {
+		return Recording{Event: ev}, nil
+	}
+	held, _ := r[1].(string)
+	got, err := events.Decode([]byte(held))
+	if err != nil {
+		return Recording{}, fmt.Errorf("store: record: event held under the idempotency key: %w", err)
+	}
+	return Recording{Event: got, Held: true}, nil
+}
+
+// Query is what Check needs to know of a token.
+type Query struct {
+	JTI, SID, Sub, KID string
+	IssuedAt           time.Time
+}
+
+// Check reports whether a token is revoked by a record, published to the
+// stream or not: nil when none of its jti, sid, subject epoch (iat not after
+// it) or kid is, an error wrapping the verifier's sentinel
+// (revocation.ErrTokenRevoked, ErrSessionRevoked, ErrSubjectRevoked,
+// ErrKeyRevoked) when one is, and any other error when Redis cannot answer.
+// A session counts as revoked by its revocation record or by the session's
+// own revoked flag (refresh-token reuse sets it). One round trip per hash
+// slot involved.
+func (s *Store) Check(ctx context.Context, q Query) error {
+	var kid, jti, sid, flag, sub *redis.StringCmd
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if q.KID != "" {
+			kid = p.Get(ctx, s.kidKey(q.KID))
+		}
+		if q.JTI != "" {
+			jti = p.Get(ctx, s.jtiKey(q.JTI))
+		}
+		if q.SID != "" {
+			sid = p.Get(ctx, s.sidKey(q.SID))
+			flag = p.HGet(ctx, s.sessionKeys(q.SID)[0], "revoked")
+		}
+		if q.Sub != "" {
+			sub = p.Get(ctx, s.subKey(q.Sub))
+		}
+		return nil
+	})
+	if len(cmds) == 0 {
+		return nil // nothing to look up
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("store: check: %w", err)
+	}
+	// found reports whether the command found its key; a failure other
+	// than "no such key" has already been returned as the pipeline's error,
+	// but each command is checked again rather than trusting that.
+	found := func(c *redis.StringCmd) (bool, error) {
+		if c == nil {
+			return false, nil
+		}
+		switch err := c.Err(); {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, redis.Nil):
+			return false, nil
+		default:
+			return false, fmt.Errorf("store: check: %w", err)
+		}
+	}
+	// The verifier's order: key, token, session, subject.
+	if ok, err := found(kid); err != nil || ok {
+		return errOr(err, fmt.Errorf("store: kid recorded revoked: %w", revocation.ErrKeyRevoked))
+	}
+	if ok, err := found(jti); err != nil || ok {
+		return errOr(err, fmt.Errorf("store: jti recorded revoked: %w", revocation.ErrTokenRevoked))
+	}
+	if ok, err := found(sid); err != nil || ok {
+		return errOr(err, fmt.Errorf("store: sid recorded revoked: %w", revocation.ErrSessionRevoked))
+	}
+	if ok, err := found(flag); err != nil {
+		return err
+	} else if ok && flag.Val() == "1" {
+		return fmt.Errorf("store: session flagged revoked: %w", revocation.ErrSessionRevoked)
+	}
+	ok, err := found(sub)
+	if err != nil || !ok {
+		return err
+	}
+	epoch, err := parseNanos(sub.Val())
+	if err != nil {
+		return err
+	}
+	// iat <= epoch is revoked: a token minted in the same nanosecond as
+	// the logout predates it. A zero iat cannot prove it is newer.
+	if q.IssuedAt.IsZero() || !q.IssuedAt.After(epoch) {
+		return fmt.Errorf("store: subject logged out at or after iat: %w", revocation.ErrSubjectRevoked)
+	}
+	return nil
+}
+
+// errOr returns err if it is not nil, else revoked.
+func errOr(err, revoked error) error {
+	if err != nil {
+		return err
+	}
+	return revoked
+}
+
+// SubjectEpoch returns the subject's recorded logout epoch; zero if none.
+func (s *Store) SubjectEpoch(ctx context.Context, sub string) (time.Time, error) {
+	v, err := s.rdb.Get(ctx, s.subKey(sub)).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: subject epoch: %w", err)
+	}
+	return parseNanos(v)
+}
+
+// NextEpoch returns the epoch a new logout of a subject gets when recorded
+// is its recorded epoch: now, or just after recorded if that is not before
+// now, so that the epochs recorded for a subject strictly grow whatever the
+// clocks do.
+func NextEpoch(recorded, now time.Time) time.Time {
+	if !recorded.IsZero() && !recorded.Before(now) {
+		return recorded.Add(time.Nanosecond)
+	}
+	return now
+}
