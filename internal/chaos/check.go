@@ -30,6 +30,11 @@ const (
 	// NoPhantom (5): a replica refused a token as revoked only if some
 	// revocation covering it had been asked for before.
 	NoPhantom Property = 5
+	// RecordedDelivered (6): every revocation the revoker answered as
+	// recorded but not acknowledged (503, recorded:true) is in the stream
+	// at the end, and enforced by every deciding replica within P of NATS
+	// becoming reachable again for the revoker, though no client retried.
+	RecordedDelivered Property = 6
 )
 
 func (p Property) String() string {
@@ -44,6 +49,8 @@ func (p Property) String() string {
 		return "4-nothing-lost"
 	case NoPhantom:
 		return "5-no-phantom"
+	case RecordedDelivered:
+		return "6-recorded-delivered"
 	}
 	return fmt.Sprintf("Property(%d)", int(p))
 }
@@ -123,7 +130,7 @@ type Stats struct {
 	MaxUnavailable time.Duration
 }
 
-// Check proves properties 1 to 5 over h with bound p and returns every
+// Check proves properties 1 to 6 over h with bound p and returns every
 // violation found (none: the run was correct) and the history's [Stats].
 // It is a pure function of its arguments.
 func Check(h History, p time.Duration) ([]Violation, Stats) {
@@ -234,8 +241,9 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	for _, r := range acked {
-		deadline := r.End + p
+	// unenforced returns the first incarnation deciding at or after
+	// deadline without having applied r, and that sample.
+	unenforced := func(r Revocation, deadline time.Duration) (string, time.Duration, bool) {
 		for _, name := range names {
 			ats := deciding[name]
 			i, _ := slices.BinarySearch(ats, deadline)
@@ -243,9 +251,35 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 				continue
 			}
 			if at, ok := appliedAt(name, r); !ok || at > ats[i] {
-				add(EnforcedInBound, name, r.ID, "deciding at %v, %v after the ack at %v, without having applied it", ats[i], ats[i]-r.End, r.End)
-				break // one violation per revocation is enough to find it
+				return name, ats[i], true
 			}
+		}
+		return "", 0, false
+	}
+	for _, r := range acked {
+		// One violation per revocation is enough to find it.
+		if name, at, bad := unenforced(r, r.End+p); bad {
+			add(EnforcedInBound, name, r.ID, "deciding at %v, %v after the ack at %v, without having applied it", at, at-r.End, r.End)
+		}
+	}
+
+	// 6: recorded revocations, from the first time NATS was reachable
+	// again after the answer. Their event id is known, so only that event
+	// or (as for property 1) one superseding it enforces them.
+	var recorded []Revocation
+	for _, r := range h.Revocations {
+		if r.Recorded && !r.Acked && r.ID != "" {
+			recorded = append(recorded, r)
+		}
+	}
+	reachable := slices.Sorted(slices.Values(h.Reachable))
+	for _, r := range recorded {
+		i, _ := slices.BinarySearch(reachable, r.End)
+		if i == len(reachable) {
+			continue // NATS never came back: nothing to bound
+		}
+		if name, at, bad := unenforced(r, reachable[i]+p); bad {
+			add(RecordedDelivered, name, r.ID, "deciding at %v, %v after NATS was reachable again at %v, without the revocation recorded at %v", at, at-reachable[i], reachable[i], r.End)
 		}
 	}
 
@@ -332,6 +366,12 @@ func Check(h History, p time.Duration) ([]Violation, Stats) {
 	for _, ev := range h.Stream {
 		k := thing{"", ev.Kind, ev.Value}
 		inStream[k] = append(inStream[k], ev)
+	}
+	for _, r := range recorded {
+		held := inStream[thing{"", r.Kind, r.Value}]
+		if h.Stream != nil && !slices.ContainsFunc(held, func(ev Stored) bool { return supersedes(r, ev) }) {
+			add(RecordedDelivered, "", r.ID, "recorded at %v but neither it nor a later revocation of %s %s is in the stream at the end", r.End, r.Kind, r.Value)
+		}
 	}
 	for _, r := range acked {
 		held := inStream[thing{"", r.Kind, r.Value}]

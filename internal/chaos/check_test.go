@@ -168,6 +168,33 @@ func TestCheck(t *testing.T) {
 			},
 			want: []Property{NoPhantom},
 		},
+		{
+			// A session revocation answered "recorded" at 30ms while NATS
+			// was unreachable (reachable again at 40ms): delivered by the
+			// outbox and applied at 45ms, within P of 40ms.
+			name: "recorded revocation delivered within the bound",
+			edit: func(h *History) { addRecorded(h, 45*ms, true) },
+		},
+		{
+			name: "recorded revocation applied after the bound while deciding",
+			edit: func(h *History) { addRecorded(h, 120*ms, true) },
+			want: []Property{RecordedDelivered},
+		},
+		{
+			name: "recorded revocation never delivered",
+			edit: func(h *History) {
+				addRecorded(h, 0, false)
+				h.Deciding = h.Deciding[:1] // no sample past the bound: only the stream tells
+			},
+			want: []Property{RecordedDelivered},
+		},
+		{
+			name: "recorded revocation while NATS never came back is not bounded",
+			edit: func(h *History) {
+				addRecorded(h, 0, true)
+				h.Reachable = nil
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +212,20 @@ func TestCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// addRecorded adds to h a session revocation of s1 answered as recorded
+// (never acknowledged) at 30ms, NATS reachable again at 40ms, applied by "a"
+// at (when not zero), and in the stream at the end when stored.
+func addRecorded(h *History, at time.Duration, stored bool) {
+	h.Revocations = append(h.Revocations, Revocation{ID: "r2", Kind: KindSession, Value: "s1", Start: 28 * ms, End: 30 * ms, Recorded: true, Attempts: 1})
+	h.Reachable = append(h.Reachable, 40*ms)
+	if at != 0 {
+		h.Applied = append(h.Applied, Applied{Replica: "a", Stored: ev("r2", KindSession, "s1"), At: at})
+	}
+	if stored {
+		h.Stream = append(h.Stream, ev("r2", KindSession, "s1"))
 	}
 }
 

@@ -42,6 +42,10 @@ type Revocation struct {
 	// Attempts is how many times the client sent it (retries with the
 	// same Idempotency-Key after an error or a refusal).
 	Attempts int
+	// Recorded: never acknowledged, but the revoker answered that it had
+	// recorded it (503 with recorded:true); ID is then the event id it
+	// named, which its outbox must deliver without a retry.
+	Recorded bool
 }
 
 // Outcome is what a replica answered to one request.
@@ -124,6 +128,9 @@ type History struct {
 	Applied      []Applied
 	Deciding     []Deciding
 	Stream       []Stored
+	// Reachable lists when NATS became reachable again for the revoker
+	// after a fault that cut it off (the bound of recorded revocations).
+	Reachable []time.Duration
 }
 
 // Recorder collects a [History] from many goroutines. It is safe for
@@ -217,6 +224,14 @@ func (r *Recorder) Deciding(name string, at time.Duration) {
 	r.h.Deciding = append(r.h.Deciding, Deciding{Replica: name, At: at})
 }
 
+// Reachable records that NATS became reachable again for the revoker now.
+func (r *Recorder) Reachable() {
+	now := r.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.h.Reachable = append(r.h.Reachable, now)
+}
+
 // SetStream records the events the stream held at the end.
 func (r *Recorder) SetStream(evs []Stored) {
 	r.mu.Lock()
@@ -235,5 +250,6 @@ func (r *Recorder) History() History {
 		Applied:      slices.Clone(r.h.Applied),
 		Deciding:     slices.Clone(r.h.Deciding),
 		Stream:       slices.Clone(r.h.Stream),
+		Reachable:    slices.Clone(r.h.Reachable),
 	}
 }

@@ -9,8 +9,11 @@ package chaos
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"maps"
+	mrand "math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -261,6 +264,98 @@ func TestRevokerRetryAfterPublishFailure(t *testing.T) {
 	}
 	hold(e.sz.phase)
 	e.finish(t, "revoker publish fails, client retries", "the revoker's NATS connection partitioned (Redis written, publish times out, 503), heal, retry with the same Idempotency-Key")
+}
+
+// TestOutboxWithoutRetry cuts the revoker off from NATS and, meanwhile,
+// asks for revocations whose clients never retry: each is recorded, answered
+// 503 with recorded:true and its event id, and must be delivered by the
+// revoker's outbox once NATS is reachable again, then enforced by every
+// deciding replica within P of that (property 6). The workload, with its
+// retrying client, runs through the same revoker throughout.
+func TestOutboxWithoutRetry(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rv, proxies := e.proxiedRevoker(t)
+	e.start()
+	perRound := 8 * e.sz.repeat
+	var recorded int
+	for range e.sz.repeat {
+		e.waitAcks(t, 5, 20*time.Second)
+		hold(e.sz.phase)
+		for _, p := range proxies {
+			p.Partition()
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex // guards recorded
+		for range perRound {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if e.revokeOnce(t, rv) {
+					mu.Lock()
+					recorded++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		hold(e.sz.phase / 2)
+		for _, p := range proxies {
+			p.Heal()
+		}
+		e.rec.Reachable()
+		// Nobody retries: the outbox empties by itself.
+		eventually.True(t, 30*time.Second, "the revoker's outbox to deliver what it recorded", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			ob, err := rv.store.Outbox(ctx)
+			return err == nil && ob.Depth == 0
+		})
+		drainAcks(e)
+		e.waitAcks(t, 5, 30*time.Second)
+	}
+	if recorded == 0 {
+		t.Fatal("no revocation was answered as recorded: the scenario proved nothing")
+	}
+	hold(e.sz.phase)
+	e.finish(t, "outbox without retry", fmt.Sprintf("the revoker's NATS connection partitioned; %d revocations asked for once each meanwhile (503 recorded), never retried; heal", recorded))
+}
+
+// revokeOnce revokes a pooled token's jti, session or subject once, with no
+// retry, and records the attempt: recorded (503 with recorded:true and the
+// event id), acknowledged, or neither. It reports whether it was recorded.
+func (e *env) revokeOnce(t *testing.T, rv *testRevoker) bool {
+	tok, i := e.pick()
+	var req revoker.Request
+	r := Revocation{Attempts: 1}
+	switch n := mrand.IntN(3); n {
+	case 0:
+		exp := float64(tok.exp.UnixMicro()) / 1e6
+		req, r.Kind, r.Value = revoker.Request{Type: "token", JTI: tok.jti, Exp: &exp}, KindToken, tok.jti
+	case 1:
+		req, r.Kind, r.Value = revoker.Request{Type: "session", SID: tok.sid}, KindSession, tok.sid
+	default:
+		req, r.Kind, r.Value = revoker.Request{Type: "subject", Sub: tok.sub}, KindSubject, tok.sub
+	}
+	r.Start = e.rec.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	res, err := rv.client.Revoke(ctx, req, rand.Text())
+	cancel()
+	r.End = e.rec.Now()
+	var rec *revoker.RecordedError
+	switch {
+	case err == nil:
+		r.ID, r.Acked = res.ID, true
+	case errors.As(err, &rec):
+		r.ID, r.Recorded = rec.ID, true
+	default:
+		t.Logf("revocation while cut off, neither recorded nor acknowledged: %v", err)
+	}
+	e.rec.Revocation(r)
+	fresh := e.mint(mrand.IntN(subjects))
+	e.mu.Lock()
+	e.pool[i] = fresh
+	e.mu.Unlock()
+	return r.Recorded
 }
 
 // streamWatch counts every message the stream stores from its creation on,

@@ -47,10 +47,11 @@ type Result struct {
 // idempotency key.
 var ErrUnavailable = errors.New("revoker: unavailable")
 
-// ErrRecorded is returned, wrapped together with [ErrUnavailable], when the
-// revoker answered 503 after recording the revocation: the stream has not
-// acknowledged it yet, and the revoker's outbox delivers it without a retry
-// (a retry with the same idempotency key is safe).
+// ErrRecorded is matched, together with [ErrUnavailable], by the error of a
+// revoker's 503 answer given after recording the revocation: the stream has
+// not acknowledged it yet, and the revoker's outbox delivers it without a
+// retry (a retry with the same idempotency key is safe). errors.As gives the
+// [*RecordedError] with the event id.
 var ErrRecorded = errors.New("revoker: recorded, not acknowledged yet")
 
 // APIError is a 4xx answer: the request itself is wrong; retrying it will
@@ -124,7 +125,7 @@ func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string)
 	case resp.StatusCode == http.StatusServiceUnavailable:
 		var ans RecordedAnswer
 		if json.Unmarshal(data, &ans) == nil && ans.Recorded {
-			return Result{}, fmt.Errorf("%w: %w: event %s", ErrUnavailable, ErrRecorded, ans.ID)
+			return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, &RecordedError{ID: ans.ID, Description: ans.Description})
 		}
 		return Result{}, fmt.Errorf("%w: status %d", ErrUnavailable, resp.StatusCode)
 	case resp.StatusCode >= 500:

@@ -45,6 +45,7 @@ type env struct {
 	rdb    redis.UniversalClient
 	store  *store.Store
 	iss    *verifiertest.Issuer
+	cfg    Config // the revoker's, for more replicas (runServer)
 	srv    *Server
 	http   *httptest.Server
 	client *Client
@@ -79,13 +80,25 @@ func newEnv(tb testing.TB, edit func(*Config)) *env {
 	if edit != nil {
 		edit(&cfg)
 	}
-	e.srv, err = New(cfg)
+	e.cfg = cfg
+	e.srv = runServer(tb, cfg)
+	e.http = httptest.NewServer(e.srv.Handler())
+	tb.Cleanup(e.http.Close)
+	e.client = NewClient(e.http.URL, testCredential, e.http.Client())
+	e.waitReady(tb)
+	return e
+}
+
+// runServer builds a revoker from cfg and runs it until the test ends.
+func runServer(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	srv, err := New(cfg)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.srv.Run(ctx) }()
+	go func() { done <- srv.Run(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
 		select {
@@ -96,13 +109,9 @@ func newEnv(tb testing.TB, edit func(*Config)) *env {
 		case <-time.After(10 * time.Second):
 			tb.Errorf("Run did not return within 10s of its context ending")
 		}
-		e.srv.Close()
+		srv.Close()
 	})
-	e.http = httptest.NewServer(e.srv.Handler())
-	tb.Cleanup(e.http.Close)
-	e.client = NewClient(e.http.URL, testCredential, e.http.Client())
-	e.waitReady(tb)
-	return e
+	return srv
 }
 
 // waitReady waits until the revoker reports ready.
@@ -116,7 +125,12 @@ func (e *env) waitReady(tb testing.TB) {
 }
 
 // msgs is the stream's message count.
-func (e *env) msgs(tb testing.TB) uint64 {
+func (e *env) msgs(tb testing.TB) uint64 { return e.streamState(tb).Msgs }
+
+// lastSeq is the stream's last sequence: it grows by one per message stored.
+func (e *env) lastSeq(tb testing.TB) uint64 { return e.streamState(tb).LastSeq }
+
+func (e *env) streamState(tb testing.TB) jetstream.StreamState {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -128,7 +142,7 @@ func (e *env) msgs(tb testing.TB) uint64 {
 	if err != nil {
 		tb.Fatalf("stream info: %v", err)
 	}
-	return info.State.Msgs
+	return info.State
 }
 
 // dbsize is the number of Redis keys.

@@ -24,8 +24,9 @@ const (
 	// drainWorkers publish a round's entries concurrently (the publisher's
 	// per-subject compare-and-set keeps concurrent publishes safe).
 	drainWorkers = 16
-	// maxDrainBackoff bounds the wait after a failed round.
-	maxDrainBackoff = 5 * time.Second
+	// maxDrainBackoff bounds the wait after a failed round (kept short:
+	// a failed entry is due again only after it).
+	maxDrainBackoff = time.Second
 )
 
 // outboxState is what the drainer last saw, for metrics.
@@ -37,7 +38,10 @@ type outboxState struct {
 // errNATSDown stops a round: nothing can be acknowledged now.
 var errNATSDown = errors.New("revoker: outbox: nats is not connected")
 
-// drainOutbox runs until ctx ends.
+// drainOutbox runs until ctx ends. While NATS is disconnected it only
+// watches (every drainInterval), so it drains within about drainInterval of
+// the connection coming back; after a failed round it backs off, doubling
+// up to maxDrainBackoff, and resets on success.
 func (s *Server) drainOutbox(ctx context.Context) {
 	log := s.cfg.Logger
 	backoff := time.Duration(0)
@@ -49,17 +53,17 @@ func (s *Server) drainOutbox(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		n, err := s.drainRound(ctx)
+		n, err := s.drainRound(ctx, backoff)
 		next := drainInterval
 		switch {
 		case ctx.Err() != nil:
 			return
+		case errors.Is(err, errNATSDown):
+			backoff = 0
 		case err != nil:
 			backoff = min(max(2*backoff, drainInterval), maxDrainBackoff)
 			next = backoff
-			if !errors.Is(err, errNATSDown) {
-				log.Warn("revoker: outbox: drain failed, retrying", "err", err, "retry_in", backoff)
-			}
+			log.Warn("revoker: outbox: drain failed, retrying", "err", err, "retry_in", backoff)
 		case n == drainBatch:
 			backoff, next = 0, 0 // more is due
 		default:
@@ -70,8 +74,10 @@ func (s *Server) drainOutbox(ctx context.Context) {
 }
 
 // drainRound refreshes the outbox figures, then leases and publishes one
-// batch of due entries. It returns how many it leased.
-func (s *Server) drainRound(ctx context.Context) (int, error) {
+// batch of due entries. It returns how many it leased. On the first failed
+// publish the round stops, and every entry not delivered is handed back,
+// due again after backoff.
+func (s *Server) drainRound(ctx context.Context, backoff time.Duration) (int, error) {
 	st := s.cfg.Store
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	stats, err := st.Outbox(rctx)
@@ -97,14 +103,18 @@ func (s *Server) drainRound(ctx context.Context) (int, error) {
 	rctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
 	entries, err := st.ClaimOutbox(rctx, time.Now(), lease, drainBatch)
 	cancel()
-	if err != nil {
+	if err != nil || len(entries) == 0 {
 		return len(entries), err
 	}
+	round, stop := context.WithCancel(ctx)
+	defer stop()
 	var (
-		wg       sync.WaitGroup
-		next     atomic.Int64
-		errMu    sync.Mutex
-		firstErr error
+		wg   sync.WaitGroup
+		next atomic.Int64
+		// mu guards firstErr and undelivered.
+		mu          sync.Mutex
+		firstErr    error
+		undelivered []string
 	)
 	for range min(drainWorkers, len(entries)) {
 		wg.Add(1)
@@ -112,20 +122,36 @@ func (s *Server) drainRound(ctx context.Context) (int, error) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(entries) || ctx.Err() != nil {
+				if i >= len(entries) {
 					return
 				}
-				if err := s.republish(ctx, entries[i]); err != nil {
-					errMu.Lock()
-					if firstErr == nil {
+				err := round.Err()
+				if err == nil {
+					err = s.republish(round, entries[i])
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil && round.Err() == nil {
 						firstErr = err
 					}
-					errMu.Unlock()
+					undelivered = append(undelivered, entries[i].Event.ID)
+					mu.Unlock()
+					stop()
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if len(undelivered) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+		defer cancel()
+		if err := st.ReleaseOutbox(rctx, undelivered, time.Now().Add(backoff)); err != nil {
+			s.cfg.Logger.Warn("revoker: outbox: could not hand entries back; they are due again when their lease ends", "err", err)
+		}
+	}
+	if firstErr == nil && ctx.Err() == nil && len(undelivered) > 0 {
+		firstErr = errors.New("revoker: outbox: round stopped")
+	}
 	return len(entries), firstErr
 }
 

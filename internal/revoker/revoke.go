@@ -66,6 +66,9 @@ type RecordedError struct {
 
 func (e *RecordedError) Error() string { return "revoker: recorded, not acknowledged yet: " + e.ID }
 
+// Is makes a RecordedError match [ErrRecorded].
+func (e *RecordedError) Is(target error) bool { return target == ErrRecorded }
+
 // recordedDescription is the revoker's error_description of a RecordedError.
 const recordedDescription = "the event stream (NATS) has not acknowledged the revocation yet; " +
 	"it is recorded and will be delivered without a retry; a retry with the same Idempotency-Key is safe"

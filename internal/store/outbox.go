@@ -69,6 +69,23 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	return out, nil
 }
 
+// ReleaseOutbox makes leased entries due again at at (a drainer that could
+// not publish them hands them back instead of letting the lease run out).
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, _, due := s.outboxKeys()
+	members := make([]redis.Z, len(ids))
+	for i, id := range ids {
+		members[i] = redis.Z{Score: float64(at.UnixMilli()), Member: id}
+	}
+	if err := s.rdb.ZAddXX(ctx, due, members...).Err(); err != nil {
+		return fmt.Errorf("store: release outbox: %w", err)
+	}
+	return nil
+}
+
 // Delivered removes the outbox entry of an event the stream acknowledged,
 // if it still holds exactly raw (the encoded event published). It reports
 // whether it removed it.
