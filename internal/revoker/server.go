@@ -176,6 +176,13 @@ func (s *Server) Run(ctx context.Context) error {
 	drained.Add(1)
 	go func() {
 		defer drained.Done()
+		// Records of the layout before the outbox move to the current
+		// one first (a no-op once done; safe on several replicas).
+		if n, err := s.cfg.Store.MigrateLegacy(dctx); err != nil {
+			log.Warn("revoker: records of the earlier Redis layout not migrated; retried at the next start", "err", err, "moved", n)
+		} else if n > 0 {
+			log.Info("revoker: migrated records of the earlier Redis layout", "moved", n)
+		}
 		s.drainOutbox(dctx)
 	}()
 	if err := s.verifier.Run(ctx); err != nil {
