@@ -34,7 +34,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -46,6 +45,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -70,6 +70,7 @@ type Server struct {
 	cfg      Config
 	signer   signer
 	header   string // base64url JWS header of the signing key
+	maxFrame int    // the largest frameLen of the configured keys
 	jwks     []byte
 	verifier *verifier.Verifier
 	creds    *httpx.Credentials // nil: /v1/sessions disabled
@@ -104,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: duplicate kid %q", ErrInvalidConfig, sg.kid)
 		}
 		seen[sg.kid] = true
+		s.maxFrame = max(s.maxFrame, frameLen(sg))
 		publics = append(publics, sg.public)
 		if !slices.Contains(algs, sg.alg) {
 			algs = append(algs, sg.alg)
@@ -262,6 +264,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, s.log, httpx.BadRequest("username and password are required"))
 		return
 	}
+	// No configured user has such a name (New refuses it), so saying so
+	// reveals nothing.
+	if err := validSubject(req.Username); err != nil {
+		httpx.Fail(w, s.log, httpx.BadRequest("username must be 1 to %d bytes of printable UTF-8", events.MaxValueLen))
+		return
+	}
 	// An unknown user costs one bcrypt comparison too, against a hash of
 	// the same cost, so response times do not tell which names exist.
 	hash, known := s.cfg.Users[req.Username]
@@ -280,9 +288,6 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, resp.AccessToken)
 	writeToken(w, http.StatusOK, resp)
 }
-
-// maxSubject bounds sub, as verifiers do.
-const maxSubject = 256
 
 func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -310,38 +315,42 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	writeToken(w, http.StatusCreated, resp)
 }
 
+// validSubject accepts a sub that a revocation can name: pkg/events owns
+// that rule, so that every token the issuer mints can be logged out.
 func validSubject(sub string) error {
-	switch {
-	case sub == "":
+	switch err := events.ValidValue(events.KindSubject, sub); {
+	case errors.Is(err, events.ErrMissingField):
 		return httpx.BadRequest("sub is required")
-	case len(sub) > maxSubject:
-		return httpx.BadRequest("sub longer than %d bytes", maxSubject)
-	case !utf8.ValidString(sub) || strings.IndexFunc(sub, unicode.IsControl) >= 0:
-		return httpx.BadRequest("sub must be printable UTF-8")
+	case err != nil:
+		return httpx.BadRequest("sub must be 1 to %d bytes of printable UTF-8", events.MaxValueLen)
 	}
 	return nil
 }
 
-// extraClaims checks the session's private claims: no registered claim
-// (they are the issuer's), names of 1..256 bytes, at most 4 KiB in all.
+// extraClaims checks the session's private claims: no registered or
+// issuer-set claim in any case spelling (reservedClaim), names of 1..256
+// bytes, and at most MaxExtraClaimBytes as encoded in the token (the JSON
+// object json.Marshal writes, where "<" takes six bytes).
 func extraClaims(in map[string]json.RawMessage) (map[string]any, error) {
 	if len(in) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]any, len(in))
-	size := 0
 	for k, v := range in {
-		if reservedClaims[k] {
-			return nil, httpx.BadRequest("claim %q is set by the issuer and cannot be given", k)
-		}
 		if k == "" || len(k) > 256 || !utf8.ValidString(k) {
 			return nil, httpx.BadRequest("claim names must be 1 to 256 bytes of UTF-8")
 		}
-		size += len(k) + len(v)
+		if reservedClaim(k) {
+			return nil, httpx.BadRequest("claim %q is set by the issuer and cannot be given (names are compared ignoring case)", k)
+		}
 		out[k] = v
 	}
-	if size > MaxExtraClaimBytes {
-		return nil, httpx.BadRequest("claims larger than %d bytes", MaxExtraClaimBytes)
+	enc, err := json.Marshal(out)
+	if err != nil {
+		return nil, httpx.BadRequest("claims are not valid JSON")
+	}
+	if len(enc) > MaxExtraClaimBytes {
+		return nil, httpx.BadRequest("claims take more than %d bytes once encoded in the token", MaxExtraClaimBytes)
 	}
 	return out, nil
 }
@@ -358,6 +367,16 @@ func (s *Server) startSession(ctx context.Context, sub string, claims map[string
 	iat = after(iat, epoch)
 	sid := randomID()
 	refresh := newRefreshToken(sid)
+	// Minted before the session is stored: a token too large to verify
+	// creates nothing, and every stored session can refresh (mint bounds
+	// the size for every configured key).
+	at, _, err := s.mint(accessToken{sub: sub, sid: sid, extra: claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
+	if errors.Is(err, errTokenTooLarge) {
+		return TokenResponse{}, httpx.BadRequest("the access token would be larger than verifiers accept (%d bytes): use a shorter sub or fewer claims", verifier.DefaultMaxTokenSize)
+	}
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	sess := store.Session{
 		ID:         sid,
 		Subject:    sub,
@@ -368,10 +387,6 @@ func (s *Server) startSession(ctx context.Context, sub string, claims map[string
 	}
 	if err := s.cfg.Store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
 		return TokenResponse{}, s.storeDown(err)
-	}
-	at, _, err := s.mint(accessToken{sub: sub, sid: sid, extra: claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
-	if err != nil {
-		return TokenResponse{}, err
 	}
 	s.minted.Add(ctx, 1, metric.WithAttributes(attribute.String("grant", grant)))
 	return s.response(at, refresh, sid), nil
