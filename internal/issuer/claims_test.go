@@ -215,4 +215,3 @@ func manyEscapedNames(n int) map[string]any {
 	}
 	return m
 }
-
