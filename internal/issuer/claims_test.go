@@ -3,8 +3,10 @@ package issuer_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -214,4 +216,39 @@ func manyEscapedNames(n int) map[string]any {
 		m["<<<<<"+string(b)] = 1
 	}
 	return m
+}
+
+// TestRevokeAccessWithinLeeway: /oauth2/revoke revokes an access token for
+// as long as verifiers still accept it, that is until exp plus the leeway
+// (Config.Leeway, the embedded verifier's), not only until exp.
+func TestRevokeAccessWithinLeeway(t *testing.T) {
+	e := newEnv(t, nil)
+	ttl, leeway := issuer.DefaultAccessTTL, issuer.DefaultLeeway
+	tests := []struct {
+		name        string
+		after       time.Duration // since the token was minted
+		wantRevoked bool
+	}{
+		{name: "fresh", after: 0, wantRevoked: true},
+		{name: "just before exp", after: ttl - time.Second, wantRevoked: true},
+		{name: "just after exp", after: ttl + time.Second, wantRevoked: true},
+		{name: "half the leeway after exp", after: ttl + leeway/2, wantRevoked: true},
+		{name: "past exp plus leeway", after: ttl + leeway + time.Second, wantRevoked: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := e.login(t, "bob")
+			before := len(e.rev.requests())
+			e.clock.Advance(tt.after)
+			defer e.clock.Advance(-tt.after)
+			r := e.postForm(t, "/oauth2/revoke", url.Values{"token": {tr.AccessToken}}, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("revoke: %d %s", r.status, r.body)
+			}
+			reqs := e.rev.requests()[before:]
+			if revoked := len(reqs) == 1 && reqs[0].Req.Type == "token"; revoked != tt.wantRevoked || len(reqs) > 1 {
+				t.Fatalf("revoker got %+v, want revoked %v", reqs, tt.wantRevoked)
+			}
+		})
+	}
 }

@@ -594,8 +594,10 @@ func (s *Server) revokeAccess(ctx context.Context, tok string) error {
 	if err != nil {
 		return nil
 	}
-	if !s.cfg.Now().Before(c.ExpiresAt) {
-		return nil // expired (within the verifiers' leeway): nothing left to revoke
+	// Verifiers accept the token until exp plus their leeway, so it is
+	// revoked until then (the revoker accepts an exp up to now - leeway).
+	if !s.cfg.Now().Before(c.ExpiresAt.Add(s.cfg.Leeway)) {
+		return nil // refused everywhere already: nothing left to revoke
 	}
 	req := revoker.Request{Type: "token", JTI: c.ID, Exp: expSeconds(c.ExpiresAt), Reason: "rfc7009"}
 	if _, err := s.cfg.Revoker.Revoke(ctx, req, "rfc7009.jti."+idemPart(c.ID)); err != nil {
