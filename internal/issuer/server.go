@@ -188,9 +188,13 @@ func (s *Server) newMetrics(mp metric.MeterProvider) error {
 // returns early only with an error a restart cannot fix.
 func (s *Server) Run(ctx context.Context) error { return s.verifier.Run(ctx) }
 
-// Ready reports whether the issuer can serve: Redis answers. (The embedded
-// verifier is used only to inspect tokens, which needs no stream state.)
+// Ready reports whether the issuer can serve: its embedded verifier has
+// replayed the revocation stream (logout-all checks tokens against it) and
+// Redis answers.
 func (s *Server) Ready(ctx context.Context) error {
+	if !s.verifier.Ready() {
+		return errors.New("issuer: revocation stream not replayed yet")
+	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("issuer: redis: %w", err)
 	}
@@ -646,8 +650,11 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// handleLogoutAll needs a token that is not revoked (see live): logging a
+// subject out everywhere restricts sessions it did not start, so a stolen
+// token already revoked must not keep doing it.
 func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
-	c, err := s.presented(r)
+	c, err := s.live(r)
 	if err != nil {
 		httpx.Fail(w, s.log, err)
 		return
@@ -674,7 +681,9 @@ func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
 }
 
 // presented returns the claims of the request's access token, checked by
-// signature and expiry but not revocation, so logging out twice works.
+// signature and expiry but not revocation, so logging out twice works: a
+// revoked token may still log its own session out (/v1/logout), which only
+// restricts what it already names, never anything else.
 func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
 	raw, err := s.bearer(r)
 	if err != nil {
@@ -686,6 +695,35 @@ func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
 	}
 	if err != nil {
 		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+	}
+	return c, nil
+}
+
+// live returns the claims of the request's access token if it verifies
+// and is not revoked: by the stream (the embedded verifier's full check)
+// nor by what Redis has recorded, so that a revocation recorded but not
+// yet published counts too. A revoked token gets 401 with the reason; when
+// either cannot decide (verifier not ready or stale, Redis down), 503.
+func (s *Server) live(r *http.Request) (*verifier.Claims, error) {
+	raw, err := s.bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.verifier.Verify(r.Context(), raw)
+	if errors.Is(err, verifier.ErrUnavailable) {
+		return nil, httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now (%s), retry", verifier.Reason(err))
+	}
+	if err != nil {
+		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+	}
+	err = s.cfg.Store.Check(r.Context(), store.Query{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, IssuedAt: c.IssuedAt})
+	for _, revoked := range []error{verifier.ErrKeyRevoked, verifier.ErrTokenRevoked, verifier.ErrSessionRevoked, verifier.ErrSubjectRevoked} {
+		if errors.Is(err, revoked) {
+			return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(revoked)}
+		}
+	}
+	if err != nil {
+		return nil, s.storeDown(err)
 	}
 	return c, nil
 }
