@@ -68,9 +68,8 @@ type TokenResponse struct {
 // is safe for concurrent use.
 type Server struct {
 	cfg      Config
-	signer   signer
-	header   string // base64url JWS header of the signing key
-	maxFrame int    // the largest frameLen of the configured keys
+	keys     *signingKeys
+	maxFrame int // the largest frameLen of the configured keys
 	jwks     []byte
 	verifier *verifier.Verifier
 	creds    *httpx.Credentials // nil: /v1/sessions disabled
@@ -95,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 
 	var publics []keyset.Key
 	var algs []string
+	var order []signer // the signing key first, then the others
 	seen := map[string]bool{}
 	for i, k := range cfg.Keys {
 		sg, err := newSigner(k)
@@ -111,13 +111,15 @@ func New(cfg Config) (*Server, error) {
 			algs = append(algs, sg.alg)
 		}
 		if (cfg.SigningKeyID == "" && i == 0) || sg.kid == cfg.SigningKeyID {
-			s.signer = sg
+			order = append([]signer{sg}, order...)
+		} else {
+			order = append(order, sg)
 		}
 	}
-	if s.signer.priv == nil {
+	if cfg.SigningKeyID != "" && !seen[cfg.SigningKeyID] {
 		return nil, fmt.Errorf("%w: SigningKeyID %q names no key", ErrInvalidConfig, cfg.SigningKeyID)
 	}
-	s.header = encodedHeader(s.signer)
+	s.keys = newSigningKeys(order)
 	if s.jwks, err = keyset.MarshalJWKS(publics...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -156,9 +158,16 @@ func New(cfg Config) (*Server, error) {
 		Stream:           cfg.Stream,
 		Leeway:           cfg.Leeway,
 		MaxTokenLifetime: cfg.AccessTTL,
-		Now:              cfg.Now,
-		Logger:           cfg.Logger,
-		MeterProvider:    mp,
+		// The issuer follows key revocations from the stream: it stops
+		// signing with a revoked key.
+		OnApplied: func(e events.Event, _ time.Time) {
+			if e.Kind == events.KindKey {
+				s.keyRevoked(e.KID)
+			}
+		},
+		Now:           cfg.Now,
+		Logger:        cfg.Logger,
+		MeterProvider: mp,
 	})
 	if err != nil {
 		s.Close()
@@ -189,8 +198,11 @@ func (s *Server) newMetrics(mp metric.MeterProvider) error {
 func (s *Server) Run(ctx context.Context) error { return s.verifier.Run(ctx) }
 
 // Ready reports whether the issuer can serve: its embedded verifier has
-// replayed the revocation stream (logout-all checks tokens against it) and
-// Redis answers.
+// replayed the revocation stream (logout-all checks tokens against it),
+// Redis answers, and a signing key is not revoked. It also asks Redis
+// whether the signing key is recorded revoked (one GET), so a key
+// revocation recorded but not yet published moves the issuer to its next
+// key too.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.verifier.Ready() {
 		return errors.New("issuer: revocation stream not replayed yet")
@@ -198,8 +210,34 @@ func (s *Server) Ready(ctx context.Context) error {
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("issuer: redis: %w", err)
 	}
-	return nil
+	for sg := s.keys.active(); sg != nil; sg = s.keys.active() {
+		err := s.cfg.Store.Check(ctx, store.Query{KID: sg.kid})
+		if errors.Is(err, verifier.ErrKeyRevoked) {
+			s.keyRevoked(sg.kid)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("issuer: redis: %w", err)
+		}
+		return nil
+	}
+	return errKeysRevoked
 }
+
+// keyRevoked stops signing with kid if it is one of the issuer's keys.
+func (s *Server) keyRevoked(kid string) {
+	if !s.keys.revoke(kid) {
+		return
+	}
+	if next := s.keys.active(); next != nil {
+		s.log.Warn("signing key revoked: signing with the next configured key", "kid", kid, "next", next.kid)
+	} else {
+		s.log.Error("signing key revoked: every signing key is revoked, minting stopped", "kid", kid)
+	}
+}
+
+// keysRevoked is the answer while every signing key is revoked.
+var keysRevoked = httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "every signing key of this issuer is revoked")
 
 // Close releases the verifier and the metrics. Call it after Run returned.
 func (s *Server) Close() {
@@ -375,6 +413,9 @@ func (s *Server) startSession(ctx context.Context, sub string, claims map[string
 	// creates nothing, and every stored session can refresh (mint bounds
 	// the size for every configured key).
 	at, _, err := s.mint(accessToken{sub: sub, sid: sid, extra: claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
+	if errors.Is(err, errKeysRevoked) {
+		return TokenResponse{}, keysRevoked
+	}
 	if errors.Is(err, errTokenTooLarge) {
 		return TokenResponse{}, httpx.BadRequest("the access token would be larger than verifiers accept (%d bytes): use a shorter sub or fewer claims", verifier.DefaultMaxTokenSize)
 	}
@@ -490,6 +531,12 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 		outcome("malformed")
 		return TokenResponse{}, errInvalidGrant
 	}
+	// Checked before the rotation, so a refresh token is not spent on a
+	// pair that cannot be minted.
+	if s.keys.active() == nil {
+		outcome("error")
+		return TokenResponse{}, keysRevoked
+	}
 	// The new access token's iat is taken BEFORE the session and the
 	// subject are checked: a logout-all recorded after the checks has an
 	// epoch at or after this instant, so it covers the token minted here.
@@ -530,6 +577,10 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 	// this replica's clock lags the revoker's.
 	iat = after(iat, epoch)
 	at, _, err := s.mint(accessToken{sub: sess.Subject, sid: sid, extra: sess.Claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
+	if errors.Is(err, errKeysRevoked) {
+		outcome("error")
+		return TokenResponse{}, keysRevoked
+	}
 	if err != nil {
 		outcome("error")
 		return TokenResponse{}, err

@@ -69,7 +69,8 @@ type accessToken struct {
 	expiry time.Time
 }
 
-// mint signs an access token with the signing key and returns it and its
+// mint signs an access token with the active signing key (errKeysRevoked
+// when there is none) and returns it and its
 // jti. The registered claims are written after the session's extra claims,
 // so the extras can never override them; a reserved name in any spelling
 // (a session stored before that rule) is dropped. It refuses, with
@@ -101,8 +102,12 @@ func (s *Server) mint(t accessToken) (string, string, error) {
 	if s.maxFrame+b64.EncodedLen(len(payload)) > verifier.DefaultMaxTokenSize {
 		return "", "", errTokenTooLarge
 	}
-	signing := s.header + "." + b64.EncodeToString(payload)
-	sig, err := s.signer.method.Sign(signing, s.signer.priv)
+	key := s.keys.active()
+	if key == nil {
+		return "", "", errKeysRevoked
+	}
+	signing := key.header + "." + b64.EncodeToString(payload)
+	sig, err := key.method.Sign(signing, key.priv)
 	if err != nil {
 		return "", "", fmt.Errorf("issuer: sign: %w", err)
 	}
