@@ -18,7 +18,7 @@ func BenchmarkMint(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s := &Server{cfg: Config{Issuer: "https://issuer.test", Audiences: []string{"api"}}, signer: sg, header: encodedHeader(sg)}
+			s := &Server{cfg: Config{Issuer: "https://issuer.test", Audiences: []string{"api"}}, keys: newSigningKeys([]signer{sg})}
 			iat := time.Unix(1_763_812_854, 123_456_000)
 			tok := accessToken{sub: "alice", sid: randomID(), extra: map[string]any{"role": "admin"}, iat: iat, expiry: iat.Add(5 * time.Minute)}
 			b.ReportAllocs()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Defaults and limits of [Config].
@@ -178,6 +179,9 @@ func (c Config) withDefaults() (Config, error) {
 		for name, hash := range c.Users {
 			if name == "" || len(hash) == 0 {
 				bad("Users: empty name or hash")
+			} else if events.ValidValue(events.KindSubject, name) != nil {
+				// The name is the sub of the user's tokens.
+				bad("Users: a name is longer than %d bytes or not printable UTF-8", events.MaxValueLen)
 			}
 			users[name] = bytes.Clone(hash)
 		}

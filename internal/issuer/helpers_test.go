@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
@@ -187,6 +188,7 @@ func newEnv(tb testing.TB, mod func(*issuer.Config)) *env {
 		}
 		e.srv.Close()
 	})
+	eventually.True(tb, 20*time.Second, "issuer ready", func() bool { return e.srv.Ready(context.Background()) == nil })
 	return e
 }
 

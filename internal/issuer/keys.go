@@ -42,6 +42,7 @@ type signer struct {
 	method jwt.SigningMethod
 	priv   crypto.Signer
 	public keyset.Key
+	sigLen int // bytes of a signature
 }
 
 // newSigner validates k.
@@ -52,11 +53,11 @@ func newSigner(k SigningKey) (signer, error) {
 	s := signer{kid: k.ID, priv: k.Private}
 	switch p := k.Private.(type) {
 	case ed25519.PrivateKey:
-		s.alg, s.method = keyset.AlgEdDSA, jwt.SigningMethodEdDSA
+		s.alg, s.method, s.sigLen = keyset.AlgEdDSA, jwt.SigningMethodEdDSA, ed25519.SignatureSize
 	case *ecdsa.PrivateKey:
-		s.alg, s.method = keyset.AlgES256, jwt.SigningMethodES256
+		s.alg, s.method, s.sigLen = keyset.AlgES256, jwt.SigningMethodES256, 64
 	case *rsa.PrivateKey:
-		s.alg, s.method = keyset.AlgRS256, jwt.SigningMethodRS256
+		s.alg, s.method, s.sigLen = keyset.AlgRS256, jwt.SigningMethodRS256, p.Size()
 	default:
 		return signer{}, fmt.Errorf("%w: kid %q: unsupported key type %T", ErrInvalidKey, k.ID, p)
 	}

@@ -34,7 +34,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -69,8 +68,8 @@ type TokenResponse struct {
 // is safe for concurrent use.
 type Server struct {
 	cfg      Config
-	signer   signer
-	header   string // base64url JWS header of the signing key
+	keys     *signingKeys
+	maxFrame int // the largest frameLen of the configured keys
 	jwks     []byte
 	verifier *verifier.Verifier
 	creds    *httpx.Credentials // nil: /v1/sessions disabled
@@ -95,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 
 	var publics []keyset.Key
 	var algs []string
+	var order []signer // the signing key first, then the others
 	seen := map[string]bool{}
 	for i, k := range cfg.Keys {
 		sg, err := newSigner(k)
@@ -105,18 +105,21 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: duplicate kid %q", ErrInvalidConfig, sg.kid)
 		}
 		seen[sg.kid] = true
+		s.maxFrame = max(s.maxFrame, frameLen(sg))
 		publics = append(publics, sg.public)
 		if !slices.Contains(algs, sg.alg) {
 			algs = append(algs, sg.alg)
 		}
 		if (cfg.SigningKeyID == "" && i == 0) || sg.kid == cfg.SigningKeyID {
-			s.signer = sg
+			order = append([]signer{sg}, order...)
+		} else {
+			order = append(order, sg)
 		}
 	}
-	if s.signer.priv == nil {
+	if cfg.SigningKeyID != "" && !seen[cfg.SigningKeyID] {
 		return nil, fmt.Errorf("%w: SigningKeyID %q names no key", ErrInvalidConfig, cfg.SigningKeyID)
 	}
-	s.header = encodedHeader(s.signer)
+	s.keys = newSigningKeys(order)
 	if s.jwks, err = keyset.MarshalJWKS(publics...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -155,9 +158,16 @@ func New(cfg Config) (*Server, error) {
 		Stream:           cfg.Stream,
 		Leeway:           cfg.Leeway,
 		MaxTokenLifetime: cfg.AccessTTL,
-		Now:              cfg.Now,
-		Logger:           cfg.Logger,
-		MeterProvider:    mp,
+		// The issuer follows key revocations from the stream: it stops
+		// signing with a revoked key.
+		OnApplied: func(e events.Event, _ time.Time) {
+			if e.Kind == events.KindKey {
+				s.keyRevoked(e.KID)
+			}
+		},
+		Now:           cfg.Now,
+		Logger:        cfg.Logger,
+		MeterProvider: mp,
 	})
 	if err != nil {
 		s.Close()
@@ -187,14 +197,47 @@ func (s *Server) newMetrics(mp metric.MeterProvider) error {
 // returns early only with an error a restart cannot fix.
 func (s *Server) Run(ctx context.Context) error { return s.verifier.Run(ctx) }
 
-// Ready reports whether the issuer can serve: Redis answers. (The embedded
-// verifier is used only to inspect tokens, which needs no stream state.)
+// Ready reports whether the issuer can serve: its embedded verifier has
+// replayed the revocation stream (logout-all checks tokens against it),
+// Redis answers, and a signing key is not revoked. It also asks Redis
+// whether the signing key is recorded revoked (one GET), so a key
+// revocation recorded but not yet published moves the issuer to its next
+// key too.
 func (s *Server) Ready(ctx context.Context) error {
+	if !s.verifier.Ready() {
+		return errors.New("issuer: revocation stream not replayed yet")
+	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("issuer: redis: %w", err)
 	}
-	return nil
+	for sg := s.keys.active(); sg != nil; sg = s.keys.active() {
+		err := s.cfg.Store.Check(ctx, store.Query{KID: sg.kid})
+		if errors.Is(err, verifier.ErrKeyRevoked) {
+			s.keyRevoked(sg.kid)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("issuer: redis: %w", err)
+		}
+		return nil
+	}
+	return errKeysRevoked
 }
+
+// keyRevoked stops signing with kid if it is one of the issuer's keys.
+func (s *Server) keyRevoked(kid string) {
+	if !s.keys.revoke(kid) {
+		return
+	}
+	if next := s.keys.active(); next != nil {
+		s.log.Warn("signing key revoked: signing with the next configured key", "kid", kid, "next", next.kid)
+	} else {
+		s.log.Error("signing key revoked: every signing key is revoked, minting stopped", "kid", kid)
+	}
+}
+
+// keysRevoked is the answer while every signing key is revoked.
+var keysRevoked = httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "every signing key of this issuer is revoked")
 
 // Close releases the verifier and the metrics. Call it after Run returned.
 func (s *Server) Close() {
@@ -263,6 +306,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, s.log, httpx.BadRequest("username and password are required"))
 		return
 	}
+	// No configured user has such a name (New refuses it), so saying so
+	// reveals nothing.
+	if err := validSubject(req.Username); err != nil {
+		httpx.Fail(w, s.log, httpx.BadRequest("username must be 1 to %d bytes of printable UTF-8", events.MaxValueLen))
+		return
+	}
 	// An unknown user costs one bcrypt comparison too, against a hash of
 	// the same cost, so response times do not tell which names exist.
 	hash, known := s.cfg.Users[req.Username]
@@ -281,9 +330,6 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, resp.AccessToken)
 	writeToken(w, http.StatusOK, resp)
 }
-
-// maxSubject bounds sub, as verifiers do.
-const maxSubject = 256
 
 func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -311,38 +357,42 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	writeToken(w, http.StatusCreated, resp)
 }
 
+// validSubject accepts a sub that a revocation can name: pkg/events owns
+// that rule, so that every token the issuer mints can be logged out.
 func validSubject(sub string) error {
-	switch {
-	case sub == "":
+	switch err := events.ValidValue(events.KindSubject, sub); {
+	case errors.Is(err, events.ErrMissingField):
 		return httpx.BadRequest("sub is required")
-	case len(sub) > maxSubject:
-		return httpx.BadRequest("sub longer than %d bytes", maxSubject)
-	case !utf8.ValidString(sub) || strings.IndexFunc(sub, unicode.IsControl) >= 0:
-		return httpx.BadRequest("sub must be printable UTF-8")
+	case err != nil:
+		return httpx.BadRequest("sub must be 1 to %d bytes of printable UTF-8", events.MaxValueLen)
 	}
 	return nil
 }
 
-// extraClaims checks the session's private claims: no registered claim
-// (they are the issuer's), names of 1..256 bytes, at most 4 KiB in all.
+// extraClaims checks the session's private claims: no registered or
+// issuer-set claim in any case spelling (reservedClaim), names of 1..256
+// bytes, and at most MaxExtraClaimBytes as encoded in the token (the JSON
+// object json.Marshal writes, where "<" takes six bytes).
 func extraClaims(in map[string]json.RawMessage) (map[string]any, error) {
 	if len(in) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]any, len(in))
-	size := 0
 	for k, v := range in {
-		if reservedClaims[k] {
-			return nil, httpx.BadRequest("claim %q is set by the issuer and cannot be given", k)
-		}
 		if k == "" || len(k) > 256 || !utf8.ValidString(k) {
 			return nil, httpx.BadRequest("claim names must be 1 to 256 bytes of UTF-8")
 		}
-		size += len(k) + len(v)
+		if reservedClaim(k) {
+			return nil, httpx.BadRequest("claim %q is set by the issuer and cannot be given (names are compared ignoring case)", k)
+		}
 		out[k] = v
 	}
-	if size > MaxExtraClaimBytes {
-		return nil, httpx.BadRequest("claims larger than %d bytes", MaxExtraClaimBytes)
+	enc, err := json.Marshal(out)
+	if err != nil {
+		return nil, httpx.BadRequest("claims are not valid JSON")
+	}
+	if len(enc) > MaxExtraClaimBytes {
+		return nil, httpx.BadRequest("claims take more than %d bytes once encoded in the token", MaxExtraClaimBytes)
 	}
 	return out, nil
 }
@@ -359,6 +409,19 @@ func (s *Server) startSession(ctx context.Context, sub string, claims map[string
 	iat = after(iat, epoch)
 	sid := randomID()
 	refresh := newRefreshToken(sid)
+	// Minted before the session is stored: a token too large to verify
+	// creates nothing, and every stored session can refresh (mint bounds
+	// the size for every configured key).
+	at, _, err := s.mint(accessToken{sub: sub, sid: sid, extra: claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
+	if errors.Is(err, errKeysRevoked) {
+		return TokenResponse{}, keysRevoked
+	}
+	if errors.Is(err, errTokenTooLarge) {
+		return TokenResponse{}, httpx.BadRequest("the access token would be larger than verifiers accept (%d bytes): use a shorter sub or fewer claims", verifier.DefaultMaxTokenSize)
+	}
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	sess := store.Session{
 		ID:         sid,
 		Subject:    sub,
@@ -369,10 +432,6 @@ func (s *Server) startSession(ctx context.Context, sub string, claims map[string
 	}
 	if err := s.cfg.Store.CreateSession(ctx, sess, hashToken(refresh)); err != nil {
 		return TokenResponse{}, s.storeDown(err)
-	}
-	at, _, err := s.mint(accessToken{sub: sub, sid: sid, extra: claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
-	if err != nil {
-		return TokenResponse{}, err
 	}
 	s.minted.Add(ctx, 1, metric.WithAttributes(attribute.String("grant", grant)))
 	return s.response(at, refresh, sid), nil
@@ -472,6 +531,12 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 		outcome("malformed")
 		return TokenResponse{}, errInvalidGrant
 	}
+	// Checked before the rotation, so a refresh token is not spent on a
+	// pair that cannot be minted.
+	if s.keys.active() == nil {
+		outcome("error")
+		return TokenResponse{}, keysRevoked
+	}
 	// The new access token's iat is taken BEFORE the session and the
 	// subject are checked: a logout-all recorded after the checks has an
 	// epoch at or after this instant, so it covers the token minted here.
@@ -512,6 +577,10 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 	// this replica's clock lags the revoker's.
 	iat = after(iat, epoch)
 	at, _, err := s.mint(accessToken{sub: sess.Subject, sid: sid, extra: sess.Claims, iat: iat, expiry: iat.Add(s.cfg.AccessTTL)})
+	if errors.Is(err, errKeysRevoked) {
+		outcome("error")
+		return TokenResponse{}, keysRevoked
+	}
 	if err != nil {
 		outcome("error")
 		return TokenResponse{}, err
@@ -581,8 +650,10 @@ func (s *Server) revokeAccess(ctx context.Context, tok string) error {
 	if err != nil {
 		return nil
 	}
-	if !s.cfg.Now().Before(c.ExpiresAt) {
-		return nil // expired (within the verifiers' leeway): nothing left to revoke
+	// Verifiers accept the token until exp plus their leeway, so it is
+	// revoked until then (the revoker accepts an exp up to now - leeway).
+	if !s.cfg.Now().Before(c.ExpiresAt.Add(s.cfg.Leeway)) {
+		return nil // refused everywhere already: nothing left to revoke
 	}
 	req := revoker.Request{Type: "token", JTI: c.ID, Exp: expSeconds(c.ExpiresAt), Reason: "rfc7009"}
 	if _, err := s.cfg.Revoker.Revoke(ctx, req, "rfc7009.jti."+idemPart(c.ID)); err != nil {
@@ -631,8 +702,11 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// handleLogoutAll needs a token that is not revoked (see live): logging a
+// subject out everywhere restricts sessions it did not start, so a stolen
+// token already revoked must not keep doing it.
 func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
-	c, err := s.presented(r)
+	c, err := s.live(r)
 	if err != nil {
 		httpx.Fail(w, s.log, err)
 		return
@@ -659,7 +733,9 @@ func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
 }
 
 // presented returns the claims of the request's access token, checked by
-// signature and expiry but not revocation, so logging out twice works.
+// signature and expiry but not revocation, so logging out twice works: a
+// revoked token may still log its own session out (/v1/logout), which only
+// restricts what it already names, never anything else.
 func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
 	raw, err := s.bearer(r)
 	if err != nil {
@@ -671,6 +747,35 @@ func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
 	}
 	if err != nil {
 		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+	}
+	return c, nil
+}
+
+// live returns the claims of the request's access token if it verifies
+// and is not revoked: by the stream (the embedded verifier's full check)
+// nor by what Redis has recorded, so that a revocation recorded but not
+// yet published counts too. A revoked token gets 401 with the reason; when
+// either cannot decide (verifier not ready or stale, Redis down), 503.
+func (s *Server) live(r *http.Request) (*verifier.Claims, error) {
+	raw, err := s.bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.verifier.Verify(r.Context(), raw)
+	if errors.Is(err, verifier.ErrUnavailable) {
+		return nil, httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now (%s), retry", verifier.Reason(err))
+	}
+	if err != nil {
+		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+	}
+	err = s.cfg.Store.Check(r.Context(), store.Query{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, IssuedAt: c.IssuedAt})
+	for _, revoked := range []error{verifier.ErrKeyRevoked, verifier.ErrTokenRevoked, verifier.ErrSessionRevoked, verifier.ErrSubjectRevoked} {
+		if errors.Is(err, revoked) {
+			return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(revoked)}
+		}
+	}
+	if err != nil {
+		return nil, s.storeDown(err)
 	}
 	return c, nil
 }

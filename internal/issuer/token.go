@@ -10,16 +10,30 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
 var b64 = base64.RawURLEncoding
 
-// reservedClaims are the claims the issuer sets itself; session claims may
-// not name them.
-var reservedClaims = map[string]bool{
-	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true,
-	"iat": true, "jti": true, "sid": true, "cnf": true, "client_id": true,
+// reservedClaims are the registered claims and those the issuer sets
+// itself; session claims may not name them (see reservedClaim).
+var reservedClaims = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "cnf", "client_id"}
+
+// reservedClaim reports whether name is a reserved claim under Unicode case
+// folding ("ſub", "SUB"): readers built on encoding/json match claim names
+// that way, so such a claim would stand in for the real one.
+func reservedClaim(name string) bool {
+	for _, r := range reservedClaims {
+		if strings.EqualFold(name, r) {
+			return true
+		}
+	}
+	return false
 }
+
+// errTokenTooLarge: the access token would exceed what verifiers accept.
+var errTokenTooLarge = errors.New("issuer: access token larger than verifiers accept")
 
 // numericDate encodes t as a JWT NumericDate with microsecond precision
 // (1763812854.123456), so a token and a logout can be told apart within the
@@ -55,14 +69,18 @@ type accessToken struct {
 	expiry time.Time
 }
 
-// mint signs an access token with the signing key and returns it and its
+// mint signs an access token with the active signing key (errKeysRevoked
+// when there is none) and returns it and its
 // jti. The registered claims are written after the session's extra claims,
-// so the extras can never override them.
+// so the extras can never override them; a reserved name in any spelling
+// (a session stored before that rule) is dropped. It refuses, with
+// errTokenTooLarge, a token that signed by any configured key would exceed
+// the verifiers' default MaxTokenSize.
 func (s *Server) mint(t accessToken) (string, string, error) {
 	jti := randomID()
 	claims := make(map[string]any, len(t.extra)+8)
 	for k, v := range t.extra {
-		if !reservedClaims[k] {
+		if !reservedClaim(k) {
 			claims[k] = v
 		}
 	}
@@ -81,12 +99,25 @@ func (s *Server) mint(t accessToken) (string, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("issuer: encode claims: %w", err)
 	}
-	signing := s.header + "." + b64.EncodeToString(payload)
-	sig, err := s.signer.method.Sign(signing, s.signer.priv)
+	if s.maxFrame+b64.EncodedLen(len(payload)) > verifier.DefaultMaxTokenSize {
+		return "", "", errTokenTooLarge
+	}
+	key := s.keys.active()
+	if key == nil {
+		return "", "", errKeysRevoked
+	}
+	signing := key.header + "." + b64.EncodeToString(payload)
+	sig, err := key.method.Sign(signing, key.priv)
 	if err != nil {
 		return "", "", fmt.Errorf("issuer: sign: %w", err)
 	}
 	return signing + "." + b64.EncodeToString(sig), jti, nil
+}
+
+// frameLen is the length of a token signed by k, without its claims
+// segment: header, two dots, signature.
+func frameLen(k signer) int {
+	return len(encodedHeader(k)) + 2 + b64.EncodedLen(k.sigLen)
 }
 
 // encodedHeader returns base64url of the JWS header for k.

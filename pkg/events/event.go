@@ -223,7 +223,7 @@ func (e Event) Validate() error {
 			return fmt.Errorf("%w: %s in a %s event", ErrUnexpectedField, f.name, e.Kind)
 		}
 	}
-	if err := checkValue(field, e.Value()); err != nil {
+	if err := ValidValue(e.Kind, e.Value()); err != nil {
 		return err
 	}
 	if err := checkText("reason", e.Reason); err != nil {
@@ -250,7 +250,17 @@ func checkID(id string) error {
 	return nil
 }
 
-func checkValue(name, v string) error {
+// ValidValue reports whether v can be the identifier an event of kind k
+// revokes (its jti, sid, sub or kid): 1 to [MaxValueLen] bytes of UTF-8
+// without control characters. Issuers and verifiers call it so that no
+// token carries an identifier a revocation could not name. The error wraps
+// [ErrMissingField] for an empty v, [ErrBadValue] otherwise, or
+// [ErrUnknownKind]; it never quotes v.
+func ValidValue(k Kind, v string) error {
+	name, ok := subjectToken[k]
+	if !ok {
+		return ErrUnknownKind
+	}
 	if v == "" {
 		return fmt.Errorf("%w: %s", ErrMissingField, name)
 	}

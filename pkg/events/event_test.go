@@ -440,3 +440,38 @@ func TestReissued(t *testing.T) {
 		}
 	}
 }
+
+// TestValidValue: the one rule for identifiers a revocation can name, for
+// every kind: empty, too long, invalid UTF-8 and control characters (C0,
+// DEL, C1) are refused; printable UTF-8 up to MaxValueLen is accepted.
+func TestValidValue(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   string
+		wantErr error
+	}{
+		{name: "ascii", value: "user-42"},
+		{name: "unicode", value: "jürgen ſ K"},
+		{name: "longest", value: strings.Repeat("a", MaxValueLen)},
+		{name: "empty", value: "", wantErr: ErrMissingField},
+		{name: "too long", value: strings.Repeat("a", MaxValueLen+1), wantErr: ErrBadValue},
+		{name: "nul", value: "a\x00b", wantErr: ErrBadValue},
+		{name: "newline", value: "a\nb", wantErr: ErrBadValue},
+		{name: "del", value: "a\x7fb", wantErr: ErrBadValue},
+		{name: "c1 control", value: "a\u0085b", wantErr: ErrBadValue},
+		{name: "invalid utf-8", value: "a\xffb", wantErr: ErrBadValue},
+	}
+	for _, k := range Kinds() {
+		for _, tt := range tests {
+			t.Run(string(k)+"/"+tt.name, func(t *testing.T) {
+				err := ValidValue(k, tt.value)
+				if !errors.Is(err, tt.wantErr) || (tt.wantErr != nil && !errors.Is(err, ErrInvalid)) {
+					t.Fatalf("ValidValue = %v, want %v", err, tt.wantErr)
+				}
+			})
+		}
+	}
+	if err := ValidValue("tenant", "x"); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+}

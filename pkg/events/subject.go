@@ -19,13 +19,10 @@ var subjectToken = map[Kind]string{KindToken: "jti", KindSession: "sid", KindSub
 // latest message of each (MaxMsgsPerSubject 1), so replay costs what is
 // revoked now, not the whole history.
 func Subject(kind Kind, value string) (string, error) {
-	tok, ok := subjectToken[kind]
-	if !ok {
-		return "", ErrUnknownKind
-	}
-	if err := checkValue(tok, value); err != nil {
+	if err := ValidValue(kind, value); err != nil {
 		return "", err
 	}
+	tok := subjectToken[kind]
 	return SubjectPrefix + "." + tok + "." + base64.RawURLEncoding.EncodeToString([]byte(value)), nil
 }
 
@@ -51,7 +48,7 @@ func ParseSubject(s string) (Kind, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("%w: subject value is not base64url", ErrBadValue)
 	}
-	if err := checkValue(string(kind), string(raw)); err != nil {
+	if err := ValidValue(kind, string(raw)); err != nil {
 		return "", "", err
 	}
 	return kind, string(raw), nil

@@ -1,7 +1,6 @@
 package verifier
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,7 +40,11 @@ type Claims struct {
 }
 
 // Decode unmarshals the token's whole claims set into v (a pointer to a
-// struct or map), for private claims such as roles or tenant.
+// struct or map), for private claims such as roles or tenant. The verifier
+// has refused any token with a claim name given twice. Decode uses
+// encoding/json, which matches struct field names case-insensitively (with
+// Unicode folding): read registered claims from the Claims fields, which
+// were read by their exact names, not through Decode.
 func (c *Claims) Decode(v any) error {
 	parts := strings.SplitN(c.raw, ".", 3)
 	if len(parts) != 3 {
@@ -61,18 +64,6 @@ func (c *Claims) Decode(v any) error {
 // truncates to its package-wide TimePrecision (a second by default), and the
 // logout-epoch comparison needs sub-second precision.
 type preciseDate struct{ time.Time }
-
-func (d *preciseDate) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	t, err := parseNumericDate(string(b))
-	if err != nil {
-		return err
-	}
-	d.Time = t
-	return nil
-}
 
 var errBadDate = errors.New("verifier: numeric date is not a number of seconds")
 
@@ -125,14 +116,61 @@ func parseNumericDate(s string) (time.Time, error) {
 // tokenClaims is what the parser decodes; it implements jwt.Claims so the
 // golang-jwt validator checks exp, nbf, iat, iss and aud.
 type tokenClaims struct {
-	Issuer    string           `json:"iss"`
-	Subject   string           `json:"sub"`
-	Audience  jwt.ClaimStrings `json:"aud"`
-	ExpiresAt preciseDate      `json:"exp"`
-	NotBefore preciseDate      `json:"nbf"`
-	IssuedAt  preciseDate      `json:"iat"`
-	ID        string           `json:"jti"`
-	SessionID string           `json:"sid"`
+	Issuer    string
+	Subject   string
+	Audience  jwt.ClaimStrings
+	ExpiresAt preciseDate
+	NotBefore preciseDate
+	IssuedAt  preciseDate
+	ID        string
+	SessionID string
+}
+
+// decodeClaims reads the claims the verifier uses from the claims set b,
+// each by its exact name (see readObject); a null claim is an absent one.
+func decodeClaims(b []byte) (tokenClaims, error) {
+	var (
+		tc  tokenClaims
+		buf [smallObject]member
+	)
+	members, err := readObject(b, buf[:])
+	if errors.Is(err, errDuplicateName) {
+		return tc, fail(ErrMalformed, "a claim appears twice")
+	}
+	if err != nil {
+		return tc, fail(ErrMalformed, "claims are not a valid json object")
+	}
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"iss", &tc.Issuer}, {"sub", &tc.Subject}, {"jti", &tc.ID}, {"sid", &tc.SessionID}} {
+		if raw := lookup(members, f.name); raw != nil {
+			var ok bool
+			if *f.dst, ok = stringValue(raw); !ok {
+				return tc, fail(ErrMalformed, f.name+" is not a string")
+			}
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		dst  *preciseDate
+	}{{"exp", &tc.ExpiresAt}, {"nbf", &tc.NotBefore}, {"iat", &tc.IssuedAt}} {
+		if raw := lookup(members, f.name); raw != nil {
+			t, err := parseNumericDate(string(raw))
+			if err != nil {
+				return tc, fail(ErrMalformed, f.name+" is not a numeric date")
+			}
+			f.dst.Time = t
+		}
+	}
+	if raw := lookup(members, "aud"); raw != nil {
+		if s, ok := stringValue(raw); ok {
+			tc.Audience = jwt.ClaimStrings{s}
+		} else if err := json.Unmarshal(raw, &tc.Audience); err != nil {
+			return tc, fail(ErrMalformed, "aud is not a string or an array of strings")
+		}
+	}
+	return tc, nil
 }
 
 func numericDate(d preciseDate) (*jwt.NumericDate, error) {

@@ -1,9 +1,9 @@
 package verifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +16,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/feed"
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
 	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Verifier checks access tokens locally: signature, claims, then the
@@ -298,29 +299,19 @@ func classifyRevocation(err error) error {
 	return &verifyError{class: ErrUnavailable, reason: ErrStale, cause: err}
 }
 
-// jwsHeader is the protected header. The fields that name key material or
-// extensions are only tested for presence: following them would let the
-// token choose the key that verifies it, so any of them refuses the token.
-type jwsHeader struct {
-	Alg any `json:"alg"`
-	Kid any `json:"kid"`
-	Typ any `json:"typ"`
+// refusedParams are the header parameters that name key material or
+// extensions. Following them would let the token choose the key that
+// verifies it, so any of them refuses the token; they are matched under
+// case folding too, since other JOSE readers built on encoding/json would
+// honour "JKU".
+var refusedParams = [...]string{"jku", "x5u", "jwk", "x5c", "crit", "b64"}
 
-	Jku  json.RawMessage `json:"jku"`
-	X5u  json.RawMessage `json:"x5u"`
-	Jwk  json.RawMessage `json:"jwk"`
-	X5c  json.RawMessage `json:"x5c"`
-	Crit json.RawMessage `json:"crit"`
-	B64  json.RawMessage `json:"b64"`
-}
-
-func (h *jwsHeader) refused() string {
-	for _, f := range [...]struct {
-		name string
-		raw  json.RawMessage
-	}{{"jku", h.Jku}, {"x5u", h.X5u}, {"jwk", h.Jwk}, {"x5c", h.X5c}, {"crit", h.Crit}, {"b64", h.B64}} {
-		if f.raw != nil {
-			return f.name
+func refusedParam(header []member) string {
+	for _, m := range header {
+		for _, name := range refusedParams {
+			if bytes.EqualFold(m.name, []byte(name)) {
+				return name
+			}
 		}
 	}
 	return ""
@@ -349,22 +340,27 @@ func (v *Verifier) parse(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fail(ErrMalformed, "header is not base64url")
 	}
-	var h jwsHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
+	// Header parameters are read by their exact names (see readObject).
+	var hbuf [smallObject]member
+	header, err := readObject(hb, hbuf[:])
+	if errors.Is(err, errDuplicateName) {
+		return nil, fail(ErrMalformed, "a header parameter appears twice")
+	}
+	if err != nil {
 		return nil, fail(ErrMalformed, "header is not a json object")
 	}
-	alg, _ := h.Alg.(string)
+	alg, _ := stringValue(lookup(header, "alg"))
 	method, ok := v.methods[alg]
 	if !ok {
 		return nil, fail(ErrAlgorithm, "")
 	}
-	if name := h.refused(); name != "" {
+	if name := refusedParam(header); name != "" {
 		return nil, fail(ErrHeader, "header "+name+" is refused")
 	}
-	if h.Typ != nil && !acceptedType(h.Typ) {
+	if typ := lookup(header, "typ"); typ != nil && !acceptedType(typ) {
 		return nil, fail(ErrHeader, "typ is not at+jwt")
 	}
-	kid, ok := h.Kid.(string)
+	kid, ok := stringValue(lookup(header, "kid"))
 	if !ok || !validKID(kid) {
 		return nil, fail(ErrHeader, "kid missing or not a short printable string")
 	}
@@ -391,20 +387,22 @@ func (v *Verifier) parse(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fail(ErrMalformed, "claims are not base64url")
 	}
-	var tc tokenClaims
-	if err := json.Unmarshal(cb, &tc); err != nil {
-		return nil, fail(ErrMalformed, "claims are not a valid json object")
+	tc, err := decodeClaims(cb)
+	if err != nil {
+		return nil, err
 	}
 	if err := v.validator.Validate(&tc); err != nil {
 		return nil, classifyClaims(err)
 	}
+	// sub, jti and sid must be values a revocation can name (pkg/events
+	// owns that rule): a token no logout could reach is refused.
 	switch {
-	case tc.Subject == "" || len(tc.Subject) > 256:
-		return nil, fail(ErrClaims, "sub missing or longer than 256 bytes")
-	case tc.ID == "" || len(tc.ID) > 256:
-		return nil, fail(ErrClaims, "jti missing or longer than 256 bytes")
-	case len(tc.SessionID) > 256:
-		return nil, fail(ErrClaims, "sid longer than 256 bytes")
+	case events.ValidValue(events.KindSubject, tc.Subject) != nil:
+		return nil, fail(ErrClaims, "sub missing, longer than 256 bytes or not printable")
+	case events.ValidValue(events.KindToken, tc.ID) != nil:
+		return nil, fail(ErrClaims, "jti missing, longer than 256 bytes or not printable")
+	case tc.SessionID != "" && events.ValidValue(events.KindSession, tc.SessionID) != nil:
+		return nil, fail(ErrClaims, "sid longer than 256 bytes or not printable")
 	case tc.IssuedAt.IsZero():
 		return nil, fail(ErrClaims, "iat missing")
 	case tc.ExpiresAt.Sub(tc.IssuedAt.Time) > v.cfg.MaxTokenLifetime:
@@ -448,8 +446,8 @@ func classifyClaims(err error) error {
 	return fail(ErrClaims, "")
 }
 
-func acceptedType(typ any) bool {
-	s, ok := typ.(string)
+func acceptedType(typ []byte) bool {
+	s, ok := stringValue(typ)
 	if !ok {
 		return false
 	}
