@@ -1,6 +1,7 @@
 package revoker
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -102,4 +103,22 @@ func TestIntrospectionCountsRecorded(t *testing.T) {
 		t.Fatalf("Redis down: introspection %d %s, want 503", a.status, a.body)
 	}
 	a.errorBody(t)
+}
+
+// TestTokenWithinLeeway: a token past its exp but inside the verifiers'
+// leeway is still accepted by them, so its revocation is accepted too (and,
+// like every jti revocation, held for the longest token lifetime); past
+// exp+leeway there is nothing left to revoke.
+func TestTokenWithinLeeway(t *testing.T) {
+	e := newEnv(t, nil) // Leeway: verifier.DefaultLeeway (5s)
+	within := time.Now().Add(-2 * time.Second).Unix()
+	res := e.revokeJSON(t, fmt.Sprintf(`{"type":"token","jti":"j-leeway","exp":%d}`, within), "").result(t)
+	ev, _ := e.lastEvent(t, events.KindToken, "j-leeway")
+	if ev.ID != res.ID || ev.Expiry.Before(time.Now().Add(50*time.Minute)) {
+		t.Fatalf("stream holds %+v, want %s held about an hour", ev, res.ID)
+	}
+	past := time.Now().Add(-10 * time.Second).Unix()
+	if a := e.revokeJSON(t, fmt.Sprintf(`{"type":"token","jti":"j-gone","exp":%d}`, past), ""); a.status != http.StatusBadRequest {
+		t.Fatalf("exp+leeway passed: %d %s, want 400", a.status, a.body)
+	}
 }
