@@ -6,6 +6,7 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -18,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -95,15 +97,87 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if !utf8.Valid(body) {
 		return BadRequest("body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return BadRequest("body is not the expected JSON object: %s", shorten(err.Error()))
+		return JSONError(err)
+	}
+	// A json.RawMessage or an interface target takes any value; the API
+	// promises an object.
+	if b := bytes.TrimLeft(body, " \t\r\n"); b[0] != '{' {
+		return BadRequest("body must be a JSON object")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return BadRequest("data after the JSON object")
 	}
 	return nil
+}
+
+// JSONError turns an error of json.Decoder.Decode (strict: unknown fields
+// disallowed) into a 400 saying what is wrong in the client's terms — the
+// field and the JSON type it must have, or where the syntax breaks — never
+// Go type names.
+func JSONError(err error) *Error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return BadRequest("body is empty: want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return BadRequest("body is not valid JSON: it ends before the object is complete")
+	case errors.As(err, &syntax):
+		return BadRequest("body is not valid JSON at offset %d", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return BadRequest("body must be a JSON object")
+		}
+		return BadRequest("field %q must be %s", shorten(typ.Field), jsonKind(typ.Type, typ.Value))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		// encoding/json has no type for this one; the name is quoted raw.
+		return BadRequest("unknown field %q", shorten(strings.TrimSuffix(strings.TrimPrefix(name, `"`), `"`)))
+	}
+	// A type's own UnmarshalJSON failed: its message is not ours to show.
+	return BadRequest("body has a value of the wrong form")
+}
+
+// jsonKind names, in JSON's terms, what a value decoded into t must be;
+// got is encoding/json's description of what came ("number 300", "string").
+func jsonKind(t reflect.Type, got string) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "of another type"
+	}
+	number := strings.HasPrefix(got, "number")
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if number {
+			return "a whole number in range"
+		}
+		return "a number"
+	case reflect.Float32, reflect.Float64:
+		if number {
+			return "a number in range"
+		}
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "of another type"
 }
 
 // ParseForm reads an application/x-www-form-urlencoded body of at most max

@@ -48,6 +48,50 @@ func TestDecodeJSON(t *testing.T) {
 	}
 }
 
+// TestDecodeJSONSaysWhatIsWrong: a refused body is described in the
+// client's terms (fields, JSON types, offsets), never with Go's type names.
+func TestDecodeJSONSaysWhatIsWrong(t *testing.T) {
+	type login struct {
+		Username string            `json:"username"`
+		Age      *uint8            `json:"age"`
+		Admin    bool              `json:"admin"`
+		Tags     []string          `json:"tags"`
+		Claims   map[string]string `json:"claims"`
+	}
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{name: "array", body: `[{"username":"alice"}]`, want: "body must be a JSON object"},
+		{name: "string", body: `"alice"`, want: "body must be a JSON object"},
+		{name: "null", body: `null`, want: "body must be a JSON object"},
+		{name: "number field", body: `{"username":1}`, want: `field "username" must be a string`},
+		{name: "bool field", body: `{"admin":"yes"}`, want: `field "admin" must be true or false`},
+		{name: "out of range", body: `{"age":300}`, want: `field "age" must be a whole number in range`},
+		{name: "array field", body: `{"tags":"a"}`, want: `field "tags" must be an array`},
+		{name: "array element", body: `{"tags":[1]}`, want: `field "tags" must be a string`},
+		{name: "object field", body: `{"claims":[]}`, want: `field "claims" must be an object`},
+		{name: "unknown field", body: `{"username":"alice","x":1}`, want: `unknown field "x"`},
+		{name: "syntax", body: `{"username":}`, want: "body is not valid JSON at offset 13"},
+		{name: "truncated", body: `{"username":"alice"`, want: "body is not valid JSON: it ends before the object is complete"},
+		{name: "empty", body: ``, want: "body is empty: want a JSON object"},
+		{name: "trailing", body: `{} {}`, want: "data after the JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/json")
+			var v login
+			err := DecodeJSON(httptest.NewRecorder(), r, 0, &v)
+			var he *Error
+			if !errors.As(err, &he) || he.Status != 400 || he.Description != tt.want {
+				t.Fatalf("DecodeJSON(%s) = %v, want 400 %q", tt.body, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseForm(t *testing.T) {
 	tests := []struct {
 		name, contentType, body string
