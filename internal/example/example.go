@@ -73,17 +73,14 @@ func (s *Server) Close() { s.v.Close() }
 // Handler serves GET /v1/me behind the verifier's middleware, plus
 // /healthz, /readyz and /metrics.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httpx.NewMux()
 	auth := s.v.Middleware(verifier.MiddlewareConfig{Cookie: s.cfg.Cookie, Realm: "example"})
-	mux.Handle("GET /v1/me", auth(http.HandlerFunc(s.me)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle(http.MethodGet, "/v1/me", auth(http.HandlerFunc(s.me)))
+	mux.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("GET /readyz", s.v.ReadyHandler())
-	mux.Handle("GET /metrics", s.metrics)
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
+	mux.Handle(http.MethodGet, "/readyz", s.v.ReadyHandler())
+	mux.Handle(http.MethodGet, "/metrics", s.metrics)
 	return mux
 }
 

@@ -289,13 +289,56 @@ func (c *Credentials) Require(next http.Handler) http.Handler {
 	})
 }
 
-// Health adds /healthz (the process answers: liveness, never dependent on
-// NATS or Redis) and /readyz (ready() == nil) to mux.
-func Health(mux *http.ServeMux, ready func(context.Context) error) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+// Mux routes requests by method and path like http.ServeMux, with the
+// answers every service owes a client that asks for something else: a known
+// path with another method gets a JSON 405 with Allow, an unknown path a
+// JSON 404. Register everything before serving; it is then safe for
+// concurrent use.
+type Mux struct {
+	mux *http.ServeMux
+	// allow lists the methods of each path, in registration order.
+	allow map[string][]string
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux {
+	m := &Mux{mux: http.NewServeMux(), allow: map[string][]string{}}
+	m.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return m
+}
+
+// Handle serves method (GET also serves HEAD) on the exact path.
+func (m *Mux) Handle(method, path string, h http.Handler) {
+	m.mux.Handle(method+" "+path, h)
+	if _, known := m.allow[path]; !known {
+		m.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", strings.Join(m.allow[path], ", "))
+			WriteError(w, http.StatusMethodNotAllowed, "invalid_request",
+				"method not allowed: use "+strings.Join(m.allow[path], " or "))
+		})
+	}
+	m.allow[path] = append(m.allow[path], method)
+	if method == http.MethodGet {
+		m.allow[path] = append(m.allow[path], http.MethodHead)
+	}
+}
+
+// HandleFunc is Handle for a function.
+func (m *Mux) HandleFunc(method, path string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(method, path, http.HandlerFunc(f))
+}
+
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
+
+// Health adds GET /healthz (the process answers: liveness, never dependent
+// on NATS or Redis) and GET /readyz (ready() == nil) to mux.
+func Health(mux *Mux, ready func(context.Context) error) {
+	mux.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(http.MethodGet, "/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {
 			w.Header().Set("Retry-After", "1")
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
@@ -305,6 +348,42 @@ func Health(mux *http.ServeMux, ready func(context.Context) error) {
 	})
 }
 
+// Header limits. net/http answers a request whose header exceeds the
+// server's MaxHeaderBytes itself, in plain text, before any handler runs; so
+// the server's bound is net/http's default, 1 MiB (bytes stay bounded), and
+// [LimitHeader] refuses anything over MaxHeaderBytes with a JSON 431.
+const (
+	MaxHeaderBytes      = 32 << 10
+	serverMaxHeaderSize = 1 << 20
+)
+
+// LimitHeader answers a JSON 431 to a request whose request line and header
+// together exceed MaxHeaderBytes (as sent over HTTP/1.1), and passes every
+// other request to next. Listen applies it to every service.
+func LimitHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerSize(r) > MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			WriteError(w, http.StatusRequestHeaderFieldsTooLarge, "invalid_request",
+				fmt.Sprintf("request header larger than %d bytes", MaxHeaderBytes))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerSize is the size of r's request line and header on the wire.
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 // "GET /x HTTP/1.1\r\n"
+	n += len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	return n
+}
+
 // Server is an http.Server that listens when created, so a busy port fails
 // at start, and serves until its context ends.
 type Server struct {
@@ -312,19 +391,23 @@ type Server struct {
 	srv *http.Server
 }
 
-// Listen listens on addr (":0" picks a free port) for handler.
+// Listen listens on addr (":0" picks a free port) for handler, with
+// [LimitHeader] in front of it.
 func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
 	}
+	if handler == nil {
+		handler = NewMux() // until SetHandler: JSON 404s
+	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           LimitHeader(handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    serverMaxHeaderSize,
 	}
 	if log != nil {
 		srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -334,7 +417,7 @@ func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error
 
 // SetHandler sets the handler; only before Serve (for services that need
 // to know their own address before they can be built).
-func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = h }
+func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = LimitHeader(h) }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

@@ -113,22 +113,13 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every endpoint. Unknown paths get a
 // JSON 404, known paths with the wrong method a JSON 405.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
-	mux.Handle("POST /oauth2/introspect", s.creds.Require(http.HandlerFunc(s.handleIntrospect)))
-	for _, p := range []string{"/v1/revocations", "/oauth2/introspect"} {
-		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Allow", http.MethodPost)
-			httpx.WriteError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed: use POST")
-		})
-	}
+	mux := httpx.NewMux()
+	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
+	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.Require(http.HandlerFunc(s.handleIntrospect)))
 	httpx.Health(mux, s.Ready)
 	if s.metricsH != nil {
-		mux.Handle("GET /metrics", s.metricsH)
+		mux.Handle(http.MethodGet, "/metrics", s.metricsH)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
 	return mux
 }
 
