@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -332,17 +333,74 @@ func (m *Mux) HandleFunc(method, path string, f func(http.ResponseWriter, *http.
 
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
 
+// NotReady is a readiness failure. /readyz answers without credentials, so
+// only Reason — short, fixed, free of addresses and causes ("redis
+// unreachable", "stream not replayed") — is shown; Err, the detail, goes to
+// the log.
+type NotReady struct {
+	Reason string
+	Err    error
+}
+
+// NotReadyBecause returns a *NotReady with reason and its cause (may be nil).
+func NotReadyBecause(reason string, cause error) error {
+	return &NotReady{Reason: reason, Err: cause}
+}
+
+func (e *NotReady) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *NotReady) Unwrap() error { return e.Err }
+
+// publicReason is what /readyz may say about err.
+func publicReason(err error) string {
+	if nr, ok := errors.AsType[*NotReady](err); ok {
+		return nr.Reason
+	}
+	return "not ready"
+}
+
 // Health adds GET /healthz (the process answers: liveness, never dependent
-// on NATS or Redis) and GET /readyz (ready() == nil) to mux.
-func Health(mux *Mux, ready func(context.Context) error) {
+// on NATS or Redis) and GET /readyz (ready() == nil) to mux. A failing
+// /readyz shows only the [NotReady] reason of ready's error; the whole error
+// is logged to log (nil: slog.Default()) once per change of reason, not on
+// every probe.
+func Health(mux *Mux, ready func(context.Context) error, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var (
+		mu   sync.Mutex // guards last
+		last = "starting"
+	)
+	changed := func(reason string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if reason == last {
+			return false
+		}
+		last = reason
+		return true
+	}
 	mux.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc(http.MethodGet, "/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {
+			reason := publicReason(err)
+			if changed(reason) {
+				log.Warn("not ready", "reason", reason, "err", err)
+			}
 			w.Header().Set("Retry-After", "1")
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
 			return
+		}
+		if changed("") {
+			log.Info("ready")
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})

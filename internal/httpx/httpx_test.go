@@ -1,7 +1,11 @@
 package httpx
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -165,5 +169,46 @@ func TestFailHidesInternalErrors(t *testing.T) {
 	Fail(rec, nil, Errorf(503, "temporarily_unavailable", "nats down"))
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("503 without Retry-After: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// TestHealthShowsOnlyTheReason: /readyz shows a NotReady's reason and
+// nothing of any other error; the detail is logged once per change.
+func TestHealthShowsOnlyTheReason(t *testing.T) {
+	var logs strings.Builder
+	var readyErr error
+	mux := NewMux()
+	Health(mux, func(context.Context) error { return readyErr }, slog.New(slog.NewTextHandler(&logs, nil)))
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantReason string
+		wantLogs   int // "not ready" lines logged so far
+	}{
+		{name: "redis down", err: fmt.Errorf("issuer: %w", NotReadyBecause("redis unreachable", errors.New("dial tcp 10.0.0.7:6379: connection refused"))),
+			wantStatus: 503, wantReason: "redis unreachable", wantLogs: 1},
+		{name: "still down", err: NotReadyBecause("redis unreachable", errors.New("dial tcp 10.0.0.7:6379: i/o timeout")),
+			wantStatus: 503, wantReason: "redis unreachable", wantLogs: 1},
+		{name: "untyped error", err: errors.New("secret detail at 10.0.0.7"), wantStatus: 503, wantReason: "not ready", wantLogs: 2},
+		{name: "ready", wantStatus: 200, wantLogs: 2},
+	}
+	for _, tt := range tests {
+		readyErr = tt.err
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var body map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != tt.wantStatus || body["reason"] != tt.wantReason {
+			t.Fatalf("%s: %d %s, want %d reason %q", tt.name, rec.Code, rec.Body, tt.wantStatus, tt.wantReason)
+		}
+		if strings.Contains(rec.Body.String(), "10.0.0.7") {
+			t.Fatalf("%s: /readyz shows internals: %s", tt.name, rec.Body)
+		}
+		if n := strings.Count(logs.String(), `msg="not ready"`); n != tt.wantLogs {
+			t.Fatalf("%s: %d \"not ready\" log lines, want %d:\n%s", tt.name, n, tt.wantLogs, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("the detail is not logged:\n%s", logs.String())
 	}
 }

@@ -190,7 +190,7 @@ func (s *Server) Run(ctx context.Context) error { return s.verifier.Run(ctx) }
 // verifier is used only to inspect tokens, which needs no stream state.)
 func (s *Server) Ready(ctx context.Context) error {
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("issuer: redis: %w", err)
+		return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("redis unreachable", err))
 	}
 	return nil
 }
@@ -226,7 +226,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(s.jwks)
 	}))
-	httpx.Health(mux, s.Ready)
+	httpx.Health(mux, s.Ready, s.log)
 	if s.metricsHandler != nil {
 		mux.Handle("GET", "/metrics", s.metricsHandler)
 	}

@@ -1,9 +1,16 @@
 package revoker
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 )
 
 // TestBadBodySaysWhatIsWrong: a refused revocation body is described in
@@ -31,5 +38,56 @@ func TestBadBodySaysWhatIsWrong(t *testing.T) {
 				t.Fatalf("description shows Go internals: %q", desc)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestReadyzShowsNoInternals: /readyz answers without credentials, so with
+// Redis down it names the reason, not the address or the dial error; the
+// detail is logged once for the change, not once per probe.
+func TestReadyzShowsNoInternals(t *testing.T) {
+	var logs lockedBuffer
+	e := newEnv(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	e.redis.Stop()
+	for range 3 {
+		a := e.do(t, http.MethodGet, "/readyz", "", nil, nil)
+		var body map[string]string
+		if err := json.Unmarshal(a.body, &body); err != nil || a.status != http.StatusServiceUnavailable ||
+			body["reason"] != "redis unreachable" {
+			t.Fatalf("/readyz with Redis down: %d %s, want 503 reason \"redis unreachable\"", a.status, a.body)
+		}
+		if strings.Contains(string(a.body), e.redis.Addr()) || strings.Contains(string(a.body), "dial") {
+			t.Fatalf("/readyz shows internals: %s", a.body)
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"not ready"`); n != 1 {
+		t.Fatalf("%d \"not ready\" log lines for one change, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), e.redis.Addr()) {
+		t.Fatalf("the log lacks the detail (Redis address):\n%s", logs.String())
+	}
+	e.redis.Restart(t)
+	eventually.True(t, 10*time.Second, "/readyz 200 after Redis restarted", func() bool {
+		return e.do(t, http.MethodGet, "/readyz", "", nil, nil).status == http.StatusOK
+	})
+	if n := strings.Count(logs.String(), `"msg":"ready"`); n != 1 {
+		t.Fatalf("%d \"ready\" log lines, want 1:\n%s", n, logs.String())
 	}
 }

@@ -116,7 +116,7 @@ func (s *Server) Handler() http.Handler {
 	mux := httpx.NewMux()
 	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
 	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.Require(http.HandlerFunc(s.handleIntrospect)))
-	httpx.Health(mux, s.Ready)
+	httpx.Health(mux, s.Ready, s.cfg.Logger)
 	if s.metricsH != nil {
 		mux.Handle(http.MethodGet, "/metrics", s.metricsH)
 	}
@@ -166,18 +166,19 @@ func (s *Server) Run(ctx context.Context) error {
 // [ErrNotReady] says what is missing.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.streamReady.Load() {
-		return fmt.Errorf("%w: revocation stream not ensured yet", ErrNotReady)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("stream not ensured yet", nil))
 	}
 	if st := s.cfg.JetStream.Conn().Status(); st != nats.CONNECTED {
-		return fmt.Errorf("%w: nats %s", ErrNotReady, st)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("nats disconnected", fmt.Errorf("nats %s", st)))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: redis: %w", ErrNotReady, err)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("redis unreachable", err))
 	}
 	if h := s.verifier.Health(); !h.Deciding() {
-		return fmt.Errorf("%w: embedded verifier cannot decide (ready=%t stale=%t)", ErrNotReady, h.Ready, h.Stale)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause(h.Reason(),
+			fmt.Errorf("embedded verifier cannot decide (ready=%t stale=%t over_capacity=%t)", h.Ready, h.Stale, h.OverCapacity)))
 	}
 	return nil
 }
