@@ -239,12 +239,14 @@ func shorten(s string) string {
 	return s
 }
 
-// Credentials checks service credentials (Authorization: Bearer <key>).
+// Credentials checks service credentials (Authorization: Bearer <key>;
+// with [Credentials.AllowBasic] also HTTP Basic client authentication).
 // Several keys may be valid at once, for rotation. Comparison is in
 // constant time over SHA-256 digests, so neither content nor length leaks.
 // A Credentials is safe for concurrent use.
 type Credentials struct {
 	digests [][sha256.Size]byte
+	basic   bool
 }
 
 // NewCredentials returns Credentials accepting any of keys; it refuses an
@@ -263,12 +265,41 @@ func NewCredentials(keys ...string) (*Credentials, error) {
 	return c, nil
 }
 
+// AllowBasic returns Credentials with the same keys that also accept HTTP
+// Basic client authentication (RFC 7662 §2.1, RFC 6749 §2.3.1): the password
+// is the key, the username a client id, any non-empty value. For endpoints
+// whose standard clients send Basic, such as token introspection.
+func (c *Credentials) AllowBasic() *Credentials {
+	return &Credentials{digests: c.digests, basic: true}
+}
+
 // Valid reports whether the request carries one of the keys.
 func (c *Credentials) Valid(r *http.Request) bool {
 	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+	switch {
+	case !ok:
+		return false
+	case strings.EqualFold(scheme, "Bearer"):
+	case c.basic && strings.EqualFold(scheme, "Basic"):
+		user, password, ok := r.BasicAuth()
+		if !ok || user == "" || password == "" {
+			return false
+		}
+		// RFC 6749 §2.3.1: clients form-encode the secret before base64;
+		// many do not. Either form of a key is that key.
+		if dec, err := url.QueryUnescape(password); err == nil && dec != password {
+			return c.match(password) || c.match(dec)
+		}
+		key = password
+	default:
 		return false
 	}
+	return key != "" && c.match(key)
+}
+
+// match reports, in constant time over the digests, whether key is one of
+// the keys.
+func (c *Credentials) match(key string) bool {
 	d := sha256.Sum256([]byte(key))
 	match := 0
 	for _, want := range c.digests {
@@ -283,6 +314,9 @@ func (c *Credentials) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !c.Valid(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="jwtrevoke-service"`)
+			if c.basic {
+				w.Header().Add("WWW-Authenticate", `Basic realm="jwtrevoke-service", charset="UTF-8"`)
+			}
 			WriteError(w, http.StatusUnauthorized, "invalid_client", "missing or wrong service credential")
 			return
 		}

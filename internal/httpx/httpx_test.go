@@ -212,3 +212,48 @@ func TestHealthShowsOnlyTheReason(t *testing.T) {
 		t.Fatalf("the detail is not logged:\n%s", logs.String())
 	}
 }
+
+// TestCredentialsBasic: with AllowBasic, HTTP Basic client authentication
+// (the key as password, any non-empty client id, form-encoded or not) is
+// accepted as well as Bearer; without it, Basic is refused.
+func TestCredentialsBasic(t *testing.T) {
+	bearerOnly, err := NewCredentials("key+with/chars=0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBasic := bearerOnly.AllowBasic()
+	basic := func(user, password string) string {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.SetBasicAuth(user, password)
+		return r.Header.Get("Authorization")
+	}
+	tests := []struct {
+		name      string
+		creds     *Credentials
+		authz     string
+		wantValid bool
+	}{
+		{name: "bearer", creds: withBasic, authz: "Bearer key+with/chars=0001", wantValid: true},
+		{name: "basic", creds: withBasic, authz: basic("my-service", "key+with/chars=0001"), wantValid: true},
+		{name: "basic form-encoded", creds: withBasic, authz: basic("my-service", "key%2Bwith%2Fchars%3D0001"), wantValid: true},
+		{name: "basic wrong password", creds: withBasic, authz: basic("my-service", "key+with/chars=0002")},
+		{name: "basic empty client id", creds: withBasic, authz: basic("", "key+with/chars=0001")},
+		{name: "basic empty password", creds: withBasic, authz: basic("my-service", "")},
+		{name: "basic garbage", creds: withBasic, authz: "Basic !!!"},
+		{name: "basic not allowed", creds: bearerOnly, authz: basic("my-service", "key+with/chars=0001")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", nil)
+			r.Header.Set("Authorization", tt.authz)
+			if got := tt.creds.Valid(r); got != tt.wantValid {
+				t.Fatalf("Valid(%q) = %t, want %t", tt.authz, got, tt.wantValid)
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	withBasic.Require(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+	if got := rec.Header().Values("WWW-Authenticate"); len(got) != 2 || !strings.HasPrefix(got[1], "Basic ") {
+		t.Fatalf("401 WWW-Authenticate %q: want Bearer and Basic", got)
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 // TestBadBodySaysWhatIsWrong: a refused revocation body is described in
@@ -89,5 +91,47 @@ func TestReadyzShowsNoInternals(t *testing.T) {
 	})
 	if n := strings.Count(logs.String(), `"msg":"ready"`); n != 1 {
 		t.Fatalf("%d \"ready\" log lines, want 1:\n%s", n, logs.String())
+	}
+}
+
+// TestIntrospectBasicAuth: introspection clients authenticate with HTTP
+// Basic (RFC 7662 §2.1), the service credential as password; the
+// revocation endpoint still takes Bearer only.
+func TestIntrospectBasicAuth(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.iss.Token(t, verifiertest.TokenOptions{Subject: "alice", SessionID: "s-basic"})
+	basic := func(user, password string) string {
+		r, _ := http.NewRequest(http.MethodPost, "/", nil)
+		r.SetBasicAuth(user, password)
+		return r.Header.Get("Authorization")
+	}
+	form := []byte(url.Values{"token": {tok}}.Encode())
+	tests := []struct {
+		name       string
+		path       string
+		authz      string
+		wantStatus int
+	}{
+		{name: "introspect basic", path: "/oauth2/introspect", authz: basic("api-gateway", testCredential), wantStatus: http.StatusOK},
+		{name: "introspect bearer", path: "/oauth2/introspect", authz: "Bearer " + testCredential, wantStatus: http.StatusOK},
+		{name: "introspect basic wrong", path: "/oauth2/introspect", authz: basic("api-gateway", testCredential+"x"), wantStatus: http.StatusUnauthorized},
+		{name: "introspect basic no client id", path: "/oauth2/introspect", authz: basic("", testCredential), wantStatus: http.StatusUnauthorized},
+		{name: "revocations basic", path: "/v1/revocations", authz: basic("api-gateway", testCredential), wantStatus: http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := e.do(t, http.MethodPost, tt.path, "application/x-www-form-urlencoded", form, map[string]string{"Authorization": tt.authz})
+			if a.status != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", a.status, tt.wantStatus, a.body)
+			}
+			if a.status == http.StatusOK && a.introspection(t)["active"] != true {
+				t.Fatalf("introspection of a live token: %s", a.body)
+			}
+			if a.status == http.StatusUnauthorized {
+				if code, _ := a.errorBody(t); code != "invalid_client" {
+					t.Fatalf("error %q, want invalid_client", code)
+				}
+			}
+		})
 	}
 }

@@ -115,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := httpx.NewMux()
 	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
-	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.Require(http.HandlerFunc(s.handleIntrospect)))
+	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.AllowBasic().Require(http.HandlerFunc(s.handleIntrospect)))
 	httpx.Health(mux, s.Ready, s.cfg.Logger)
 	if s.metricsH != nil {
 		mux.Handle(http.MethodGet, "/metrics", s.metricsH)
