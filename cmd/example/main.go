@@ -128,7 +128,7 @@ func serve(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, "")
+	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, "", log)
 	if err != nil {
 		return err
 	}

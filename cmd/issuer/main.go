@@ -203,7 +203,7 @@ func serve(o options, log *slog.Logger) error {
 
 	// The service may start before NATS: it is not ready (and answers 503)
 	// until connected.
-	nc, js, err := process.NATS("jwtrevoke-issuer", o.natsURL, o.natsCreds)
+	nc, js, err := process.NATS("jwtrevoke-issuer", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
 	}

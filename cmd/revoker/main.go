@@ -185,7 +185,7 @@ func logger(o options, w io.Writer) (*slog.Logger, error) {
 func serve(o options, log *slog.Logger) error {
 	// The service may start before NATS: it is not ready (and answers 503)
 	// until connected.
-	nc, js, err := process.NATS("jwtrevoke-revoker", o.natsURL, o.natsCreds)
+	nc, js, err := process.NATS("jwtrevoke-revoker", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
 	}
