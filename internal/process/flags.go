@@ -129,8 +129,8 @@ func (f *Flags) warn(old, cur string) {
 // usage prints, for every flag but the deprecated aliases, its name, type,
 // meaning, environment name and default:
 //
-//	  -listen string
-//	    	HTTP listen address (env JWTREVOKE_LISTEN; default :8081)
+//	-listen string
+//	  	HTTP listen address (env JWTREVOKE_LISTEN; default :8081)
 func (f *Flags) usage() {
 	w := f.Set.Output()
 	fmt.Fprintf(w, "Usage: %s [flags]\n\nEvery flag falls back to JWTREVOKE_<FLAG> (upper case, '-' as '_'); a flag given on the command line wins.\n", f.name)
