@@ -53,6 +53,9 @@ type binaryEnv struct {
 // binaries are the services the image runs, by command name.
 var binaries = []string{"issuer", "revoker", "example"}
 
+// devBinary is dev mode, built beside them (its -h is checked too).
+const devBinary = "jwtrevoke-dev"
+
 // builtBinaries caches the build: once per test process.
 type builtBinaries struct {
 	once sync.Once
@@ -63,8 +66,9 @@ type builtBinaries struct {
 
 var build builtBinaries // the build, shared by the tests of this process
 
-// buildBinaries builds cmd/issuer, cmd/revoker and cmd/example once per
-// test process and returns the directory holding them.
+// buildBinaries builds cmd/issuer, cmd/revoker, cmd/example and
+// cmd/jwtrevoke-dev once per test process and returns the directory
+// holding them.
 func buildBinaries(tb testing.TB) string {
 	tb.Helper()
 	build.once.Do(func() {
@@ -75,7 +79,7 @@ func buildBinaries(tb testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		args := []string{"build", "-o", build.dir + string(filepath.Separator)}
-		for _, b := range binaries {
+		for _, b := range append(slices.Clone(binaries), devBinary) {
 			args = append(args, "./cmd/"+b)
 		}
 		cmd := exec.CommandContext(ctx, "go", args...)

@@ -14,11 +14,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/example"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
@@ -33,13 +30,14 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	listen, natsURL       string
-	issuer, audience      string
-	algorithms, jwksURL   string
-	insecureJWKS          bool
-	maxLifetime, maxStale time.Duration
-	cookie                string
-	logApplied            bool
+	listen, natsURL, natsCreds string
+	issuer, audience           string
+	algorithms, jwksURL        string
+	insecureJWKS               bool
+	maxLifetime, maxStale      time.Duration
+	cookie                     string
+	logApplied                 bool
+	logLevel, logFormat        string
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -47,71 +45,43 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	if err == nil {
-		err = serve(o, slog.New(slog.NewJSONHandler(stderr, nil)))
-	}
 	if err != nil {
 		fmt.Fprintln(stderr, "example:", err)
+		return 1
+	}
+	log, err := process.Logger(o.logLevel, o.logFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "example:", err)
+		return 1
+	}
+	if err := serve(o, log); err != nil {
+		log.Error("example service stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-// parse reads the flags; each flag's default is its environment variable
-// JWTREVOKE_<NAME> when set, so a flag given on the command line wins.
+// parse reads the flags; a flag not given falls back to its environment
+// variable JWTREVOKE_<NAME>.
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
-	var (
-		o    options
-		errs []error
-	)
-	env := func(name, def string) string {
-		if v := getenv("JWTREVOKE_" + name); v != "" {
-			return v
-		}
-		return def
-	}
-	envDuration := func(name string, def time.Duration) time.Duration {
-		v := getenv("JWTREVOKE_" + name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("JWTREVOKE_%s=%q: %w", name, v, err))
-		}
-		return d
-	}
-	envBool := func(name string) bool {
-		v := getenv("JWTREVOKE_" + name)
-		if v == "" {
-			return false
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("JWTREVOKE_%s=%q: %w", name, v, err))
-		}
-		return b
-	}
-	fs := flag.NewFlagSet("example", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.listen, "listen", env("LISTEN", ":8080"), "address to serve on (JWTREVOKE_LISTEN)")
-	fs.StringVar(&o.natsURL, "nats-url", env("NATS_URL", nats.DefaultURL), "NATS server URLs, comma-separated (JWTREVOKE_NATS_URL)")
-	fs.StringVar(&o.issuer, "issuer", env("ISSUER", "http://localhost:8081"), "expected iss (JWTREVOKE_ISSUER)")
-	fs.StringVar(&o.audience, "audience", env("AUDIENCE", "api"), "accepted aud values, comma-separated (JWTREVOKE_AUDIENCE)")
-	fs.StringVar(&o.algorithms, "algorithms", env("ALGORITHMS", "EdDSA"), "allowed algorithms, comma-separated: EdDSA, ES256, RS256 (JWTREVOKE_ALGORITHMS)")
-	fs.StringVar(&o.jwksURL, "jwks-url", env("JWKS_URL", "http://localhost:8081/.well-known/jwks.json"), "the issuer's JWKS (JWTREVOKE_JWKS_URL)")
-	fs.BoolVar(&o.insecureJWKS, "insecure-jwks-http", envBool("INSECURE_JWKS_HTTP"), "allow an http:// JWKS URL on a non-loopback host; never in production (JWTREVOKE_INSECURE_JWKS_HTTP)")
-	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", envDuration("MAX_TOKEN_LIFETIME", verifier.DefaultMaxTokenLifetime), "longest access-token lifetime accepted (JWTREVOKE_MAX_TOKEN_LIFETIME)")
-	fs.DurationVar(&o.maxStale, "max-staleness", envDuration("MAX_STALENESS", verifier.DefaultMaxStaleness), "staleness bound before requests fail closed (JWTREVOKE_MAX_STALENESS)")
-	fs.StringVar(&o.cookie, "cookie", env("COOKIE", ""), "also read the access token from this cookie (JWTREVOKE_COOKIE)")
-	fs.BoolVar(&o.logApplied, "log-applied", envBool("LOG_APPLIED"), "log one line per revocation event applied, with its id and applied_unix_ns; for propagation measurements (JWTREVOKE_LOG_APPLIED)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return o, errors.Join(errs...)
+	var o options
+	f := process.NewFlags("example", "", stderr)
+	fs := f.Set
+	f.Listen(&o.listen, ":8080")
+	f.NATS(&o.natsURL, &o.natsCreds)
+	fs.StringVar(&o.issuer, "issuer", "http://localhost:8081", "expected iss")
+	fs.StringVar(&o.audience, "audience", "api", "accepted aud values, comma-separated")
+	fs.StringVar(&o.algorithms, "algorithms", verifier.EdDSA, "allowed algorithms, comma-separated: EdDSA, ES256, RS256")
+	fs.StringVar(&o.jwksURL, "jwks-url", "http://localhost:8081/.well-known/jwks.json", "the issuer's JWKS")
+	fs.BoolVar(&o.insecureJWKS, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
+	f.Deprecated("insecure-jwks-http", "insecure-jwks-over-http")
+	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime accepted")
+	fs.DurationVar(&o.maxStale, "max-staleness", verifier.DefaultMaxStaleness, "staleness bound before requests fail closed")
+	fs.StringVar(&o.cookie, "cookie", "", "also read the access token from this cookie")
+	fs.BoolVar(&o.logApplied, "log-applied", false, "log one line per revocation event applied, with its id and applied_unix_ns; for propagation measurements")
+	f.Logging(&o.logLevel, &o.logFormat, "info", "json")
+	err := f.Parse(args, getenv)
+	return o, err
 }
 
 // appliedLogger returns a verifier.Config.OnApplied that writes one line per
@@ -128,7 +98,7 @@ func serve(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, "")
+	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
 	}

@@ -14,18 +14,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 func main() {
@@ -46,7 +44,7 @@ type options struct {
 	redisPrefix                        string
 	setCookie, cookieSecure            bool
 	cookieName, cookieSameSite         string
-	logLevel                           string
+	logLevel, logFormat                string
 }
 
 func run(args []string, getenv func(string) string) int {
@@ -58,12 +56,11 @@ func run(args []string, getenv func(string) string) int {
 		fmt.Fprintf(os.Stderr, "issuer: %v\n", err)
 		return 1
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "issuer: -log-level: %v\n", err)
+	log, err := process.Logger(o.logLevel, o.logFormat, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "issuer: %v\n", err)
 		return 1
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := serve(o, log); err != nil {
 		log.Error("issuer stopped", "err", err)
 		return 1
@@ -73,67 +70,33 @@ func run(args []string, getenv func(string) string) int {
 
 func parse(args []string, getenv func(string) string) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("issuer", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: issuer [flags]\n\nEvery flag falls back to JWTREVOKE_<FLAG> (upper case, '-' as '_').\n"+
-			"Secrets come from the environment or a file, never a flag: JWTREVOKE_REFRESH_SECRET, "+
-			"JWTREVOKE_SERVICE_CREDENTIALS (comma-separated), JWTREVOKE_REVOKER_CREDENTIAL, JWTREVOKE_REDIS_PASSWORD.\n\n")
-		fs.PrintDefaults()
-	}
-	env := func(name, def string) string {
-		if v := getenv("JWTREVOKE_" + name); v != "" {
-			return v
-		}
-		return def
-	}
-	envDur := func(name string, def time.Duration) time.Duration {
-		if v := getenv("JWTREVOKE_" + name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err == nil {
-				return d
-			}
-		}
-		return def
-	}
-	envBool := func(name string, def bool) bool {
-		if v := getenv("JWTREVOKE_" + name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err == nil {
-				return b
-			}
-		}
-		return def
-	}
+	f := process.NewFlags("issuer", "Secrets come from the environment or a file, never a flag: JWTREVOKE_REFRESH_SECRET, "+
+		"JWTREVOKE_SERVICE_CREDENTIALS (comma-separated), JWTREVOKE_REVOKER_CREDENTIAL, JWTREVOKE_REDIS_PASSWORD.", os.Stderr)
+	fs := f.Set
 	var refreshSecretFile, credFile, revokerCredFile string
-	fs.StringVar(&o.listen, "listen", env("LISTEN", ":8081"), "listen address (JWTREVOKE_LISTEN)")
-	fs.StringVar(&o.issuer, "issuer", env("ISSUER", ""), "iss of the access tokens, e.g. https://auth.example.com (JWTREVOKE_ISSUER; required)")
-	fs.StringVar(&o.audience, "audience", env("AUDIENCE", ""), "aud of the access tokens, comma-separated (JWTREVOKE_AUDIENCE; required)")
-	fs.DurationVar(&o.accessTTL, "access-ttl", envDur("ACCESS_TTL", issuer.DefaultAccessTTL), "access-token lifetime (JWTREVOKE_ACCESS_TTL)")
-	fs.DurationVar(&o.refreshTTL, "refresh-ttl", envDur("REFRESH_TTL", issuer.DefaultRefreshTTL), "refresh-token lifetime, renewed on each rotation (JWTREVOKE_REFRESH_TTL)")
-	fs.DurationVar(&o.grace, "refresh-grace", envDur("REFRESH_GRACE", issuer.DefaultGrace), "window in which a just-rotated refresh token may be retried (JWTREVOKE_REFRESH_GRACE)")
-	fs.DurationVar(&o.leeway, "leeway", envDur("LEEWAY", issuer.DefaultLeeway), "clock leeway for tokens presented to logout/revoke (JWTREVOKE_LEEWAY)")
-	fs.StringVar(&o.keyDir, "key-dir", env("KEY_DIR", ""), "directory of PEM PKCS#8 signing keys, kid = file name without extension (JWTREVOKE_KEY_DIR; required)")
-	fs.StringVar(&o.signingKID, "signing-kid", env("SIGNING_KID", ""), "kid of the key that signs; default the first by name (JWTREVOKE_SIGNING_KID)")
-	fs.StringVar(&refreshSecretFile, "refresh-secret-file", env("REFRESH_SECRET_FILE", ""), "file holding the refresh HMAC secret, >= 32 bytes (JWTREVOKE_REFRESH_SECRET_FILE; or the secret itself in JWTREVOKE_REFRESH_SECRET)")
-	fs.StringVar(&credFile, "service-credentials-file", env("SERVICE_CREDENTIALS_FILE", ""), "file of service credentials for POST /v1/sessions, one per line (JWTREVOKE_SERVICE_CREDENTIALS_FILE; or comma-separated in JWTREVOKE_SERVICE_CREDENTIALS)")
-	fs.StringVar(&o.revokerURL, "revoker-url", env("REVOKER_URL", "http://127.0.0.1:8082"), "revoker base URL (JWTREVOKE_REVOKER_URL)")
-	fs.StringVar(&revokerCredFile, "revoker-credential-file", env("REVOKER_CREDENTIAL_FILE", ""), "file holding the credential for the revoker (JWTREVOKE_REVOKER_CREDENTIAL_FILE; or JWTREVOKE_REVOKER_CREDENTIAL)")
-	fs.StringVar(&o.natsURL, "nats-url", env("NATS_URL", nats.DefaultURL), "NATS server URLs, comma-separated (JWTREVOKE_NATS_URL)")
-	fs.StringVar(&o.natsCreds, "nats-creds", env("NATS_CREDS", ""), "NATS credentials file (JWTREVOKE_NATS_CREDS)")
-	fs.StringVar(&o.stream, "stream", env("STREAM", ""), "revocation stream name; default the events default (JWTREVOKE_STREAM)")
-	fs.StringVar(&o.redisAddrs, "redis-addrs", env("REDIS_ADDRS", "127.0.0.1:6379"), "Redis addresses, comma-separated: one server, Sentinels (with -redis-master) or Cluster nodes (JWTREVOKE_REDIS_ADDRS)")
-	fs.StringVar(&o.redisMaster, "redis-master", env("REDIS_MASTER", ""), "Sentinel master name (JWTREVOKE_REDIS_MASTER)")
-	fs.StringVar(&o.redisPrefix, "redis-prefix", env("REDIS_PREFIX", ""), "Redis key prefix; default jwtrevoke (JWTREVOKE_REDIS_PREFIX)")
-	fs.BoolVar(&o.setCookie, "cookie", envBool("COOKIE", false), "also set the access token as an HttpOnly cookie on login and refresh (JWTREVOKE_COOKIE)")
-	fs.StringVar(&o.cookieName, "cookie-name", env("COOKIE_NAME", issuer.DefaultCookieName), "cookie name (JWTREVOKE_COOKIE_NAME)")
-	fs.BoolVar(&o.cookieSecure, "cookie-secure", envBool("COOKIE_SECURE", true), "Secure cookie attribute; false only for http://localhost (JWTREVOKE_COOKIE_SECURE)")
-	fs.StringVar(&o.cookieSameSite, "cookie-samesite", env("COOKIE_SAMESITE", "strict"), "SameSite: strict, lax or none (JWTREVOKE_COOKIE_SAMESITE)")
-	fs.StringVar(&o.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (JWTREVOKE_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
+	f.Listen(&o.listen, ":8081")
+	fs.StringVar(&o.issuer, "issuer", "", "iss of the access tokens, e.g. https://auth.example.com (required)")
+	fs.StringVar(&o.audience, "audience", "", "aud of the access tokens, comma-separated (required)")
+	fs.DurationVar(&o.accessTTL, "access-ttl", issuer.DefaultAccessTTL, "access-token lifetime")
+	fs.DurationVar(&o.refreshTTL, "refresh-ttl", issuer.DefaultRefreshTTL, "refresh-token lifetime, renewed on each rotation")
+	fs.DurationVar(&o.grace, "refresh-grace", issuer.DefaultGrace, "window in which a just-rotated refresh token may be retried")
+	fs.DurationVar(&o.leeway, "leeway", issuer.DefaultLeeway, "clock leeway for tokens presented to logout/revoke")
+	fs.StringVar(&o.keyDir, "key-dir", "", "directory of PEM PKCS#8 signing keys, kid = file name without extension (required)")
+	fs.StringVar(&o.signingKID, "signing-kid", "", "kid of the key that signs; default the first by name")
+	fs.StringVar(&refreshSecretFile, "refresh-secret-file", "", "file holding the refresh HMAC secret, >= 32 bytes (or the secret itself in JWTREVOKE_REFRESH_SECRET)")
+	fs.StringVar(&credFile, "service-credentials-file", "", "file of service credentials for POST /v1/sessions, one per line (or comma-separated in JWTREVOKE_SERVICE_CREDENTIALS)")
+	fs.StringVar(&o.revokerURL, "revoker-url", "http://127.0.0.1:8082", "revoker base URL")
+	fs.StringVar(&revokerCredFile, "revoker-credential-file", "", "file holding the credential for the revoker (or JWTREVOKE_REVOKER_CREDENTIAL)")
+	f.NATS(&o.natsURL, &o.natsCreds)
+	fs.StringVar(&o.stream, "stream", events.DefaultStreamName, "revocation stream name")
+	f.Redis(&o.redisAddrs, &o.redisMaster, &o.redisPrefix)
+	fs.BoolVar(&o.setCookie, "cookie", false, "also set the access token as an HttpOnly cookie on login and refresh")
+	fs.StringVar(&o.cookieName, "cookie-name", issuer.DefaultCookieName, "cookie name")
+	fs.BoolVar(&o.cookieSecure, "cookie-secure", true, "Secure cookie attribute; false only for http://localhost")
+	fs.StringVar(&o.cookieSameSite, "cookie-samesite", "strict", "SameSite: strict, lax or none")
+	f.Logging(&o.logLevel, &o.logFormat, "info", "json")
+	if err := f.Parse(args, getenv); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
 	if o.refreshSecret, err = secret(getenv("JWTREVOKE_REFRESH_SECRET"), refreshSecretFile); err != nil {
@@ -203,7 +166,7 @@ func serve(o options, log *slog.Logger) error {
 
 	// The service may start before NATS: it is not ready (and answers 503)
 	// until connected.
-	nc, js, err := process.NATS("jwtrevoke-issuer", o.natsURL, o.natsCreds)
+	nc, js, err := process.NATS("jwtrevoke-issuer", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
 	}

@@ -7,32 +7,66 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/devmode"
+	"github.com/jwtrevoke/jwtrevoke/internal/process"
 )
 
 func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var (
+		cfg                     devmode.Config
+		examples, level, format string
+	)
+	f := process.NewFlags("jwtrevoke-dev", "Dev mode: embedded NATS, in-process Redis, issuer, revoker and example service with fixed demo values. Never in production.", stderr)
+	f.Set.StringVar(&cfg.IssuerAddr, "issuer-listen", ":8081", "the issuer's HTTP listen address")
+	f.Set.StringVar(&cfg.RevokerAddr, "revoker-listen", ":8082", "the revoker's HTTP listen address")
+	f.Set.StringVar(&examples, "example-listen", ":8080", "the example services' listen addresses, comma-separated: one replica each")
+	f.Set.StringVar(&cfg.RedisAddr, "redis-addrs", "", "an external Redis to use instead of the in-process one")
+	f.Set.StringVar(&cfg.DataDir, "data-dir", "", "JetStream's directory; empty means a new temporary one, removed at exit")
+	f.Set.DurationVar(&cfg.AccessTTL, "access-ttl", 5*time.Minute, "access-token lifetime")
+	f.Logging(&level, &format, "warn", "text")
+	if err := f.Parse(args, getenv); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
+		fmt.Fprintln(stderr, "jwtrevoke-dev:", err)
+		return 1
+	}
+	log, err := process.Logger(level, format, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "jwtrevoke-dev:", err)
+		return 1
+	}
+	cfg.ExampleAddrs = process.SplitList(examples)
+	cfg.Logger = log
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sys, err := devmode.Start(ctx, devmode.Config{Logger: log})
+	sys, err := devmode.Start(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "jwtrevoke-dev:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "jwtrevoke-dev:", err)
+		return 1
 	}
-	fmt.Print(walkthrough(sys))
+	fmt.Fprint(stdout, walkthrough(sys))
 	<-ctx.Done()
-	fmt.Println("\nshutting down...")
+	fmt.Fprintln(stdout, "\nshutting down...")
 	sys.Close()
 	if err := sys.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, "jwtrevoke-dev:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "jwtrevoke-dev:", err)
+		return 1
 	}
+	return 0
 }
 
 func walkthrough(s *devmode.System) string {

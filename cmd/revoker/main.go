@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
@@ -69,7 +67,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "revoker: %v\n", err)
 		return 1
 	}
-	log, err := logger(o, stderr)
+	log, err := process.Logger(o.logLevel, o.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "revoker: %v\n", err)
 		return 1
@@ -85,14 +83,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
 	var credFile string
-	fs := flag.NewFlagSet("revoker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.listen, "listen", ":8082", "listen address")
-	fs.StringVar(&o.natsURL, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated")
-	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (.creds)")
-	fs.StringVar(&o.redisAddrs, "redis-addrs", "127.0.0.1:6379", "Redis addresses, comma-separated: one server, Sentinels (with -redis-master) or Cluster nodes")
-	fs.StringVar(&o.redisMaster, "redis-master", "", "Redis Sentinel master name")
-	fs.StringVar(&o.redisPrefix, "redis-prefix", "", "Redis key prefix, the same as the issuer's; default jwtrevoke")
+	f := process.NewFlags("revoker", "Secrets come from the environment or a file, never a flag: JWTREVOKE_SERVICE_CREDENTIALS "+
+		"(comma-separated) or -service-credentials-file; JWTREVOKE_REDIS_PASSWORD.", stderr)
+	fs := f.Set
+	f.Listen(&o.listen, ":8082")
+	f.NATS(&o.natsURL, &o.natsCreds)
+	f.Redis(&o.redisAddrs, &o.redisMaster, &o.redisPrefix)
 	fs.DurationVar(&o.redisRetention, "redis-retention", 30*24*time.Hour, "how long subject and session records are kept; at least the longest refresh-token lifetime")
 	fs.StringVar(&credFile, "service-credentials-file", "", "file of accepted service credentials, one per line (or comma-separated in JWTREVOKE_SERVICE_CREDENTIALS)")
 	fs.StringVar(&o.issuer, "issuer", "", "iss of the access tokens (required)")
@@ -108,31 +104,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.BoolVar(&o.staleFallback, "stale-fallback", true, "introspection: while stale, ask the Redis records instead of answering 503")
 	fs.DurationVar(&o.idempotencyTTL, "idempotency-ttl", revoker.DefaultIdempotencyTTL, "how long an Idempotency-Key is remembered")
 	fs.DurationVar(&o.timeout, "timeout", revoker.DefaultTimeout, "bound on the Redis and NATS work of one request (then 503)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: revoker [flags]\n\nEvery flag falls back to JWTREVOKE_<FLAG> (upper case, '-' as '_').\n"+
-			"Secrets: JWTREVOKE_SERVICE_CREDENTIALS (comma-separated) or -service-credentials-file; JWTREVOKE_REDIS_PASSWORD.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v := getenv(name); v != "" && !given[f.Name] {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+	f.Logging(&o.logLevel, &o.logFormat, "info", "json")
+	if err := f.Parse(args, getenv); err != nil {
 		return o, err
 	}
 
@@ -162,30 +135,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	return o, nil
 }
 
-// envName is the environment fallback of a flag: nats-url → JWTREVOKE_NATS_URL.
-func envName(flagName string) string {
-	return "JWTREVOKE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-func logger(o options, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	switch o.logFormat {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: want json or text", o.logFormat)
-}
-
 func serve(o options, log *slog.Logger) error {
 	// The service may start before NATS: it is not ready (and answers 503)
 	// until connected.
-	nc, js, err := process.NATS("jwtrevoke-revoker", o.natsURL, o.natsCreds)
+	nc, js, err := process.NATS("jwtrevoke-revoker", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
 	}

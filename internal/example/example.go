@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
@@ -67,23 +69,33 @@ func (s *Server) Verifier() *verifier.Verifier { return s.v }
 // Run runs the verifier (stream replay, then follow) until ctx ends.
 func (s *Server) Run(ctx context.Context) error { return s.v.Run(ctx) }
 
+// Ready reports nil while the verifier can decide; otherwise an
+// [httpx.NotReady] with a public reason (the detail stays in logs).
+func (s *Server) Ready(context.Context) error {
+	h := s.v.Health()
+	reason := h.Reason()
+	if reason == "" {
+		return nil
+	}
+	if js := s.cfg.Verifier.JetStream; js != nil && h.KeysFetched {
+		if st := js.Conn().Status(); st != nats.CONNECTED {
+			reason = "nats disconnected"
+		}
+	}
+	return httpx.NotReadyBecause(reason, fmt.Errorf("example: verifier cannot decide: %+v", h))
+}
+
 // Close releases the verifier; call it after Run returned.
 func (s *Server) Close() { s.v.Close() }
 
 // Handler serves GET /v1/me behind the verifier's middleware, plus
 // /healthz, /readyz and /metrics.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httpx.NewMux()
 	auth := s.v.Middleware(verifier.MiddlewareConfig{Cookie: s.cfg.Cookie, Realm: "example"})
-	mux.Handle("GET /v1/me", auth(http.HandlerFunc(s.me)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /readyz", s.v.ReadyHandler())
-	mux.Handle("GET /metrics", s.metrics)
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
+	mux.Handle(http.MethodGet, "/v1/me", auth(http.HandlerFunc(s.me)))
+	httpx.Health(mux, s.Ready, s.log)
+	mux.Handle(http.MethodGet, "/metrics", s.metrics)
 	return mux
 }
 

@@ -6,6 +6,7 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -18,7 +19,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -95,15 +98,87 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if !utf8.Valid(body) {
 		return BadRequest("body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return BadRequest("body is not the expected JSON object: %s", shorten(err.Error()))
+		return JSONError(err)
+	}
+	// A json.RawMessage or an interface target takes any value; the API
+	// promises an object.
+	if b := bytes.TrimLeft(body, " \t\r\n"); b[0] != '{' {
+		return BadRequest("body must be a JSON object")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return BadRequest("data after the JSON object")
 	}
 	return nil
+}
+
+// JSONError turns an error of json.Decoder.Decode (strict: unknown fields
+// disallowed) into a 400 saying what is wrong in the client's terms — the
+// field and the JSON type it must have, or where the syntax breaks — never
+// Go type names.
+func JSONError(err error) *Error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return BadRequest("body is empty: want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return BadRequest("body is not valid JSON: it ends before the object is complete")
+	case errors.As(err, &syntax):
+		return BadRequest("body is not valid JSON at offset %d", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return BadRequest("body must be a JSON object")
+		}
+		return BadRequest("field %q must be %s", shorten(typ.Field), jsonKind(typ.Type, typ.Value))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		// encoding/json has no type for this one; the name is quoted raw.
+		return BadRequest("unknown field %q", shorten(strings.TrimSuffix(strings.TrimPrefix(name, `"`), `"`)))
+	}
+	// A type's own UnmarshalJSON failed: its message is not ours to show.
+	return BadRequest("body has a value of the wrong form")
+}
+
+// jsonKind names, in JSON's terms, what a value decoded into t must be;
+// got is encoding/json's description of what came ("number 300", "string").
+func jsonKind(t reflect.Type, got string) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "of another type"
+	}
+	number := strings.HasPrefix(got, "number")
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if number {
+			return "a whole number in range"
+		}
+		return "a number"
+	case reflect.Float32, reflect.Float64:
+		if number {
+			return "a number in range"
+		}
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "of another type"
 }
 
 // ParseForm reads an application/x-www-form-urlencoded body of at most max
@@ -164,12 +239,14 @@ func shorten(s string) string {
 	return s
 }
 
-// Credentials checks service credentials (Authorization: Bearer <key>).
+// Credentials checks service credentials (Authorization: Bearer <key>;
+// with [Credentials.AllowBasic] also HTTP Basic client authentication).
 // Several keys may be valid at once, for rotation. Comparison is in
 // constant time over SHA-256 digests, so neither content nor length leaks.
 // A Credentials is safe for concurrent use.
 type Credentials struct {
 	digests [][sha256.Size]byte
+	basic   bool
 }
 
 // NewCredentials returns Credentials accepting any of keys; it refuses an
@@ -188,12 +265,41 @@ func NewCredentials(keys ...string) (*Credentials, error) {
 	return c, nil
 }
 
+// AllowBasic returns Credentials with the same keys that also accept HTTP
+// Basic client authentication (RFC 7662 §2.1, RFC 6749 §2.3.1): the password
+// is the key, the username a client id, any non-empty value. For endpoints
+// whose standard clients send Basic, such as token introspection.
+func (c *Credentials) AllowBasic() *Credentials {
+	return &Credentials{digests: c.digests, basic: true}
+}
+
 // Valid reports whether the request carries one of the keys.
 func (c *Credentials) Valid(r *http.Request) bool {
 	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+	switch {
+	case !ok:
+		return false
+	case strings.EqualFold(scheme, "Bearer"):
+	case c.basic && strings.EqualFold(scheme, "Basic"):
+		user, password, ok := r.BasicAuth()
+		if !ok || user == "" || password == "" {
+			return false
+		}
+		// RFC 6749 §2.3.1: clients form-encode the secret before base64;
+		// many do not. Either form of a key is that key.
+		if dec, err := url.QueryUnescape(password); err == nil && dec != password {
+			return c.match(password) || c.match(dec)
+		}
+		key = password
+	default:
 		return false
 	}
+	return key != "" && c.match(key)
+}
+
+// match reports, in constant time over the digests, whether key is one of
+// the keys.
+func (c *Credentials) match(key string) bool {
 	d := sha256.Sum256([]byte(key))
 	match := 0
 	for _, want := range c.digests {
@@ -208,6 +314,9 @@ func (c *Credentials) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !c.Valid(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="jwtrevoke-service"`)
+			if c.basic {
+				w.Header().Add("WWW-Authenticate", `Basic realm="jwtrevoke-service", charset="UTF-8"`)
+			}
 			WriteError(w, http.StatusUnauthorized, "invalid_client", "missing or wrong service credential")
 			return
 		}
@@ -215,20 +324,156 @@ func (c *Credentials) Require(next http.Handler) http.Handler {
 	})
 }
 
-// Health adds /healthz (the process answers: liveness, never dependent on
-// NATS or Redis) and /readyz (ready() == nil) to mux.
-func Health(mux *http.ServeMux, ready func(context.Context) error) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+// Mux routes requests by method and path like http.ServeMux, with the
+// answers every service owes a client that asks for something else: a known
+// path with another method gets a JSON 405 with Allow, an unknown path a
+// JSON 404. Register everything before serving; it is then safe for
+// concurrent use.
+type Mux struct {
+	mux *http.ServeMux
+	// allow lists the methods of each path, in registration order.
+	allow map[string][]string
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux {
+	m := &Mux{mux: http.NewServeMux(), allow: map[string][]string{}}
+	m.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return m
+}
+
+// Handle serves method (GET also serves HEAD) on the exact path.
+func (m *Mux) Handle(method, path string, h http.Handler) {
+	m.mux.Handle(method+" "+path, h)
+	if _, known := m.allow[path]; !known {
+		m.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", strings.Join(m.allow[path], ", "))
+			WriteError(w, http.StatusMethodNotAllowed, "invalid_request",
+				"method not allowed: use "+strings.Join(m.allow[path], " or "))
+		})
+	}
+	m.allow[path] = append(m.allow[path], method)
+	if method == http.MethodGet {
+		m.allow[path] = append(m.allow[path], http.MethodHead)
+	}
+}
+
+// HandleFunc is Handle for a function.
+func (m *Mux) HandleFunc(method, path string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(method, path, http.HandlerFunc(f))
+}
+
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
+
+// NotReady is a readiness failure. /readyz answers without credentials, so
+// only Reason — short, fixed, free of addresses and causes ("redis
+// unreachable", "stream not replayed") — is shown; Err, the detail, goes to
+// the log.
+type NotReady struct {
+	Reason string
+	Err    error
+}
+
+// NotReadyBecause returns a *NotReady with reason and its cause (may be nil).
+func NotReadyBecause(reason string, cause error) error {
+	return &NotReady{Reason: reason, Err: cause}
+}
+
+func (e *NotReady) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *NotReady) Unwrap() error { return e.Err }
+
+// publicReason is what /readyz may say about err.
+func publicReason(err error) string {
+	if nr, ok := errors.AsType[*NotReady](err); ok {
+		return nr.Reason
+	}
+	return "not ready"
+}
+
+// Health adds GET /healthz (the process answers: liveness, never dependent
+// on NATS or Redis) and GET /readyz (ready() == nil) to mux. A failing
+// /readyz shows only the [NotReady] reason of ready's error; the whole error
+// is logged to log (nil: slog.Default()) once per change of reason, not on
+// every probe.
+func Health(mux *Mux, ready func(context.Context) error, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var (
+		mu   sync.Mutex // guards last
+		last = "starting"
+	)
+	changed := func(reason string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if reason == last {
+			return false
+		}
+		last = reason
+		return true
+	}
+	mux.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(http.MethodGet, "/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {
+			reason := publicReason(err)
+			if changed(reason) {
+				log.Warn("not ready", "reason", reason, "err", err)
+			}
 			w.Header().Set("Retry-After", "1")
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
 			return
+		}
+		if changed("") {
+			log.Info("ready")
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+}
+
+// Header limits. net/http answers a request whose header exceeds the
+// server's MaxHeaderBytes itself, in plain text, before any handler runs; so
+// the server's bound is net/http's default, 1 MiB (bytes stay bounded), and
+// [LimitHeader] refuses anything over MaxHeaderBytes with a JSON 431.
+const (
+	MaxHeaderBytes      = 32 << 10
+	serverMaxHeaderSize = 1 << 20
+)
+
+// LimitHeader answers a JSON 431 to a request whose request line and header
+// together exceed MaxHeaderBytes (as sent over HTTP/1.1), and passes every
+// other request to next. Listen applies it to every service.
+func LimitHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerSize(r) > MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			WriteError(w, http.StatusRequestHeaderFieldsTooLarge, "invalid_request",
+				fmt.Sprintf("request header larger than %d bytes", MaxHeaderBytes))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerSize is the size of r's request line and header on the wire.
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 // "GET /x HTTP/1.1\r\n"
+	n += len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	return n
 }
 
 // Server is an http.Server that listens when created, so a busy port fails
@@ -238,19 +483,23 @@ type Server struct {
 	srv *http.Server
 }
 
-// Listen listens on addr (":0" picks a free port) for handler.
+// Listen listens on addr (":0" picks a free port) for handler, with
+// [LimitHeader] in front of it.
 func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
 	}
+	if handler == nil {
+		handler = NewMux() // until SetHandler: JSON 404s
+	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           LimitHeader(handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    serverMaxHeaderSize,
 	}
 	if log != nil {
 		srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -260,7 +509,7 @@ func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error
 
 // SetHandler sets the handler; only before Serve (for services that need
 // to know their own address before they can be built).
-func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = h }
+func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = LimitHeader(h) }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

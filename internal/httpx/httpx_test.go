@@ -1,7 +1,11 @@
 package httpx
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,6 +47,50 @@ func TestDecodeJSON(t *testing.T) {
 				t.Fatalf("DecodeJSON: %v", err)
 			case tt.want != 0 && (!errors.As(err, &he) || he.Status != tt.want):
 				t.Fatalf("DecodeJSON error = %v, want status %d", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeJSONSaysWhatIsWrong: a refused body is described in the
+// client's terms (fields, JSON types, offsets), never with Go's type names.
+func TestDecodeJSONSaysWhatIsWrong(t *testing.T) {
+	type login struct {
+		Username string            `json:"username"`
+		Age      *uint8            `json:"age"`
+		Admin    bool              `json:"admin"`
+		Tags     []string          `json:"tags"`
+		Claims   map[string]string `json:"claims"`
+	}
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{name: "array", body: `[{"username":"alice"}]`, want: "body must be a JSON object"},
+		{name: "string", body: `"alice"`, want: "body must be a JSON object"},
+		{name: "null", body: `null`, want: "body must be a JSON object"},
+		{name: "number field", body: `{"username":1}`, want: `field "username" must be a string`},
+		{name: "bool field", body: `{"admin":"yes"}`, want: `field "admin" must be true or false`},
+		{name: "out of range", body: `{"age":300}`, want: `field "age" must be a whole number in range`},
+		{name: "array field", body: `{"tags":"a"}`, want: `field "tags" must be an array`},
+		{name: "array element", body: `{"tags":[1]}`, want: `field "tags" must be a string`},
+		{name: "object field", body: `{"claims":[]}`, want: `field "claims" must be an object`},
+		{name: "unknown field", body: `{"username":"alice","x":1}`, want: `unknown field "x"`},
+		{name: "syntax", body: `{"username":}`, want: "body is not valid JSON at offset 13"},
+		{name: "truncated", body: `{"username":"alice"`, want: "body is not valid JSON: it ends before the object is complete"},
+		{name: "empty", body: ``, want: "body is empty: want a JSON object"},
+		{name: "trailing", body: `{} {}`, want: "data after the JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/json")
+			var v login
+			err := DecodeJSON(httptest.NewRecorder(), r, 0, &v)
+			var he *Error
+			if !errors.As(err, &he) || he.Status != 400 || he.Description != tt.want {
+				t.Fatalf("DecodeJSON(%s) = %v, want 400 %q", tt.body, err, tt.want)
 			}
 		})
 	}
@@ -121,5 +169,91 @@ func TestFailHidesInternalErrors(t *testing.T) {
 	Fail(rec, nil, Errorf(503, "temporarily_unavailable", "nats down"))
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("503 without Retry-After: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// TestHealthShowsOnlyTheReason: /readyz shows a NotReady's reason and
+// nothing of any other error; the detail is logged once per change.
+func TestHealthShowsOnlyTheReason(t *testing.T) {
+	var logs strings.Builder
+	var readyErr error
+	mux := NewMux()
+	Health(mux, func(context.Context) error { return readyErr }, slog.New(slog.NewTextHandler(&logs, nil)))
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantReason string
+		wantLogs   int // "not ready" lines logged so far
+	}{
+		{name: "redis down", err: fmt.Errorf("issuer: %w", NotReadyBecause("redis unreachable", errors.New("dial tcp 10.0.0.7:6379: connection refused"))),
+			wantStatus: 503, wantReason: "redis unreachable", wantLogs: 1},
+		{name: "still down", err: NotReadyBecause("redis unreachable", errors.New("dial tcp 10.0.0.7:6379: i/o timeout")),
+			wantStatus: 503, wantReason: "redis unreachable", wantLogs: 1},
+		{name: "untyped error", err: errors.New("secret detail at 10.0.0.7"), wantStatus: 503, wantReason: "not ready", wantLogs: 2},
+		{name: "ready", wantStatus: 200, wantLogs: 2},
+	}
+	for _, tt := range tests {
+		readyErr = tt.err
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var body map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != tt.wantStatus || body["reason"] != tt.wantReason {
+			t.Fatalf("%s: %d %s, want %d reason %q", tt.name, rec.Code, rec.Body, tt.wantStatus, tt.wantReason)
+		}
+		if strings.Contains(rec.Body.String(), "10.0.0.7") {
+			t.Fatalf("%s: /readyz shows internals: %s", tt.name, rec.Body)
+		}
+		if n := strings.Count(logs.String(), `msg="not ready"`); n != tt.wantLogs {
+			t.Fatalf("%s: %d \"not ready\" log lines, want %d:\n%s", tt.name, n, tt.wantLogs, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("the detail is not logged:\n%s", logs.String())
+	}
+}
+
+// TestCredentialsBasic: with AllowBasic, HTTP Basic client authentication
+// (the key as password, any non-empty client id, form-encoded or not) is
+// accepted as well as Bearer; without it, Basic is refused.
+func TestCredentialsBasic(t *testing.T) {
+	bearerOnly, err := NewCredentials("key+with/chars=0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBasic := bearerOnly.AllowBasic()
+	basic := func(user, password string) string {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.SetBasicAuth(user, password)
+		return r.Header.Get("Authorization")
+	}
+	tests := []struct {
+		name      string
+		creds     *Credentials
+		authz     string
+		wantValid bool
+	}{
+		{name: "bearer", creds: withBasic, authz: "Bearer key+with/chars=0001", wantValid: true},
+		{name: "basic", creds: withBasic, authz: basic("my-service", "key+with/chars=0001"), wantValid: true},
+		{name: "basic form-encoded", creds: withBasic, authz: basic("my-service", "key%2Bwith%2Fchars%3D0001"), wantValid: true},
+		{name: "basic wrong password", creds: withBasic, authz: basic("my-service", "key+with/chars=0002")},
+		{name: "basic empty client id", creds: withBasic, authz: basic("", "key+with/chars=0001")},
+		{name: "basic empty password", creds: withBasic, authz: basic("my-service", "")},
+		{name: "basic garbage", creds: withBasic, authz: "Basic !!!"},
+		{name: "basic not allowed", creds: bearerOnly, authz: basic("my-service", "key+with/chars=0001")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", nil)
+			r.Header.Set("Authorization", tt.authz)
+			if got := tt.creds.Valid(r); got != tt.wantValid {
+				t.Fatalf("Valid(%q) = %t, want %t", tt.authz, got, tt.wantValid)
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	withBasic.Require(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+	if got := rec.Header().Values("WWW-Authenticate"); len(got) != 2 || !strings.HasPrefix(got[1], "Basic ") {
+		t.Fatalf("401 WWW-Authenticate %q: want Bearer and Basic", got)
 	}
 }

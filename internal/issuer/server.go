@@ -208,7 +208,7 @@ func (s *Server) Ready(ctx context.Context) error {
 		return errors.New("issuer: revocation stream not replayed yet")
 	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("issuer: redis: %w", err)
+		return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("redis unreachable", err))
 	}
 	for sg := s.keys.active(); sg != nil; sg = s.keys.active() {
 		err := s.cfg.Store.Check(ctx, store.Query{KID: sg.kid})
@@ -254,41 +254,27 @@ func (s *Server) JWKS() []byte { return slices.Clone(s.jwks) }
 
 // Handler returns the issuer's HTTP API (see the package's DESIGN contract).
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	route := func(method, path string, h http.Handler) {
-		mux.Handle(method+" "+path, h)
-		mux.Handle(path, methodNotAllowed(method))
-	}
+	mux := httpx.NewMux()
 	if s.cfg.Users != nil {
-		route("POST", "/v1/login", http.HandlerFunc(s.handleLogin))
+		mux.Handle("POST", "/v1/login", http.HandlerFunc(s.handleLogin))
 	}
 	if s.creds != nil {
-		route("POST", "/v1/sessions", s.creds.Require(http.HandlerFunc(s.handleSessions)))
+		mux.Handle("POST", "/v1/sessions", s.creds.Require(http.HandlerFunc(s.handleSessions)))
 	}
-	route("POST", "/oauth2/token", http.HandlerFunc(s.handleToken))
-	route("POST", "/oauth2/revoke", http.HandlerFunc(s.handleRevoke))
-	route("POST", "/v1/logout", http.HandlerFunc(s.handleLogout))
-	route("POST", "/v1/logout/all", http.HandlerFunc(s.handleLogoutAll))
-	route("GET", "/.well-known/jwks.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("POST", "/oauth2/token", http.HandlerFunc(s.handleToken))
+	mux.Handle("POST", "/oauth2/revoke", http.HandlerFunc(s.handleRevoke))
+	mux.Handle("POST", "/v1/logout", http.HandlerFunc(s.handleLogout))
+	mux.Handle("POST", "/v1/logout/all", http.HandlerFunc(s.handleLogoutAll))
+	mux.Handle("GET", "/.well-known/jwks.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(s.jwks)
 	}))
-	httpx.Health(mux, s.Ready)
+	httpx.Health(mux, s.Ready, s.log)
 	if s.metricsHandler != nil {
-		mux.Handle("GET /metrics", s.metricsHandler)
+		mux.Handle("GET", "/metrics", s.metricsHandler)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
 	return mux
-}
-
-func methodNotAllowed(allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpx.WriteError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
-	})
 }
 
 // --- login and sessions ---

@@ -243,12 +243,25 @@ func (r *Remote) Refresh(ctx context.Context) error {
 	}
 }
 
+// Retries of [Remote.Run] while no fetch has ever succeeded: the service is
+// not ready until one does, and its JWKS may simply be starting (compose
+// starts the revoker before the issuer), so retry soon, backing off to a
+// second so that an issuer that stays down is not hammered.
+const (
+	startRetryMin = 100 * time.Millisecond
+	startRetryMax = time.Second
+)
+
 // Run refreshes the set at once and then every RefreshInterval until ctx
-// ends, and returns nil then. After a failed fetch it retries sooner, backing
-// off from MinRefreshInterval up to RefreshInterval. Running it is optional:
-// without it keys are fetched only for unknown kids and by [Remote.Refresh].
+// ends, and returns nil then. After a failed fetch it retries sooner: while
+// no fetch has ever succeeded, from 100 ms doubling to 1 s, so keys are there
+// about a second after the JWKS becomes reachable; after that, from
+// MinRefreshInterval up to RefreshInterval. Running it is optional: without
+// it keys are fetched only for unknown kids (rate-limited) and by
+// [Remote.Refresh].
 func (r *Remote) Run(ctx context.Context) error {
 	backoff := r.minRefreshInterval
+	startBackoff := startRetryMin
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -258,11 +271,15 @@ func (r *Remote) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		next := r.refreshInterval
-		if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+		switch err := r.Refresh(ctx); {
+		case err == nil || ctx.Err() != nil:
+			backoff, startBackoff = r.minRefreshInterval, startRetryMin
+		case r.Status().LastFetch.IsZero():
+			next = min(startBackoff, r.refreshInterval)
+			startBackoff = min(2*startBackoff, startRetryMax)
+		default:
 			next = min(backoff, r.refreshInterval)
 			backoff = min(2*backoff, r.refreshInterval)
-		} else {
-			backoff = r.minRefreshInterval
 		}
 		timer.Reset(next)
 	}

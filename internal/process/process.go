@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -19,9 +20,27 @@ import (
 
 // NATS connects to the comma-separated NATS URLs as name, with an optional
 // credentials file. It keeps reconnecting for ever and does not fail when
-// NATS is down at start: the service stays not ready until it connects.
-func NATS(name, urls, creds string) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}
+// NATS is down at start: the service stays not ready until it connects. A
+// refused authentication is retried the same way (credentials may be
+// fixed on either side without a restart) rather than closing the
+// connection. Every binary logs the connection's life the same way to log,
+// once per change of state, with the URLs' passwords redacted:
+// "nats: authentication failed" (error), "nats: cannot connect, retrying",
+// "nats: disconnected" (warnings), "nats: connected" (info).
+func NATS(name, urls, creds string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	st := &natsState{log: log.With("url", RedactURLs(urls), "name", name)}
+	opts := []nats.Option{
+		nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true), nats.IgnoreAuthErrorAbort(),
+		nats.ConnectHandler(func(*nats.Conn) { st.report("connected", nil) }),
+		nats.ReconnectHandler(func(*nats.Conn) { st.report("connected", nil) }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { st.report("cannot connect", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { st.report("disconnected", err) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { st.report("error", err) }),
+		nats.ClosedHandler(func(*nats.Conn) { st.report("closed", nil) }),
+	}
 	if creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
@@ -35,6 +54,51 @@ func NATS(name, urls, creds string) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// natsState logs a NATS connection's changes of state.
+type natsState struct {
+	log *slog.Logger
+
+	mu   sync.Mutex // guards last
+	last string
+}
+
+// isAuthError reports whether err is the server refusing the credentials.
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) ||
+		strings.Contains(strings.ToLower(fmt.Sprint(err)), "authorization violation")
+}
+
+// report logs event unless it repeats the last state (errors other than
+// authentication failures are logged every time: they are rare and differ).
+func (s *natsState) report(event string, err error) {
+	state := event
+	if isAuthError(err) {
+		state = "authentication failed"
+	}
+	s.mu.Lock()
+	repeat := state == s.last
+	s.last = state
+	s.mu.Unlock()
+	if repeat && state != "error" {
+		return
+	}
+	switch state {
+	case "authentication failed":
+		s.log.Error("nats: authentication failed, retrying: check the user, password or credentials file", "err", err)
+	case "connected":
+		s.log.Info("nats: connected")
+	case "cannot connect":
+		s.log.Warn("nats: cannot connect, retrying", "err", err)
+	case "disconnected":
+		s.log.Warn("nats: disconnected, reconnecting", "err", err)
+	case "closed":
+		s.log.Info("nats: connection closed")
+	default:
+		s.log.Warn("nats: error", "err", err)
+	}
 }
 
 // Redis returns a client for one server, Sentinel (master set) or Cluster

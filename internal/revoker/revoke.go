@@ -262,11 +262,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, max int64) (wireReque
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		msg := err.Error()
-		if len(msg) > 120 {
-			msg = msg[:120] + "..."
-		}
-		return wireRequest{}, httpx.BadRequest("body is not the expected JSON object: %s", msg)
+		return wireRequest{}, httpx.JSONError(err)
 	}
 	return req, nil
 }

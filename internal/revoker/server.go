@@ -116,22 +116,13 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every endpoint. Unknown paths get a
 // JSON 404, known paths with the wrong method a JSON 405.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
-	mux.Handle("POST /oauth2/introspect", s.creds.Require(http.HandlerFunc(s.handleIntrospect)))
-	for _, p := range []string{"/v1/revocations", "/oauth2/introspect"} {
-		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Allow", http.MethodPost)
-			httpx.WriteError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed: use POST")
-		})
-	}
-	httpx.Health(mux, s.Ready)
+	mux := httpx.NewMux()
+	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
+	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.AllowBasic().Require(http.HandlerFunc(s.handleIntrospect)))
+	httpx.Health(mux, s.Ready, s.cfg.Logger)
 	if s.metricsH != nil {
-		mux.Handle("GET /metrics", s.metricsH)
+		mux.Handle(http.MethodGet, "/metrics", s.metricsH)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
 	return mux
 }
 
@@ -197,18 +188,19 @@ func (s *Server) Run(ctx context.Context) error {
 // [ErrNotReady] says what is missing.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.streamReady.Load() {
-		return fmt.Errorf("%w: revocation stream not ensured yet", ErrNotReady)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("stream not ensured yet", nil))
 	}
 	if st := s.cfg.JetStream.Conn().Status(); st != nats.CONNECTED {
-		return fmt.Errorf("%w: nats %s", ErrNotReady, st)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("nats disconnected", fmt.Errorf("nats %s", st)))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: redis: %w", ErrNotReady, err)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("redis unreachable", err))
 	}
 	if h := s.verifier.Health(); !h.Deciding() {
-		return fmt.Errorf("%w: embedded verifier cannot decide (ready=%t stale=%t)", ErrNotReady, h.Ready, h.Stale)
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause(h.Reason(),
+			fmt.Errorf("embedded verifier cannot decide (ready=%t stale=%t over_capacity=%t)", h.Ready, h.Stale, h.OverCapacity)))
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 type Health struct {
 	// Ready: the stream has been replayed and keys are available.
 	Ready bool `json:"ready"`
+	// KeysFetched: signing keys are available (always true with static keys).
+	KeysFetched bool `json:"keys_fetched"`
 	// Stale: Staleness is past MaxStaleness; StalePolicy applies.
 	Stale bool `json:"stale"`
 	// Staleness bounds how far behind the stream the state may be.
@@ -37,6 +39,24 @@ func (h Health) Deciding() bool {
 	return h.Ready && !h.OverCapacity && !(h.Stale && h.StalePolicy == StaleReject.String())
 }
 
+// Reason is a short, public reason why the verifier cannot decide ("keys
+// not fetched yet", "stream not replayed", "revocation capacity exceeded",
+// "revocation state stale"), or "" while it can. It carries no address or
+// error text, so an unauthenticated readiness probe may show it.
+func (h Health) Reason() string {
+	switch {
+	case h.Deciding():
+		return ""
+	case !h.KeysFetched:
+		return "keys not fetched yet"
+	case !h.Ready:
+		return "stream not replayed"
+	case h.OverCapacity:
+		return "revocation capacity exceeded"
+	}
+	return "revocation state stale"
+}
+
 // Health returns the current state.
 func (v *Verifier) Health() Health {
 	fs := v.feed.Status()
@@ -44,6 +64,7 @@ func (v *Verifier) Health() Health {
 	staleness := v.feed.Staleness()
 	return Health{
 		Ready:          v.Ready(),
+		KeysFetched:    v.keysReady(),
 		Stale:          staleness > v.cfg.MaxStaleness,
 		Staleness:      staleness,
 		MaxStaleness:   v.cfg.MaxStaleness,
