@@ -205,7 +205,7 @@ func (s *Server) Run(ctx context.Context) error { return s.verifier.Run(ctx) }
 // key too.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.verifier.Ready() {
-		return errors.New("issuer: revocation stream not replayed yet")
+		return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("stream not replayed", nil))
 	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("redis unreachable", err))
@@ -217,11 +217,11 @@ func (s *Server) Ready(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("issuer: redis: %w", err)
+			return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("redis unreachable", err))
 		}
 		return nil
 	}
-	return errKeysRevoked
+	return httpx.NotReadyBecause(keysRevokedReason, errKeysRevoked)
 }
 
 // keyRevoked stops signing with kid if it is one of the issuer's keys.
@@ -237,7 +237,7 @@ func (s *Server) keyRevoked(kid string) {
 }
 
 // keysRevoked is the answer while every signing key is revoked.
-var keysRevoked = httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "every signing key of this issuer is revoked")
+var keysRevoked = httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", keysRevokedReason)
 
 // Close releases the verifier and the metrics. Call it after Run returned.
 func (s *Server) Close() {

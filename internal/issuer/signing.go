@@ -8,7 +8,10 @@ import (
 
 // errKeysRevoked: every configured signing key has been revoked, so the
 // issuer mints nothing (each token would be refused as revoked_key).
-var errKeysRevoked = errors.New("issuer: every signing key of this issuer is revoked")
+var errKeysRevoked = errors.New("issuer: " + keysRevokedReason)
+
+// keysRevokedReason is what /readyz and the 503 of minting say then.
+const keysRevokedReason = "every signing key of this issuer is revoked"
 
 // signingKeys chooses the key that signs: the configured signing key, or,
 // once it is revoked, the next configured key (in Config.Keys order) that
