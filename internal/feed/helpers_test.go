@@ -76,13 +76,9 @@ func (a *mapApplier) ids() map[string]bool {
 // recObserver records what the feed reports.
 type recObserver struct {
 	// mu guards the fields below.
-	mu         sync.Mutex
-	applied    int
-	rejected   []error
-	synced     int
-	replayDone int
-	// appliedAtReady is applied when the replay was reported done.
-	appliedAtReady int
+	mu       sync.Mutex
+	applied  int
+	rejected []error
 }
 
 func (o *recObserver) EventApplied(events.Event, time.Time, time.Time) {
@@ -95,16 +91,6 @@ func (o *recObserver) EventRejected(_ string, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.rejected = append(o.rejected, err)
-}
-
-func (o *recObserver) Synced(replayDone bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.synced++
-	if replayDone {
-		o.replayDone++
-		o.appliedAtReady = o.applied
-	}
 }
 
 func (o *recObserver) rejections() []error {

@@ -40,20 +40,20 @@ func TestConsumerGone(t *testing.T) {
 func TestSettle(t *testing.T) {
 	base := time.Unix(1_800_000_000, 0)
 	f := &Feed{cfg: Config{Now: time.Now}, log: slog.New(slog.DiscardHandler), readyCh: make(chan struct{})}
-	l := &loop{f: f, marks: []mark{{base, 10}, {base.Add(time.Second), 7}, {base.Add(2 * time.Second), 12}}}
+	l := &loop{f: f, freshness: freshness{marks: []mark{{base, 10}, {base.Add(time.Second), 7}, {base.Add(2 * time.Second), 12}}}}
 
-	f.lastSeq = 5
+	l.pos.seq = 5
 	l.settle()
 	if f.Ready() || len(l.marks) != 3 {
 		t.Fatalf("at seq 5: ready %v, %d marks left; want not ready, 3", f.Ready(), len(l.marks))
 	}
-	f.lastSeq = 8 // past the second probe's message, not the first's
+	l.pos.seq = 8 // past the second probe's message, not the first's
 	l.settle()
 	if !f.Ready() || !f.lastSync().Equal(base.Add(time.Second)) || len(l.marks) != 1 {
 		t.Fatalf("at seq 8: ready %v, last sync %v, %d marks; want ready, %v, 1", f.Ready(), f.lastSync(), len(l.marks), base.Add(time.Second))
 	}
 	l.unsynced = 1 // applied, not synced: nothing is confirmed
-	f.lastSeq = 12
+	l.pos.seq = 12
 	l.settle()
 	if !f.lastSync().Equal(base.Add(time.Second)) {
 		t.Fatalf("unsynced: last sync moved to %v", f.lastSync())

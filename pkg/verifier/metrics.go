@@ -177,11 +177,7 @@ func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
 	}
 }
 
-// EventRejected implements feed.Observer.
-func (m *metrics) EventRejected(subject string, err error) {
+// EventRejected implements feed.Observer. The feed logs the event.
+func (m *metrics) EventRejected(string, error) {
 	m.rejected.Add(context.Background(), 1)
-	m.v.cfg.Logger.Error("verifier: revocation event refused", "subject", subject, "err", err)
 }
-
-// Synced implements feed.Observer.
-func (m *metrics) Synced(bool) {}

@@ -1,0 +1,83 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+)
+
+// item is one message read from the stream, decoded by the reader.
+type item struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata // nil when the message has no JetStream metadata
+	ev   events.Event           // the decoded event, if it decoded
+	err  error                  // why the message is rejected; nil for a valid event
+}
+
+// read takes messages from it, decodes them and sends them in batches to
+// out, until it fails or is stopped; then it sends the error to errc and
+// closes out.
+func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, errc chan<- error) {
+	defer close(out)
+	batch := make([]item, 0, readBatch)
+	var first time.Time // real clock, when the batch got its first item
+	flush := func() {
+		if len(batch) > 0 {
+			out <- batch
+			batch = make([]item, 0, readBatch)
+		}
+	}
+	for {
+		var msg jetstream.Msg
+		var err error
+		if len(batch) == 0 {
+			msg, err = it.Next()
+		} else {
+			msg, err = it.Next(jetstream.NextMaxWait(max(flushAfter-time.Since(first), time.Millisecond)))
+		}
+		if errors.Is(err, nats.ErrTimeout) {
+			flush()
+			continue
+		}
+		if err != nil {
+			flush()
+			errc <- fmt.Errorf("feed: next message: %w", err)
+			return
+		}
+		if len(batch) == 0 {
+			first = time.Now()
+		}
+		batch = append(batch, f.decode(msg))
+		last := &batch[len(batch)-1]
+		if len(batch) == cap(batch) || last.meta != nil && last.meta.NumPending == 0 || time.Since(first) >= flushAfter {
+			flush()
+		}
+	}
+}
+
+// decode reads the metadata and the event of msg and checks that the event
+// is on its own subject.
+func (f *Feed) decode(msg jetstream.Msg) item {
+	it := item{msg: msg}
+	meta, err := msg.Metadata()
+	if err != nil {
+		it.err = fmt.Errorf("feed: message metadata: %w", err)
+		return it
+	}
+	it.meta = meta
+	e, err := events.Decode(msg.Data())
+	if err != nil {
+		it.err = err
+		return it
+	}
+	it.ev = e
+	if subj, err := e.Subject(); err != nil || subj != msg.Subject() {
+		it.err = fmt.Errorf("%w (%w)", ErrWrongSubject, events.ErrInvalid)
+	}
+	return it
+}
