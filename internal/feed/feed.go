@@ -78,6 +78,10 @@ const (
 	// the stream (server unreachable, stream missing).
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
+	// pullCheckAfter is how long a new attachment may receive nothing
+	// before the feed asks whether its pull request reached the consumer
+	// (see loop.checkPull).
+	pullCheckAfter = 250 * time.Millisecond
 	// resetAttempts is how many times the ordered consumer tries to recreate
 	// itself after a gap or a reconnect before the feed starts over, which
 	// re-reads the stream's configuration and notices a recreated stream.
@@ -196,6 +200,9 @@ type Status struct {
 	Applied uint64
 	// Rejected counts messages skipped (see [Observer.EventRejected]).
 	Rejected uint64
+	// LostPulls counts attachments whose first pull request the server
+	// never got; the feed attached anew each time.
+	LostPulls uint64
 	// LastError is the most recent error the feed met (attaching to the
 	// stream, probing, syncing, a rejected event); it is kept after
 	// recovery, with LastErrorAt. Empty when there was none.
@@ -217,6 +224,7 @@ type Feed struct {
 
 	applied    atomic.Uint64
 	rejected   atomic.Uint64
+	lostPulls  atomic.Uint64
 	appliedSeq atomic.Uint64
 
 	// Read on every Verify, so atomics; written only by confirm, under mu.
@@ -322,6 +330,7 @@ func (f *Feed) Status() Status {
 		ReplayDuration: f.replayDur,
 		Applied:        f.applied.Load(),
 		Rejected:       f.rejected.Load(),
+		LostPulls:      f.lostPulls.Load(),
 		LastError:      f.lastErr,
 		LastErrorAt:    f.lastErrAt,
 	}

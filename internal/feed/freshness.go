@@ -146,6 +146,28 @@ func (l *loop) probe() {
 	l.settle()
 }
 
+// checkPull asks the server, once per attachment that has received
+// nothing pullCheckAfter after it began, whether the consumer holds the
+// feed's pull request. A pull request published before the new consumer's
+// interest has reached this client's server (it lives on another node of a
+// cluster that formed moments ago, say) is dropped without a word; the
+// consumer then shows no waiting request, and nats.go would ask again only
+// after two missed heartbeats, 2 s on (docs/propagation.md). Attach anew at
+// once instead.
+func (l *loop) checkPull() {
+	l.att.pullChecked = true
+	ctx, cancel := context.WithTimeout(l.ctx, max(l.f.cfg.ProbeInterval, time.Second))
+	defer cancel()
+	info, err := l.att.cons.Info(ctx)
+	if err != nil || info.NumWaiting > 0 || l.att.received {
+		return // a failed look-up is the probe's business
+	}
+	l.f.lostPulls.Add(1)
+	l.att.lost = fmt.Errorf("feed: the server holds no pull request of this feed %s after attaching; attaching anew after seq %d",
+		pullCheckAfter, l.pos.seq)
+	l.att.detach()
+}
+
 // errCodeConsumerOffline is JetStream's error code for a consumer whose
 // node is unreachable ("consumer is offline"); nats.go has no constant.
 const errCodeConsumerOffline jetstream.ErrorCode = 10119

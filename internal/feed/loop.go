@@ -42,9 +42,15 @@ type attachment struct {
 	cons   jetstream.Consumer
 	filter string // the stream's subjects, as one filter
 	// detach ends the attachment (stops its iterator); the feed then
-	// attaches anew. lost is why, when the probe found the consumer gone.
+	// attaches anew. lost is why, when a probe found the consumer gone or
+	// the first pull request lost.
 	detach func()
 	lost   error
+	// since is when the attachment began (real clock); received is set by
+	// the first message; pullChecked once checkPull has run.
+	since       time.Time
+	received    bool
+	pullChecked bool
 }
 
 // consume attaches an ordered consumer to the stream, resuming after the
@@ -111,7 +117,7 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 	readErr := make(chan error, 1)
 	go f.read(it, batches, readErr)
 
-	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop}
+	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now()}
 	if subjects := stream.CachedInfo().Config.Subjects; len(subjects) == 1 {
 		l.att.filter = subjects[0]
 	}
@@ -150,6 +156,9 @@ func (l *loop) wait() time.Duration {
 		}
 		w = min(w, every-time.Since(l.lastSyncTry))
 	}
+	if !l.att.received && !l.att.pullChecked {
+		w = min(w, pullCheckAfter-time.Since(l.att.since))
+	}
 	return max(w, time.Millisecond)
 }
 
@@ -169,6 +178,9 @@ func (l *loop) housekeep() {
 	if time.Since(l.lastProbe) >= l.f.cfg.ProbeInterval {
 		l.probe()
 	}
+	if !l.att.received && !l.att.pullChecked && time.Since(l.att.since) >= pullCheckAfter {
+		l.checkPull()
+	}
 }
 
 // handle processes one message: apply inside a span; sync when caught up
@@ -176,6 +188,7 @@ func (l *loop) housekeep() {
 // it.
 func (l *loop) handle(it *item) {
 	f := l.f
+	l.att.received = true
 	if it.meta == nil {
 		// Not a JetStream message: nothing to position or apply.
 		f.reject(it.msg.Subject(), 0, it.err)
