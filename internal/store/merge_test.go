@@ -32,7 +32,9 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 		{
 			name: "token: equal exp",
 			a:    func(v string) events.Event { return events.NewToken("a", v, now.Add(10*time.Minute), now) },
-			b:    func(v string) events.Event { return events.NewToken("b", v, now.Add(10*time.Minute), now.Add(time.Second)) },
+			b: func(v string) events.Event {
+				return events.NewToken("b", v, now.Add(10*time.Minute), now.Add(time.Second))
+			},
 		},
 		{
 			name: "subject: the larger epoch",
