@@ -3,6 +3,9 @@ package revocation
 import (
 	"math"
 	"sync/atomic"
+	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // forever is the hold (and the wall-clock deadline) of a restriction that
@@ -28,10 +31,16 @@ type state struct {
 	// hold is until when the restriction matters, as UnixNano on the store's
 	// configured clock; forever for a key.
 	hold int64
-	// epoch is the subject's logout epoch as UnixNano (kindSubject only).
-	epoch int64
-	// reason is the reason of the event that decided the merged state.
+	// bound is the [events.Event.Bound] of the event that decided the
+	// merged state, as UnixNano (0 for a key): for a subject, its epoch.
+	bound int64
+	// reason is the reason of that event.
 	reason string
+}
+
+// rank is s's rank in a merge.
+func (s *state) rank() events.Rank {
+	return events.Rank{Bound: time.Unix(0, s.bound), Reason: s.reason}
 }
 
 // record is one revoked id. Records whose (kind, id) hash to the same 64-bit
@@ -110,7 +119,7 @@ func (r *record) live(wallNow int64) bool {
 // caller holds the stripe lock of r's hash.
 func (r *record) merge(s *state) bool {
 	old := r.st.Load()
-	m := combine(r.kind, old, s)
+	m := combine(old, s)
 	if *m == *old {
 		return false
 	}
@@ -118,38 +127,15 @@ func (r *record) merge(s *state) bool {
 	return true
 }
 
-// combine returns the merge of a and b. It is commutative, associative and
-// idempotent, so applying events in any order, any number of times, yields
-// the same state: the latest hold, the latest epoch, and the reason of the
-// event that ranks highest (latest epoch for a subject, latest hold
-// otherwise; ties go to a non-empty reason, then the lexically smaller).
-func combine(k kind, a, b *state) *state {
-	m := &state{hold: max(a.hold, b.hold), epoch: max(a.epoch, b.epoch)}
-	pa, pb := a.hold, b.hold
-	if k == kindSubject {
-		pa, pb = a.epoch, b.epoch
-	}
-	switch {
-	case pa > pb:
-		m.reason = a.reason
-	case pb > pa:
-		m.reason = b.reason
-	default:
-		m.reason = smallerReason(a.reason, b.reason)
-	}
-	return m
-}
-
-func smallerReason(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
+// combine returns the merge of a and b, two states of one record: the one
+// whose event ranks first by the events' merge rule ([events.Rank.Compare]),
+// which is commutative, associative and idempotent. Its hold is the longest
+// too, since a hold never decreases with the bound ([events.Event.Bound]).
+func combine(a, b *state) *state {
+	if a.rank().Compare(b.rank()) >= 0 {
 		return a
-	case b < a:
-		return b
 	}
-	return a
+	return b
 }
 
 // mergeChain folds every record of the chain src into the chain dst: equal

@@ -28,9 +28,10 @@
 // the CPU cache at 1M entries); it is rebuilt from what is held once churn
 // has added twice the capacity to it.
 //
-// Merging is monotonic (promise 2): revoked ids are a union with the latest
-// hold, a subject's epoch is the largest seen, and applying events in any
-// order, any number of times, yields the same state.
+// Merging is monotonic (promise 2) and follows the events' rule
+// ([events.Merge]): revoked ids are a union with the latest hold, a
+// subject's epoch is the largest seen, and applying events in any order, any
+// number of times, yields the same state.
 package revocation
 
 import (
@@ -47,17 +48,18 @@ import (
 )
 
 // Errors returned by [Store.Check], [Store.Apply] and [Store.Sync]. A Check
-// error wraps exactly one of them.
+// error wraps exactly one of them. The four revocation reasons are the
+// events package's ([events.Kind.ErrRevoked]), named here too.
 var (
 	// ErrTokenRevoked: the token's jti is revoked.
-	ErrTokenRevoked = errors.New("verifier: token revoked")
+	ErrTokenRevoked = events.ErrTokenRevoked
 	// ErrSessionRevoked: the token's session (sid) is revoked.
-	ErrSessionRevoked = errors.New("verifier: session revoked")
+	ErrSessionRevoked = events.ErrSessionRevoked
 	// ErrSubjectRevoked: the token's subject logged out at or after the
 	// token's issue instant.
-	ErrSubjectRevoked = errors.New("verifier: subject logged out")
+	ErrSubjectRevoked = events.ErrSubjectRevoked
 	// ErrKeyRevoked: the key that signed the token (kid) is revoked.
-	ErrKeyRevoked = errors.New("verifier: signing key revoked")
+	ErrKeyRevoked = events.ErrKeyRevoked
 	// ErrOverCapacity: a live revocation could not be held, so the store
 	// cannot decide and fails closed. It is an "I cannot decide now" error
 	// (503), not a verdict on the token.
@@ -87,13 +89,9 @@ const (
 )
 
 // Token is what [Store.Check] needs of a token whose signature and claims
-// were already verified. Empty fields are not looked up.
-type Token struct {
-	JTI, SID, Sub, KID string
-	// IssuedAt is the token's iat, compared with a subject's logout epoch
-	// to the nanosecond. A zero IssuedAt counts as issued before any epoch.
-	IssuedAt time.Time
-}
+// were already verified. Empty fields are not looked up; a zero IssuedAt
+// counts as issued before any epoch ([events.EpochRevokes]).
+type Token = events.Token
 
 // Config is the policy of a [Store]. It is copied by [New].
 type Config struct {
@@ -309,10 +307,8 @@ func (s *Store) Check(t Token) error {
 	}
 	if t.Sub != "" && s.seen[kindSubject].Load() {
 		if r := s.find(f, kindSubject, t.Sub); r != nil {
-			st := r.st.Load()
-			// iat <= epoch is revoked: a token minted in the same
-			// nanosecond as the logout predates it.
-			if !t.IssuedAt.After(time.Unix(0, st.epoch)) {
+			// A subject's bound is its epoch.
+			if st := r.st.Load(); events.EpochRevokes(t.IssuedAt, time.Unix(0, st.bound)) {
 				return revoked(ErrSubjectRevoked, st)
 			}
 		}
@@ -405,8 +401,8 @@ func (s *Store) apply(e events.Event) (changed bool, err error) {
 		}
 		ns.hold = hold.UnixNano()
 	}
-	if k == kindSubject {
-		ns.epoch = e.Epoch.UnixNano()
+	if b := e.Bound(); !b.IsZero() {
+		ns.bound = b.UnixNano()
 	}
 	dl := wallDeadline(ns.hold, now.UnixNano(), time.Now().UnixNano())
 

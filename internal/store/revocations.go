@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
@@ -139,16 +138,14 @@ func (s *Store) Record(ctx context.Context, ev events.Event, leeway time.Duratio
 	return Recording{Event: got, Held: true}, nil
 }
 
-// Query is what Check needs to know of a token.
-type Query struct {
-	JTI, SID, Sub, KID string
-	IssuedAt           time.Time
-}
+// Query is what Check needs to know of a token: the identifiers and issue
+// instant the revocation rules look at.
+type Query = events.Token
 
 // Check reports whether a token is revoked by a record, published to the
-// stream or not: nil when none of its jti, sid, subject epoch (iat not after
-// it) or kid is, an error wrapping the verifier's sentinel
-// (revocation.ErrTokenRevoked, ErrSessionRevoked, ErrSubjectRevoked,
+// stream or not, by the events' rules: nil when none of its jti, sid,
+// subject epoch ([events.EpochRevokes]) or kid is, an error wrapping the
+// reason ([events.ErrTokenRevoked], ErrSessionRevoked, ErrSubjectRevoked,
 // ErrKeyRevoked) when one is, and any other error when Redis cannot answer.
 // A session counts as revoked by its revocation record or by the session's
 // own revoked flag (refresh-token reuse sets it). One round trip per hash
@@ -195,18 +192,18 @@ func (s *Store) Check(ctx context.Context, q Query) error {
 	}
 	// The verifier's order: key, token, session, subject.
 	if ok, err := found(kid); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: kid recorded revoked: %w", revocation.ErrKeyRevoked))
+		return errOr(err, fmt.Errorf("store: kid recorded revoked: %w", events.ErrKeyRevoked))
 	}
 	if ok, err := found(jti); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: jti recorded revoked: %w", revocation.ErrTokenRevoked))
+		return errOr(err, fmt.Errorf("store: jti recorded revoked: %w", events.ErrTokenRevoked))
 	}
 	if ok, err := found(sid); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: sid recorded revoked: %w", revocation.ErrSessionRevoked))
+		return errOr(err, fmt.Errorf("store: sid recorded revoked: %w", events.ErrSessionRevoked))
 	}
 	if ok, err := found(flag); err != nil {
 		return err
 	} else if ok && flag.Val() == "1" {
-		return fmt.Errorf("store: session flagged revoked: %w", revocation.ErrSessionRevoked)
+		return fmt.Errorf("store: session flagged revoked: %w", events.ErrSessionRevoked)
 	}
 	ok, err := found(sub)
 	if err != nil || !ok {
@@ -216,10 +213,8 @@ func (s *Store) Check(ctx context.Context, q Query) error {
 	if err != nil {
 		return err
 	}
-	// iat <= epoch is revoked: a token minted in the same nanosecond as
-	// the logout predates it. A zero iat cannot prove it is newer.
-	if q.IssuedAt.IsZero() || !q.IssuedAt.After(epoch) {
-		return fmt.Errorf("store: subject logged out at or after iat: %w", revocation.ErrSubjectRevoked)
+	if events.EpochRevokes(q.IssuedAt, epoch) {
+		return fmt.Errorf("store: subject logged out at or after iat: %w", events.ErrSubjectRevoked)
 	}
 	return nil
 }

@@ -41,6 +41,8 @@ end
 // Records merge monotonically: a token record keeps its first event and
 // lives until the latest hold asked for (PEXPIREAT GT: Redis 7.0); session
 // and key records keep their first event; a subject's epoch only grows.
+// This is events.Merge written in Lua, which cannot call Go;
+// TestRecordMergeAgreesWithEvents holds the two together.
 var scriptRecord = redis.NewScript(luaCmp + `
 if ARGV[8] ~= '0' then
   local held = redis.call('GET', KEYS[5])

@@ -43,10 +43,45 @@
 // jtis, sids and kids and, per subject, the largest epoch it has seen;
 // applying events in any order, any number of times, gives the same state, so
 // at-least-once delivery and replay are safe and no event can un-revoke a
-// token. A token is rejected when its jti, its sid or its kid is revoked, or
-// when its iat is not after its subject's epoch (iat <= epoch: rejected;
-// iat > epoch, even by a nanosecond: accepted). [Event.HoldUntil] says how
-// long each restriction must be kept.
+// token.
+//
+// # Rules
+//
+// These are the only rules; every consumer applies them alike ([Event.Restricts],
+// [EpochRevokes], [Merge], [Event.HoldUntil]).
+//
+// Which event restricts which token (the token's signature and claims
+// already checked), and the reason it is rejected with:
+//
+//	token    the token's jti equals jti                        revoked_token    [ErrTokenRevoked]
+//	session  the token's sid equals sid                        revoked_session  [ErrSessionRevoked]
+//	subject  the token's sub equals sub and iat <= epoch       revoked_subject  [ErrSubjectRevoked]
+//	key      the token's header kid equals kid                 revoked_key      [ErrKeyRevoked]
+//
+// The epoch comparison is to the nanosecond: iat <= epoch is rejected,
+// iat > epoch, even by a nanosecond, accepted; a token without an iat is
+// rejected under any epoch, since it cannot prove it is newer. A token that
+// several events restrict is reported in the order key, token, session,
+// subject. The reason codes are the verifier's (metrics, the
+// WWW-Authenticate error_description).
+//
+// How two events revoking the same thing (the same kind and identifier)
+// merge: the one with the later bound wins, the bound being the token's
+// exp, the session event's issued_at, the subject's epoch (a key event has
+// none: revoked for ever either way); on equal bounds the one with a
+// non-empty reason, then the lexically smaller reason. So a token is held
+// until the latest exp asked for, a subject's epoch is the largest seen, a
+// session's hold runs from its latest revocation. A publisher need not
+// publish an event that an earlier one with a bound at least as late
+// already covers ([Event.Covers]).
+//
+// How long a restriction must be held, for tokens living at most L
+// (exp - iat) checked with leeway W ([Event.HoldUntil]):
+//
+//	token    exp + W
+//	session  issued_at + L + W + 1 minute ([MaxFutureSkew])
+//	subject  epoch + L + W
+//	key      forever (whoever holds a leaked key can forge any iat)
 //
 // # Subjects and stream
 //

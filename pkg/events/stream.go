@@ -247,25 +247,6 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, er
 	return nil, fmt.Errorf("events: publish %s: subject changed %d times while publishing", e.ID, maxCASAttempts)
 }
 
-// Covers reports whether e restricts at least everything o restricts: the
-// same kind and identifier, and a hold at least as long (a later or equal
-// expiry for a token, a later or equal issue for a session, a later or equal
-// epoch for a subject; a key is revoked for ever either way).
-func (e Event) Covers(o Event) bool {
-	if e.Kind != o.Kind || e.Value() != o.Value() {
-		return false
-	}
-	switch e.Kind {
-	case KindToken:
-		return !e.Expiry.Before(o.Expiry)
-	case KindSession:
-		return !e.IssuedAt.Before(o.IssuedAt)
-	case KindSubject:
-		return !e.Epoch.Before(o.Epoch)
-	}
-	return true
-}
-
 // HeaderCarrier adapts NATS message headers to OpenTelemetry's
 // [propagation.TextMapCarrier], to inject and extract trace context.
 type HeaderCarrier nats.Header
@@ -285,27 +266,4 @@ func (h HeaderCarrier) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
-}
-
-// HoldUntil returns until when a consumer must keep the restriction of e, for
-// tokens whose lifetime is at most maxTokenLifetime checked with leeway; the
-// zero time means forever.
-//
-//   - token: until the token's exp plus leeway;
-//   - session: until issued_at + maxTokenLifetime + leeway + [MaxFutureSkew]
-//     (no token of the session minted before the revocation lives longer; the
-//     skew covers a refresh that raced the revocation on another clock);
-//   - subject: until epoch + maxTokenLifetime + leeway (a token issued at or
-//     before the epoch expires by then);
-//   - key: forever (whoever holds a leaked key can forge any iat).
-func (e Event) HoldUntil(maxTokenLifetime, leeway time.Duration) time.Time {
-	switch e.Kind {
-	case KindToken:
-		return e.Expiry.Add(leeway)
-	case KindSession:
-		return e.IssuedAt.Add(maxTokenLifetime + leeway + MaxFutureSkew)
-	case KindSubject:
-		return e.Epoch.Add(maxTokenLifetime + leeway)
-	}
-	return time.Time{}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
 	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Every error [Verifier.Verify] returns wraps exactly one of the two class
@@ -49,15 +50,19 @@ var (
 	// iat, exp), the lifetime exceeds Config.MaxTokenLifetime, or
 	// Config.Validate refused the token.
 	ErrClaims = errors.New("verifier: invalid claims")
+	// The four revocation reasons are the events package's (the same
+	// values, so errors.Is matches either name): every place that decides
+	// returns them, the Redis fallback included.
+
 	// ErrTokenRevoked: the token's jti was revoked.
-	ErrTokenRevoked = revocation.ErrTokenRevoked
+	ErrTokenRevoked = events.ErrTokenRevoked
 	// ErrSessionRevoked: the token's session (sid) was revoked.
-	ErrSessionRevoked = revocation.ErrSessionRevoked
+	ErrSessionRevoked = events.ErrSessionRevoked
 	// ErrSubjectRevoked: the subject logged out everywhere after this token
 	// was issued (iat not after the subject's logout epoch).
-	ErrSubjectRevoked = revocation.ErrSubjectRevoked
+	ErrSubjectRevoked = events.ErrSubjectRevoked
 	// ErrKeyRevoked: the key that signed the token was revoked.
-	ErrKeyRevoked = revocation.ErrKeyRevoked
+	ErrKeyRevoked = events.ErrKeyRevoked
 )
 
 // Reasons in the [ErrUnavailable] class.

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+)
+
+// TestRecordMergeAgreesWithEvents runs the same merges through the events'
+// rule (events.Merge, Restricts, HoldUntil) and through scriptRecord, which
+// merges in Lua and cannot call Go: two events recorded one after the other,
+// in both orders, must leave what the merged event says — the epoch
+// (SubjectEpoch), the token record's expiry (its PTTL; none for a key, held
+// for ever) and which tokens Check rejects.
+func TestRecordMergeAgreesWithEvents(t *testing.T) {
+	ctx := testCtx(t)
+	e := newEnv(t)
+	const life, leeway = 15 * time.Minute, time.Minute
+	now := time.Now().UTC()
+	tests := []struct {
+		name string
+		// a and b revoke the same thing, the identifier v.
+		a, b func(v string) events.Event
+	}{
+		{
+			name: "token: the later exp",
+			a:    func(v string) events.Event { return events.NewToken("a", v, now.Add(10*time.Minute), now) },
+			b:    func(v string) events.Event { return events.NewToken("b", v, now.Add(20*time.Minute), now) },
+		},
+		{
+			name: "token: equal exp",
+			a:    func(v string) events.Event { return events.NewToken("a", v, now.Add(10*time.Minute), now) },
+			b: func(v string) events.Event {
+				return events.NewToken("b", v, now.Add(10*time.Minute), now.Add(time.Second))
+			},
+		},
+		{
+			name: "subject: the larger epoch",
+			a:    func(v string) events.Event { return events.NewSubject("a", v, now.Add(-time.Second), now) },
+			b:    func(v string) events.Event { return events.NewSubject("b", v, now, now) },
+		},
+		{
+			name: "subject: epochs 1ns apart",
+			a:    func(v string) events.Event { return events.NewSubject("a", v, now, now) },
+			b:    func(v string) events.Event { return events.NewSubject("b", v, now.Add(time.Nanosecond), now) },
+		},
+		{
+			name: "subject: equal epochs",
+			a:    func(v string) events.Event { return events.NewSubject("a", v, now, now) },
+			b:    func(v string) events.Event { return events.NewSubject("b", v, now, now.Add(time.Second)) },
+		},
+		{
+			name: "session: revoked twice",
+			a:    func(v string) events.Event { return events.NewSession("a", v, now.Add(-time.Minute)) },
+			b:    func(v string) events.Event { return events.NewSession("b", v, now) },
+		},
+		{
+			name: "key: revoked twice",
+			a:    func(v string) events.Event { return events.NewKey("a", v, now) },
+			b: func(v string) events.Event {
+				k := events.NewKey("b", v, now)
+				k.Reason = "compromised"
+				return k
+			},
+		},
+	}
+	for i, tt := range tests {
+		for order, name := range []string{"a then b", "b then a"} {
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				v := "m" + string(rune('a'+i)) + string(rune('0'+order))
+				first, second := tt.a(v), tt.b(v)
+				if order == 1 {
+					first, second = second, first
+				}
+				for _, ev := range []events.Event{first, second} {
+					if _, err := e.st.Record(ctx, ev, leeway, nil); err != nil {
+						t.Fatalf("Record(%s): %v", ev.ID, err)
+					}
+				}
+				m := events.Merge(first, second)
+
+				switch m.Kind {
+				case events.KindSubject:
+					got, err := e.st.SubjectEpoch(ctx, v)
+					if err != nil || !got.Equal(m.Epoch) {
+						t.Fatalf("SubjectEpoch = %s, %v; the merge's epoch is %s",
+							got.Format(time.RFC3339Nano), err, m.Epoch.Format(time.RFC3339Nano))
+					}
+				case events.KindToken:
+					want := time.Until(m.HoldUntil(life, leeway))
+					if got := pttl(t, ctx, e.rdb, e.st.recordKey(m)); got < want-time.Second || got > want+time.Second {
+						t.Fatalf("PTTL = %s; the merge holds for %s", got, want)
+					}
+				case events.KindKey:
+					if got := pttl(t, ctx, e.rdb, e.st.recordKey(m)); got != -1 || !m.HoldUntil(life, leeway).IsZero() {
+						t.Fatalf("PTTL = %s, HoldUntil = %s; both must be for ever", got, m.HoldUntil(life, leeway))
+					}
+				}
+
+				// Which tokens are rejected, and why: the same answers.
+				probes := []events.Token{
+					{JTI: v}, {SID: v}, {KID: v},
+					{JTI: v + "x", SID: v + "x", Sub: v + "x", KID: v + "x", IssuedAt: now.Add(-time.Hour)},
+				}
+				for _, epoch := range []time.Time{first.Epoch, second.Epoch} {
+					probes = append(probes,
+						events.Token{Sub: v, IssuedAt: epoch.Add(-time.Nanosecond)},
+						events.Token{Sub: v, IssuedAt: epoch},
+						events.Token{Sub: v, IssuedAt: epoch.Add(time.Nanosecond)})
+				}
+				probes = append(probes, events.Token{Sub: v})
+				for _, p := range probes {
+					want := m.Restricts(p)
+					got := e.st.Check(ctx, p)
+					if want == nil && got != nil || want != nil && !errors.Is(got, want) {
+						t.Errorf("Check(%+v) = %v; the merge restricts it with %v", p, got, want)
+					}
+				}
+			})
+		}
+	}
+}
