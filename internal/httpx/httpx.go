@@ -239,8 +239,9 @@ func shorten(s string) string {
 	return s
 }
 
-// Credentials checks service credentials (Authorization: Bearer <key>;
-// with [Credentials.AllowBasic] also HTTP Basic client authentication).
+// Credentials checks service credentials (Authorization: Bearer <key>, read
+// by [BearerToken]; with [Credentials.AllowBasic] also HTTP Basic client
+// authentication).
 // Several keys may be valid at once, for rotation. Comparison is in
 // constant time over SHA-256 digests, so neither content nor length leaks.
 // A Credentials is safe for concurrent use.
@@ -275,26 +276,23 @@ func (c *Credentials) AllowBasic() *Credentials {
 
 // Valid reports whether the request carries one of the keys.
 func (c *Credentials) Valid(r *http.Request) bool {
-	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	key, err := BearerToken(r, "")
 	switch {
-	case !ok:
-		return false
-	case strings.EqualFold(scheme, "Bearer"):
-	case c.basic && strings.EqualFold(scheme, "Basic"):
-		user, password, ok := r.BasicAuth()
-		if !ok || user == "" || password == "" {
-			return false
-		}
-		// RFC 6749 §2.3.1: clients form-encode the secret before base64;
-		// many do not. Either form of a key is that key.
-		if dec, err := url.QueryUnescape(password); err == nil && dec != password {
-			return c.match(password) || c.match(dec)
-		}
-		key = password
-	default:
+	case err == nil:
+		return c.match(key)
+	case !c.basic, errors.Is(err, ErrRepeatedAuthorization):
 		return false
 	}
-	return key != "" && c.match(key)
+	user, password, ok := r.BasicAuth()
+	if !ok || user == "" || password == "" {
+		return false
+	}
+	// RFC 6749 §2.3.1: clients form-encode the secret before base64;
+	// many do not. Either form of a key is that key.
+	if dec, err := url.QueryUnescape(password); err == nil && dec != password {
+		return c.match(password) || c.match(dec)
+	}
+	return c.match(password)
 }
 
 // match reports, in constant time over the digests, whether key is one of

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
@@ -113,22 +112,20 @@ func (s *Server) live(r *http.Request) (*verifier.Claims, error) {
 // bearer reads the access token from the Authorization header or, when
 // the issuer sets cookies and there is no header, from its cookie.
 func (s *Server) bearer(r *http.Request) (string, error) {
-	h := r.Header.Values("Authorization")
-	switch {
-	case len(h) == 1:
-		scheme, tok, ok := strings.Cut(h[0], " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-			return "", httpx.BadRequest("malformed Authorization header")
-		}
-		return tok, nil
-	case len(h) > 1:
-		return "", httpx.BadRequest("more than one Authorization header")
-	case s.cfg.SetCookie:
-		if c, err := r.Cookie(s.cfg.CookieName); err == nil && c.Value != "" {
-			return c.Value, nil
-		}
+	cookie := ""
+	if s.cfg.SetCookie {
+		cookie = s.cfg.CookieName
 	}
-	return "", &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "no bearer token"}
+	tok, err := httpx.BearerToken(r, cookie)
+	switch {
+	case errors.Is(err, httpx.ErrRepeatedAuthorization):
+		return "", httpx.BadRequest("more than one Authorization header")
+	case errors.Is(err, httpx.ErrMalformedAuthorization):
+		return "", httpx.BadRequest("malformed Authorization header")
+	case errors.Is(err, httpx.ErrNoBearer):
+		return "", &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "no bearer token"}
+	}
+	return tok, err
 }
 
 // revokeSession records the session's revocation in Redis first — the
