@@ -251,6 +251,14 @@ func TestCredentialsBasic(t *testing.T) {
 			}
 		})
 	}
+	// One credential per request: a second Authorization header, Bearer or
+	// Basic, makes it ambiguous (BearerToken's ErrRepeatedAuthorization).
+	two := httptest.NewRequest("POST", "/", nil)
+	two.Header.Add("Authorization", basic("my-service", "key+with/chars=0001"))
+	two.Header.Add("Authorization", "Bearer key+with/chars=0001")
+	if withBasic.Valid(two) || Caller(two) != "" {
+		t.Fatal("a request with two Authorization headers authenticated")
+	}
 	rec := httptest.NewRecorder()
 	withBasic.Require(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
 	if got := rec.Header().Values("WWW-Authenticate"); len(got) != 2 || !strings.HasPrefix(got[1], "Basic ") {
