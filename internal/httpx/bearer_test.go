@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"errors"
+	"go/build"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -73,4 +74,18 @@ func FuzzBearerToken(f *testing.F) {
 			t.Fatalf("header %q: token %q", authz, tok)
 		}
 	})
+}
+
+// TestStandardLibraryOnly: pkg/verifier, which every service embeds,
+// imports httpx; anything httpx imports is linked into those services.
+func TestStandardLibraryOnly(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+			t.Errorf("httpx imports %s: keep it to the standard library (see internal/httpx/prommetrics)", imp)
+		}
+	}
 }

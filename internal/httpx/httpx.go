@@ -1,8 +1,9 @@
 // Package httpx holds the HTTP plumbing jwtrevoke's services share: one way
 // to answer errors ({"error","error_description"}), bounded and strict body
-// parsing, service-credential authentication, health endpoints, a Prometheus
-// /metrics handler fed by OpenTelemetry, and a server that listens at start
-// and shuts down gracefully.
+// parsing, one bearer-token parser, service-credential authentication,
+// health endpoints, and a server that listens at start and shuts down
+// gracefully. It imports only the standard library, so pkg/verifier can use
+// it; the Prometheus /metrics handler is in internal/httpx/prommetrics.
 package httpx
 
 import (

@@ -36,6 +36,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx/prommetrics"
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -117,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	s.metricsHandler = cfg.MetricsHandler
 	if mp == nil {
 		var h http.Handler
-		s.ownMeter, h, err = httpx.NewMetrics()
+		s.ownMeter, h, err = prommetrics.New()
 		if err != nil {
 			return nil, err
 		}

@@ -93,7 +93,7 @@ type Config struct {
 	Logger *slog.Logger
 	// MeterProvider receives the revoker's and its verifier's metrics, and
 	// MetricsHandler serves them at /metrics. When both are nil, New
-	// creates a private Prometheus registry (httpx.NewMetrics) and serves
+	// creates a private Prometheus registry (prommetrics.New) and serves
 	// it. When MeterProvider is set and MetricsHandler nil, /metrics is not
 	// served.
 	MeterProvider  metric.MeterProvider
