@@ -252,7 +252,7 @@ type Credentials struct {
 }
 
 // NewCredentials returns Credentials accepting any of keys; it refuses an
-// empty list or a key shorter than 16 bytes.
+// empty list, a key shorter than 16 bytes, or one with a space or tab.
 func NewCredentials(keys ...string) (*Credentials, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("httpx: at least one service credential is required")
@@ -261,6 +261,11 @@ func NewCredentials(keys ...string) (*Credentials, error) {
 	for _, k := range keys {
 		if len(k) < 16 {
 			return nil, errors.New("httpx: service credentials must be at least 16 bytes")
+		}
+		// Sent as a bearer token, which holds no space or tab
+		// ([BearerToken]): such a key could never be presented.
+		if strings.ContainsAny(k, " \t") {
+			return nil, errors.New("httpx: service credentials must not contain spaces or tabs")
 		}
 		c.digests = append(c.digests, sha256.Sum256([]byte(k)))
 	}

@@ -128,6 +128,9 @@ func TestCredentials(t *testing.T) {
 	if _, err := NewCredentials("short"); err == nil {
 		t.Fatal("a short credential accepted")
 	}
+	if _, err := NewCredentials("credential with spaces"); err == nil {
+		t.Fatal("a credential no bearer token can carry accepted")
+	}
 	c, err := NewCredentials("old-credential-0001", "new-credential-0002")
 	if err != nil {
 		t.Fatal(err)

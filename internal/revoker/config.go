@@ -40,7 +40,7 @@ type Config struct {
 	Store *store.Store
 	// Credentials are the service credentials accepted on every endpoint
 	// but the health ones (Authorization: Bearer <credential>); several for
-	// rotation, each at least 16 bytes. Required.
+	// rotation, each at least 16 bytes, without spaces or tabs. Required.
 	Credentials []string
 
 	// Stream is the revocation stream's name; default
