@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx/prommetrics"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -45,7 +46,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	mp, metrics, err := httpx.NewMetrics()
+	mp, metrics, err := prommetrics.New()
 	if err != nil {
 		return nil, err
 	}

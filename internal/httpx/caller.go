@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"strings"
 )
 
 // CallerID returns a stable, non-secret id of a service credential: the
@@ -19,8 +18,8 @@ func CallerID(credential string) string {
 // Caller returns the [CallerID] of the credential r authenticated with; call
 // it behind [Credentials.Require], which has checked the credential.
 func Caller(r *http.Request) string {
-	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	key, err := BearerToken(r, "")
+	if err != nil {
 		return ""
 	}
 	return CallerID(key)

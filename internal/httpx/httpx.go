@@ -1,8 +1,9 @@
 // Package httpx holds the HTTP plumbing jwtrevoke's services share: one way
 // to answer errors ({"error","error_description"}), bounded and strict body
-// parsing, service-credential authentication, health endpoints, a Prometheus
-// /metrics handler fed by OpenTelemetry, and a server that listens at start
-// and shuts down gracefully.
+// parsing, one bearer-token parser, service-credential authentication,
+// health endpoints, and a server that listens at start and shuts down
+// gracefully. It imports only the standard library, so pkg/verifier can use
+// it; the Prometheus /metrics handler is in internal/httpx/prommetrics.
 package httpx
 
 import (
@@ -239,8 +240,9 @@ func shorten(s string) string {
 	return s
 }
 
-// Credentials checks service credentials (Authorization: Bearer <key>;
-// with [Credentials.AllowBasic] also HTTP Basic client authentication).
+// Credentials checks service credentials (Authorization: Bearer <key>, read
+// by [BearerToken]; with [Credentials.AllowBasic] also HTTP Basic client
+// authentication).
 // Several keys may be valid at once, for rotation. Comparison is in
 // constant time over SHA-256 digests, so neither content nor length leaks.
 // A Credentials is safe for concurrent use.
@@ -250,7 +252,7 @@ type Credentials struct {
 }
 
 // NewCredentials returns Credentials accepting any of keys; it refuses an
-// empty list or a key shorter than 16 bytes.
+// empty list, a key shorter than 16 bytes, or one with a space or tab.
 func NewCredentials(keys ...string) (*Credentials, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("httpx: at least one service credential is required")
@@ -259,6 +261,11 @@ func NewCredentials(keys ...string) (*Credentials, error) {
 	for _, k := range keys {
 		if len(k) < 16 {
 			return nil, errors.New("httpx: service credentials must be at least 16 bytes")
+		}
+		// Sent as a bearer token, which holds no space or tab
+		// ([BearerToken]): such a key could never be presented.
+		if strings.ContainsAny(k, " \t") {
+			return nil, errors.New("httpx: service credentials must not contain spaces or tabs")
 		}
 		c.digests = append(c.digests, sha256.Sum256([]byte(k)))
 	}
@@ -275,26 +282,23 @@ func (c *Credentials) AllowBasic() *Credentials {
 
 // Valid reports whether the request carries one of the keys.
 func (c *Credentials) Valid(r *http.Request) bool {
-	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	key, err := BearerToken(r, "")
 	switch {
-	case !ok:
-		return false
-	case strings.EqualFold(scheme, "Bearer"):
-	case c.basic && strings.EqualFold(scheme, "Basic"):
-		user, password, ok := r.BasicAuth()
-		if !ok || user == "" || password == "" {
-			return false
-		}
-		// RFC 6749 §2.3.1: clients form-encode the secret before base64;
-		// many do not. Either form of a key is that key.
-		if dec, err := url.QueryUnescape(password); err == nil && dec != password {
-			return c.match(password) || c.match(dec)
-		}
-		key = password
-	default:
+	case err == nil:
+		return c.match(key)
+	case !c.basic, errors.Is(err, ErrRepeatedAuthorization):
 		return false
 	}
-	return key != "" && c.match(key)
+	user, password, ok := r.BasicAuth()
+	if !ok || user == "" || password == "" {
+		return false
+	}
+	// RFC 6749 §2.3.1: clients form-encode the secret before base64;
+	// many do not. Either form of a key is that key.
+	if dec, err := url.QueryUnescape(password); err == nil && dec != password {
+		return c.match(password) || c.match(dec)
+	}
+	return c.match(password)
 }
 
 // match reports, in constant time over the digests, whether key is one of

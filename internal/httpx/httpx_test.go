@@ -128,6 +128,9 @@ func TestCredentials(t *testing.T) {
 	if _, err := NewCredentials("short"); err == nil {
 		t.Fatal("a short credential accepted")
 	}
+	if _, err := NewCredentials("credential with spaces"); err == nil {
+		t.Fatal("a credential no bearer token can carry accepted")
+	}
 	c, err := NewCredentials("old-credential-0001", "new-credential-0002")
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +253,14 @@ func TestCredentialsBasic(t *testing.T) {
 				t.Fatalf("Valid(%q) = %t, want %t", tt.authz, got, tt.wantValid)
 			}
 		})
+	}
+	// One credential per request: a second Authorization header, Bearer or
+	// Basic, makes it ambiguous (BearerToken's ErrRepeatedAuthorization).
+	two := httptest.NewRequest("POST", "/", nil)
+	two.Header.Add("Authorization", basic("my-service", "key+with/chars=0001"))
+	two.Header.Add("Authorization", "Bearer key+with/chars=0001")
+	if withBasic.Valid(two) || Caller(two) != "" {
+		t.Fatal("a request with two Authorization headers authenticated")
 	}
 	rec := httptest.NewRecorder()
 	withBasic.Require(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))

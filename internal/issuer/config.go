@@ -120,7 +120,7 @@ type Config struct {
 	// metrics. Nil means a private Prometheus registry served at /metrics.
 	MeterProvider metric.MeterProvider
 	// MetricsHandler is served at /metrics when MeterProvider is set (for
-	// example the handler httpx.NewMetrics returned with it); nil then
+	// example the handler prommetrics.New returned with it); nil then
 	// means no /metrics.
 	MetricsHandler http.Handler
 }

@@ -40,7 +40,7 @@ type Config struct {
 	Store *store.Store
 	// Credentials are the service credentials accepted on every endpoint
 	// but the health ones (Authorization: Bearer <credential>); several for
-	// rotation, each at least 16 bytes. Required.
+	// rotation, each at least 16 bytes, without spaces or tabs. Required.
 	Credentials []string
 
 	// Stream is the revocation stream's name; default
@@ -93,7 +93,7 @@ type Config struct {
 	Logger *slog.Logger
 	// MeterProvider receives the revoker's and its verifier's metrics, and
 	// MetricsHandler serves them at /metrics. When both are nil, New
-	// creates a private Prometheus registry (httpx.NewMetrics) and serves
+	// creates a private Prometheus registry (prommetrics.New) and serves
 	// it. When MeterProvider is set and MetricsHandler nil, /metrics is not
 	// served.
 	MeterProvider  metric.MeterProvider

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx/prommetrics"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
@@ -66,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 	mp := cfg.MeterProvider
 	s.metricsH = cfg.MetricsHandler
 	if mp == nil && s.metricsH == nil {
-		s.ownMP, s.metricsH, err = httpx.NewMetrics()
+		s.ownMP, s.metricsH, err = prommetrics.New()
 		if err != nil {
 			return nil, fmt.Errorf("revoker: %w", err)
 		}

@@ -1,9 +1,10 @@
 package verifier
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 )
 
 // Health is a snapshot of the verifier's state, for health endpoints,
@@ -85,11 +86,10 @@ func (v *Verifier) Health() Health {
 func (v *Verifier) ReadyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		h := v.Health()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
+		status := http.StatusOK
 		if !h.Deciding() {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			status = http.StatusServiceUnavailable
 		}
-		_ = json.NewEncoder(w).Encode(h)
+		httpx.WriteJSON(w, status, h)
 	})
 }

@@ -2,11 +2,11 @@ package verifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 )
 
 // MiddlewareConfig configures [Verifier.Middleware]. The zero value reads
@@ -56,15 +56,15 @@ func (v *Verifier) Middleware(cfg MiddlewareConfig) func(http.Handler) http.Hand
 	retryAfter := strconv.Itoa(cfg.RetryAfter)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			raw, err := bearerToken(r, cfg.Cookie)
+			raw, err := httpx.BearerToken(r, cfg.Cookie)
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`"`)
-				if errors.Is(err, errNoToken) {
-					writeError(w, http.StatusUnauthorized, "unauthorized", "no bearer token")
+				if errors.Is(err, httpx.ErrNoBearer) {
+					httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "no bearer token")
 					return
 				}
 				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`", error="invalid_request", error_description="malformed authorization header"`)
-				writeError(w, http.StatusBadRequest, "invalid_request", "malformed authorization header")
+				httpx.WriteError(w, http.StatusBadRequest, "invalid_request", "malformed authorization header")
 				return
 			}
 			c, err := v.Verify(r.Context(), raw)
@@ -72,54 +72,14 @@ func (v *Verifier) Middleware(cfg MiddlewareConfig) func(http.Handler) http.Hand
 				reason := Reason(err)
 				if errors.Is(err, ErrUnavailable) {
 					w.Header().Set("Retry-After", retryAfter)
-					writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", reason)
+					httpx.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable", reason)
 					return
 				}
 				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`", error="invalid_token", error_description="`+reason+`"`)
-				writeError(w, http.StatusUnauthorized, "invalid_token", reason)
+				httpx.WriteError(w, http.StatusUnauthorized, "invalid_token", reason)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), c)))
 		})
 	}
-}
-
-var (
-	errNoToken        = errors.New("verifier: no bearer token")
-	errMalformedAuthz = errors.New("verifier: malformed authorization header")
-)
-
-// bearerToken reads the token from "Authorization: Bearer <token>" or, when
-// the request has no Authorization header, from the named cookie.
-func bearerToken(r *http.Request, cookie string) (string, error) {
-	h := r.Header.Values("Authorization")
-	switch {
-	case len(h) > 1:
-		return "", errMalformedAuthz
-	case len(h) == 1:
-		scheme, tok, ok := strings.Cut(h[0], " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return "", errMalformedAuthz
-		}
-		tok = strings.TrimLeft(tok, " ")
-		if tok == "" || strings.ContainsAny(tok, " \t") {
-			return "", errMalformedAuthz
-		}
-		return tok, nil
-	case cookie != "":
-		if c, err := r.Cookie(cookie); err == nil && c.Value != "" {
-			return c.Value, nil
-		}
-	}
-	return "", errNoToken
-}
-
-func writeError(w http.ResponseWriter, status int, code, desc string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{code, desc})
 }

@@ -1,0 +1,173 @@
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+)
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	c, err := s.presented(r)
+	if err != nil {
+		httpx.Fail(w, s.log, err)
+		return
+	}
+	if c.SessionID == "" {
+		httpx.Fail(w, s.log, httpx.BadRequest("the token names no session"))
+		return
+	}
+	if err := s.revokeSession(r.Context(), c.SessionID, "logout"); err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.clearCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleLogoutAll needs a token that is not revoked (see live): logging a
+// subject out everywhere restricts sessions it did not start, so a stolen
+// token already revoked must not keep doing it.
+func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
+	c, err := s.live(r)
+	if err != nil {
+		httpx.Fail(w, s.log, err)
+		return
+	}
+	// Every logout-all is a new restriction (sessions created since an
+	// earlier one must die too), so the idempotency key is per request: the
+	// client's Idempotency-Key, so that its retries publish once, or a
+	// fresh nonce.
+	nonce := r.Header.Get("Idempotency-Key")
+	if nonce == "" {
+		nonce = randomID()
+	} else if len(nonce) > 256 {
+		httpx.Fail(w, s.log, httpx.BadRequest("Idempotency-Key longer than 256 bytes"))
+		return
+	}
+	key := "logout-all." + idemPart(c.Subject+"\x00"+nonce)
+	req := revoker.Request{Type: "subject", Sub: c.Subject, Reason: "logout_all"}
+	if _, err := s.cfg.Revoker.Revoke(r.Context(), req, key); err != nil {
+		httpx.Fail(w, s.log, s.revokerFailed(r.Context(), err))
+		return
+	}
+	s.clearCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// presented returns the claims of the request's access token, checked by
+// signature and expiry but not revocation, so logging out twice works: a
+// revoked token may still log its own session out (/v1/logout), which only
+// restricts what it already names, never anything else.
+func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
+	raw, err := s.bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.verifier.Inspect(r.Context(), raw)
+	if errors.Is(err, verifier.ErrUnavailable) {
+		return nil, httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now")
+	}
+	if err != nil {
+		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+	}
+	return c, nil
+}
+
+// live returns the claims of the request's access token if it verifies
+// and is not revoked: by the stream (the embedded verifier's full check)
+// nor by what Redis has recorded, so that a revocation recorded but not
+// yet published counts too. A revoked token gets 401 with the reason; when
+// either cannot decide (verifier not ready or stale, Redis down), 503.
+func (s *Server) live(r *http.Request) (*verifier.Claims, error) {
+	raw, err := s.bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.verifier.Verify(r.Context(), raw)
+	if errors.Is(err, verifier.ErrUnavailable) {
+		return nil, httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now (%s), retry", verifier.Reason(err))
+	}
+	if err != nil {
+		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+	}
+	err = s.cfg.Store.Check(r.Context(), store.Query{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, IssuedAt: c.IssuedAt})
+	for _, revoked := range []error{verifier.ErrKeyRevoked, verifier.ErrTokenRevoked, verifier.ErrSessionRevoked, verifier.ErrSubjectRevoked} {
+		if errors.Is(err, revoked) {
+			return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(revoked)}
+		}
+	}
+	if err != nil {
+		return nil, s.storeDown(err)
+	}
+	return c, nil
+}
+
+// bearer reads the access token from the Authorization header or, when
+// the issuer sets cookies and there is no header, from its cookie.
+func (s *Server) bearer(r *http.Request) (string, error) {
+	cookie := ""
+	if s.cfg.SetCookie {
+		cookie = s.cfg.CookieName
+	}
+	tok, err := httpx.BearerToken(r, cookie)
+	switch {
+	case errors.Is(err, httpx.ErrRepeatedAuthorization):
+		return "", httpx.BadRequest("more than one Authorization header")
+	case errors.Is(err, httpx.ErrMalformedAuthorization):
+		return "", httpx.BadRequest("malformed Authorization header")
+	case errors.Is(err, httpx.ErrNoBearer):
+		return "", &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "no bearer token"}
+	}
+	return tok, err
+}
+
+// revokeSession records the session's revocation in Redis first — the
+// record, its idempotency record and its outbox entry in one step, then the
+// session's own flag, so its refresh tokens stop at once — and then asks the
+// revoker, under the same idempotency key, to publish that very event. If
+// the revoker cannot be reached the revocation is still delivered (by any
+// revoker's outbox drainer) and the answer says so. Revoking a session is one
+// fact, so the idempotency key is the session's (with the reason, which the
+// revoker compares): retries and repeated logouts publish one event.
+func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
+	key := reason + "." + sid
+	ev := events.NewSession(revoker.NewEventID(), sid, s.cfg.Now())
+	ev.Reason = reason
+	rec, err := s.cfg.Store.Record(ctx, ev, s.cfg.Leeway, &store.Idempotency{Caller: s.cfg.Revoker.CallerID(), Key: key})
+	if err != nil {
+		return s.storeDown(err)
+	}
+	if err := s.cfg.Store.FinishRecord(ctx, rec.Event); err != nil {
+		return s.storeDown(err)
+	}
+	req := revoker.Request{Type: "session", SID: sid, Reason: reason}
+	if _, err := s.cfg.Revoker.Revoke(ctx, req, key); err != nil {
+		if errors.Is(err, revoker.ErrUnavailable) {
+			s.revokerErrors.Add(ctx, 1)
+			s.log.Warn("revoker unavailable; the session's revocation is recorded and the outbox delivers it",
+				"sid", sid, "id", rec.Event.ID, "err", err)
+			return &revoker.RecordedError{ID: rec.Event.ID, Description: recordedLogout}
+		}
+		return s.revokerFailed(ctx, err)
+	}
+	return nil
+}
+
+// recordedLogout is the error_description of a logout recorded but not yet
+// confirmed by the revoker.
+const recordedLogout = "the revocation service has not confirmed the logout yet; it is recorded, " +
+	"the session's refresh tokens are already refused and its access tokens will be refused everywhere " +
+	"without a retry; retrying is safe"
+
+// idemPart turns arbitrary text into a short key component.
+func idemPart(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return b64.EncodeToString(h[:18])
+}
