@@ -282,9 +282,13 @@ func TestNATSAuthorization(t *testing.T) {
 	for _, name := range []string{"issuer", "example", "revoker"} {
 		t.Run(name+" verifier becomes ready", func(t *testing.T) {
 			c := connectAs(t, m, sv, name, srv)
+			keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: iss.JWKSURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
 			v, err := verifier.New(verifier.Config{
 				Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
-				JWKSURL: iss.JWKSURL(), JetStream: c.js,
+				Keys: keys, JetStream: c.js,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -107,17 +107,21 @@ func serve(o options, log *slog.Logger) error {
 	if o.logApplied {
 		onApplied = appliedLogger(log)
 	}
+	keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: o.jwksURL, InsecureAllowHTTP: o.insecureJWKS,
+		Logger: log.With("component", "jwks")})
+	if err != nil {
+		return err
+	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{
-			OnApplied:            onApplied,
-			Issuer:               o.issuer,
-			Audiences:            process.SplitList(o.audience),
-			Algorithms:           process.SplitList(o.algorithms),
-			JWKSURL:              o.jwksURL,
-			InsecureJWKSOverHTTP: o.insecureJWKS,
-			JetStream:            js,
-			MaxTokenLifetime:     o.maxLifetime,
-			MaxStaleness:         o.maxStale,
+			OnApplied:        onApplied,
+			Issuer:           o.issuer,
+			Audiences:        process.SplitList(o.audience),
+			Algorithms:       process.SplitList(o.algorithms),
+			Keys:             keys,
+			JetStream:        js,
+			MaxTokenLifetime: o.maxLifetime,
+			MaxStaleness:     o.maxStale,
 		},
 		Cookie: o.cookie,
 		Logger: log,

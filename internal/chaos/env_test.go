@@ -438,9 +438,13 @@ func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding 
 	}
 	rec, iss := r.env.rec, r.env.iss
 	in.nc = nc
+	keys, err := verifier.StaticKeys(verifier.Key{ID: iss.KeyID(), Algorithm: iss.Algorithm(), Public: iss.PublicKey()})
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
 	c := verifier.Config{
 		Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
-		Keys:             []verifier.Key{{ID: iss.KeyID(), Algorithm: iss.Algorithm(), Public: iss.PublicKey()}},
+		Keys:             keys,
 		JetStream:        js,
 		MaxTokenLifetime: time.Hour,
 		MaxStaleness:     maxStaleness,

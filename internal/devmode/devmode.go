@@ -239,10 +239,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			replica := i
 			onVerified = func(c *verifier.Claims, at time.Time) { cfg.OnVerified(replica, c, at) }
 		}
+		keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: s.IssuerURL + "/.well-known/jwks.json", Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
 		ex, err := example.New(example.Config{
 			Verifier: verifier.Config{
 				Issuer: s.IssuerURL, Audiences: []string{Audience}, Algorithms: []string{verifier.EdDSA},
-				JWKSURL: s.IssuerURL + "/.well-known/jwks.json", JetStream: js,
+				Keys: keys, JetStream: js,
 				MaxTokenLifetime: maxLifetime, MaxStaleness: cfg.MaxStaleness,
 			},
 			Cookie:     "jwtrevoke_at",

@@ -21,10 +21,14 @@ func TestMe(t *testing.T) {
 	ns.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
 	_, js := ns.Connect(t)
 	iss := verifiertest.NewIssuer(t)
+	keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: iss.JWKSURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{
 			Issuer: iss.Issuer(), Audiences: []string{iss.Audience()}, Algorithms: []string{iss.Algorithm()},
-			JWKSURL: iss.JWKSURL(), JetStream: js,
+			Keys: keys, JetStream: js,
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -26,10 +26,14 @@ func TestReadyzReasonWithoutKeys(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	jwksURL := down.URL + "/.well-known/jwks.json"
 	down.Close() // nothing listens there any more
+	keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: jwksURL})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{
 			Issuer: "https://issuer.test", Audiences: []string{"api"}, Algorithms: []string{verifier.EdDSA},
-			JWKSURL: jwksURL, JetStream: js,
+			Keys: keys, JetStream: js,
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

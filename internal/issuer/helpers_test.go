@@ -26,6 +26,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
@@ -352,4 +353,15 @@ func recordLogoutAll(ctx context.Context, st *store.Store, sub string, now time.
 	epoch := store.NextEpoch(cur, now)
 	_, err = st.Record(ctx, events.NewSubject(revoker.NewEventID(), sub, epoch, epoch), 0, nil)
 	return epoch, err
+}
+
+// jwks is a key source of the issuer's own JWKS endpoint, as a service
+// trusting it would have.
+func (e *env) jwks(tb testing.TB) verifier.KeySource {
+	tb.Helper()
+	k, err := verifier.NewJWKS(verifier.JWKSConfig{URL: e.http.URL + "/.well-known/jwks.json"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
 }

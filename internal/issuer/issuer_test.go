@@ -45,7 +45,7 @@ func TestLoginTokenVerifies(t *testing.T) {
 				Issuer:     testIssuer,
 				Audiences:  []string{testAudience},
 				Algorithms: []string{alg},
-				JWKSURL:    e.http.URL + "/.well-known/jwks.json",
+				Keys:       e.jwks(t),
 				JetStream:  e.js,
 				Logger:     slog.New(slog.DiscardHandler),
 			})
@@ -468,9 +468,13 @@ func (e *env) inspector(tb testing.TB) *verifier.Verifier {
 	for _, k := range e.cfg.Keys {
 		keys = append(keys, verifier.Key{ID: k.ID, Public: k.Private.Public()})
 	}
+	static, err := verifier.StaticKeys(keys...)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	v, err := verifier.New(verifier.Config{
 		Issuer: testIssuer, Audiences: []string{testAudience}, Algorithms: []string{"EdDSA", "ES256", "RS256"},
-		Keys: keys, JetStream: e.js, Leeway: time.Minute, Logger: slog.New(slog.DiscardHandler),
+		Keys: static, JetStream: e.js, Leeway: time.Minute, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		tb.Fatal(err)

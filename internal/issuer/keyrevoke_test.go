@@ -21,7 +21,7 @@ func (e *env) streamVerifier(tb testing.TB) *verifier.Verifier {
 	tb.Helper()
 	v, err := verifier.New(verifier.Config{
 		Issuer: testIssuer, Audiences: []string{testAudience}, Algorithms: []string{"EdDSA", "ES256", "RS256"},
-		JWKSURL: e.http.URL + "/.well-known/jwks.json", JetStream: e.js, Logger: slog.New(slog.DiscardHandler),
+		Keys: e.jwks(tb), JetStream: e.js, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -129,11 +129,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	ownKeys, err := verifier.StaticKeys(publics...)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	s.verifier, err = verifier.New(verifier.Config{
 		Issuer:           cfg.Issuer,
 		Audiences:        cfg.Audiences,
 		Algorithms:       algs,
-		Keys:             publics,
+		Keys:             ownKeys,
 		JetStream:        cfg.JetStream,
 		Stream:           cfg.Stream,
 		Leeway:           cfg.Leeway,

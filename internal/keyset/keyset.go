@@ -93,7 +93,14 @@ type Source interface {
 	// [ErrUnknownKey] when the kid is not known, or [ErrKeysUnavailable] when
 	// the source cannot decide now.
 	Key(ctx context.Context, kid string) (Key, error)
+	// Ready returns a channel closed once the source can answer Key
+	// (static keys: at once; a JWKS: after its first successful fetch).
+	Ready() <-chan struct{}
 }
+
+// closed is a channel closed from the start: the readiness of a source
+// that is always ready.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Static is a fixed set of keys. It is safe for concurrent use; it is never
 // modified after [NewStatic] returns.
@@ -126,6 +133,9 @@ func NewStatic(keys ...Key) (*Static, error) {
 	}
 	return s, nil
 }
+
+// Ready implements [Source]: static keys are ready at once.
+func (s *Static) Ready() <-chan struct{} { return closed }
 
 // Key returns the key with the given kid, or an error wrapping
 // [ErrUnknownKey]. It never blocks.

@@ -107,6 +107,9 @@ type Remote struct {
 	lastErr     error
 	// inflight is the fetch under way, nil when none is.
 	inflight *inflight
+
+	ready     chan struct{} // closed by the first successful fetch
+	readyOnce sync.Once
 }
 
 // inflight is one fetch shared by every caller that waits for it.
@@ -144,6 +147,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		maxBodyBytes:       cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		now:                cfg.Now,
 		log:                cfg.Logger,
+		ready:              make(chan struct{}),
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -345,6 +349,9 @@ func (r *Remote) fetch(ctx context.Context, f *inflight) {
 
 	f.err = err
 	close(f.done)
+	if err == nil {
+		r.readyOnce.Do(func() { close(r.ready) })
+	}
 
 	if err != nil {
 		r.log.WarnContext(ctx, "keyset: jwks fetch failed, keeping previous keys",
@@ -357,6 +364,10 @@ func (r *Remote) fetch(ctx context.Context, f *inflight) {
 	}
 	r.log.DebugContext(ctx, "keyset: jwks fetched", slog.String("url", r.url), slog.Int("keys", len(keys)))
 }
+
+// Ready implements [Source]: the channel is closed by the first successful
+// fetch.
+func (r *Remote) Ready() <-chan struct{} { return r.ready }
 
 // get performs the HTTP request and parses the body.
 func (r *Remote) get(ctx context.Context) ([]Key, []string, error) {

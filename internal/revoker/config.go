@@ -171,6 +171,27 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// keySource is the embedded verifier's keys: the static Keys or the JWKS at
+// JWKSURL, exactly one of them.
+func (c Config) keySource() (verifier.KeySource, error) {
+	switch {
+	case len(c.Keys) > 0 && c.JWKSURL == "":
+		k, err := verifier.StaticKeys(c.Keys...)
+		if err != nil {
+			return nil, fmt.Errorf("revoker: config: %w", err)
+		}
+		return k, nil
+	case c.JWKSURL != "" && len(c.Keys) == 0:
+		k, err := verifier.NewJWKS(verifier.JWKSConfig{URL: c.JWKSURL, InsecureAllowHTTP: c.InsecureJWKSOverHTTP,
+			Now: c.Now, Logger: c.Logger.With("component", "jwks")})
+		if err != nil {
+			return nil, fmt.Errorf("revoker: config: %w", err)
+		}
+		return k, nil
+	}
+	return nil, errors.New("revoker: config: exactly one of Keys and JWKSURL is required")
+}
+
 func (c Config) streamOptions() events.StreamOptions {
 	return events.StreamOptions{
 		Name:             c.Stream,

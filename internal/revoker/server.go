@@ -79,24 +79,27 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(mp, &s.outbox); err != nil {
 		return nil, fmt.Errorf("revoker: metrics: %w", err)
 	}
+	keys, err := cfg.keySource()
+	if err != nil {
+		s.shutdownMetrics()
+		return nil, err
+	}
 	vcfg := verifier.Config{
-		Issuer:               cfg.Issuer,
-		Audiences:            cfg.Audiences,
-		Algorithms:           cfg.Algorithms,
-		Keys:                 cfg.Keys,
-		JWKSURL:              cfg.JWKSURL,
-		InsecureJWKSOverHTTP: cfg.InsecureJWKSOverHTTP,
-		JetStream:            cfg.JetStream,
-		Stream:               cfg.Stream,
-		Leeway:               cfg.Leeway,
-		MaxTokenLifetime:     cfg.MaxTokenLifetime,
-		MaxStaleness:         cfg.MaxStaleness,
-		StalePolicy:          verifier.StaleFallback,
-		Fallback:             NewRedisFallback(cfg.Store),
-		Now:                  cfg.Now,
-		Logger:               cfg.Logger.With("component", "verifier"),
-		MeterProvider:        mp,
-		TracerProvider:       cfg.TracerProvider,
+		Issuer:           cfg.Issuer,
+		Audiences:        cfg.Audiences,
+		Algorithms:       cfg.Algorithms,
+		Keys:             keys,
+		JetStream:        cfg.JetStream,
+		Stream:           cfg.Stream,
+		Leeway:           cfg.Leeway,
+		MaxTokenLifetime: cfg.MaxTokenLifetime,
+		MaxStaleness:     cfg.MaxStaleness,
+		StalePolicy:      verifier.StaleFallback,
+		Fallback:         NewRedisFallback(cfg.Store),
+		Now:              cfg.Now,
+		Logger:           cfg.Logger.With("component", "verifier"),
+		MeterProvider:    mp,
+		TracerProvider:   cfg.TracerProvider,
 	}
 	if cfg.DisableStaleFallback {
 		vcfg.StalePolicy, vcfg.Fallback = verifier.StaleReject, nil

@@ -48,8 +48,7 @@ func world(b *testing.B, alg string) *benchWorld {
 	e := newEnv(tb, verifiertest.WithAlgorithm(alg))
 	v := e.verifier(tb, func(c *Config) {
 		c.Algorithms = []string{alg}
-		c.Keys = []Key{{ID: e.iss.KeyID(), Algorithm: alg, Public: e.iss.PublicKey()}}
-		c.JWKSURL = ""
+		c.Keys = static(tb, Key{ID: e.iss.KeyID(), Algorithm: alg, Public: e.iss.PublicKey()})
 	})
 	w := &benchWorld{e: e, v: v, key: e.iss.PublicKey()}
 	for range poolSize(alg) {
@@ -89,7 +88,7 @@ func BenchmarkVerify(b *testing.B) {
 			if _, err := w.v.Verify(ctx, raw); err != nil {
 				b.Fatal(err)
 			}
-			w.v.tokens.wait()
+			w.v.checker.tokens.wait()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -104,12 +103,12 @@ func BenchmarkVerify(b *testing.B) {
 // resetTokenCache replaces v's verified-token cache with an empty one. Only
 // for single-goroutine benchmarks: nothing else may be using v.
 func resetTokenCache(b *testing.B, v *Verifier) {
-	old := v.tokens
+	old := v.checker.tokens
 	fresh, err := newTokenCache(v.cfg.TokenCacheBytes)
 	if err != nil {
 		b.Fatal(err)
 	}
-	v.tokens = fresh
+	v.checker.tokens = fresh
 	old.close()
 }
 
@@ -144,7 +143,7 @@ func BenchmarkVerifyParallel(b *testing.B) {
 		if _, err := w.v.Verify(context.Background(), raw); err != nil {
 			b.Fatal(err)
 		}
-		w.v.tokens.wait()
+		w.v.checker.tokens.wait()
 		b.Run(alg+"/repeat", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

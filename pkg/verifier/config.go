@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,11 +41,16 @@ type Key = keyset.Key
 // KeySource looks up verification keys by kid. It must never fetch a
 // location named by the token itself; implementations are given their
 // addresses by configuration only. It must be safe for concurrent use.
+// [StaticKeys] and [NewJWKS] make the two this package ships.
 //
-// Return an error wrapping [ErrUnknownKey] for a kid it does not have, and
-// one wrapping [ErrKeysUnavailable] when it cannot tell yet.
+// Key returns an error wrapping [ErrUnknownKey] for a kid it does not have,
+// and one wrapping [ErrKeysUnavailable] when it cannot tell yet. Ready
+// returns a channel closed once it can answer (static keys: at once). A
+// source with background work also has a Run(ctx) error method, which
+// [Verifier.Run] runs.
 type KeySource interface {
 	Key(ctx context.Context, kid string) (Key, error)
+	Ready() <-chan struct{}
 }
 
 // StalePolicy says what Verify does while the revocation state may be more
@@ -101,15 +104,10 @@ type Config struct {
 	// accident. "none" and HMAC algorithms are never accepted.
 	Algorithms []string
 
-	// Exactly one key source: Keys (static public keys), JWKSURL (fetched
-	// and cached; refreshed by [Verifier.Run]) or KeySource.
-	Keys      []Key
-	JWKSURL   string
-	KeySource KeySource
-	// InsecureJWKSOverHTTP allows an http:// JWKSURL on a non-loopback host.
-	// It MUST NOT be set in production: keys fetched in clear text can be
-	// replaced by anyone on the path.
-	InsecureJWKSOverHTTP bool
+	// Keys verifies signatures: [StaticKeys], a [JWKS] from [NewJWKS]
+	// (fetched and cached; [Verifier.Run] keeps it fresh) or any
+	// [KeySource]. Required.
+	Keys KeySource
 
 	// JetStream is the connection the revocation feed reads the stream
 	// through. Required; the caller owns and closes the connection.
@@ -163,82 +161,52 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
-// withDefaults validates c and returns a copy with defaults filled in.
+// checkerConfig is the part of c a [Checker] takes.
+func (c Config) checkerConfig() CheckerConfig {
+	return CheckerConfig{
+		Issuer:           c.Issuer,
+		Audiences:        c.Audiences,
+		Algorithms:       c.Algorithms,
+		Leeway:           c.Leeway,
+		MaxTokenLifetime: c.MaxTokenLifetime,
+		MaxTokenSize:     c.MaxTokenSize,
+		TokenCacheBytes:  c.TokenCacheBytes,
+		Validate:         c.Validate,
+		Now:              c.Now,
+	}
+}
+
+// withDefaults validates c and returns a copy with defaults filled in. The
+// token policy is the Checker's (CheckerConfig.withDefaults); the rest is
+// the revocation state's.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("verifier: config: "+format, args...))
 	}
-	if c.Issuer == "" {
-		bad("Issuer is required")
+	if c.Keys == nil {
+		bad("Keys is required: StaticKeys, NewJWKS or your own KeySource")
 	}
-	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
-		bad("Audiences is required and must not contain an empty value")
+	if c.TokenCacheBytes == 0 {
+		c.TokenCacheBytes = DefaultTokenCacheBytes
 	}
-	if len(c.Algorithms) == 0 {
-		bad("Algorithms is required (an explicit allow-list of %v)", supportedAlgorithms)
-	}
-	for _, a := range c.Algorithms {
-		if !slices.Contains(supportedAlgorithms, a) {
-			bad("algorithm %q not supported (use %v)", a, supportedAlgorithms)
-		}
-	}
-	c.Audiences = slices.Clone(c.Audiences)
-	c.Algorithms = slices.Clone(c.Algorithms)
-	c.Keys = slices.Clone(c.Keys)
-
-	sources := 0
-	for _, set := range []bool{len(c.Keys) > 0, c.JWKSURL != "", c.KeySource != nil} {
-		if set {
-			sources++
-		}
-	}
-	if sources != 1 {
-		bad("exactly one of Keys, JWKSURL and KeySource is required")
-	}
-	if c.JWKSURL != "" {
-		if u, err := url.Parse(c.JWKSURL); err != nil || u.Host == "" {
-			bad("JWKSURL %q is not an absolute URL", c.JWKSURL)
-		}
-	}
+	k := c.checkerConfig().withDefaults(bad)
+	c.Audiences, c.Algorithms, c.Leeway, c.MaxTokenLifetime = k.Audiences, k.Algorithms, k.Leeway, k.MaxTokenLifetime
+	c.MaxTokenSize, c.Now = k.MaxTokenSize, k.Now
 	if c.JetStream == nil {
 		bad("JetStream is required: revocations arrive through it")
 	}
-
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.Leeway, DefaultLeeway)
-	def(&c.MaxTokenLifetime, DefaultMaxTokenLifetime)
-	def(&c.MaxStaleness, DefaultMaxStaleness)
-	if c.Leeway < 0 || c.Leeway > MaxLeeway {
-		bad("Leeway %s not in (0, %s]", c.Leeway, MaxLeeway)
-	}
-	if c.MaxTokenLifetime < 0 || c.MaxTokenLifetime > 7*24*time.Hour {
-		bad("MaxTokenLifetime %s not in (0, 168h]", c.MaxTokenLifetime)
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = DefaultMaxStaleness
 	}
 	if c.MaxStaleness < 0 {
 		bad("MaxStaleness must not be negative")
-	}
-	if c.MaxTokenSize == 0 {
-		c.MaxTokenSize = DefaultMaxTokenSize
-	}
-	if c.MaxTokenSize < 256 || c.MaxTokenSize > 1<<20 {
-		bad("MaxTokenSize %d not in [256, 1MiB]", c.MaxTokenSize)
 	}
 	if c.Capacity == 0 {
 		c.Capacity = DefaultCapacity
 	}
 	if c.Capacity < 0 {
 		bad("Capacity must be positive")
-	}
-	if c.TokenCacheBytes == 0 {
-		c.TokenCacheBytes = DefaultTokenCacheBytes
-	}
-	if c.TokenCacheBytes < -1 {
-		bad("TokenCacheBytes must be positive, or -1 to disable")
 	}
 	switch c.StalePolicy {
 	case StaleReject, InsecureStaleAccept:
@@ -248,9 +216,6 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		bad("unknown StalePolicy %d", int(c.StalePolicy))
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -5,19 +5,25 @@
 //
 // # Use
 //
+//	keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: "https://issuer.example/.well-known/jwks.json"})
+//	if err != nil { ... }
 //	v, err := verifier.New(verifier.Config{
 //		Issuer:     "https://issuer.example",
 //		Audiences:  []string{"api"},
 //		Algorithms: []string{verifier.EdDSA},
-//		JWKSURL:    "https://issuer.example/.well-known/jwks.json",
-//		JetStream:  js, // jetstream.New(natsConn)
+//		Keys:       keys,      // or verifier.StaticKeys(...), or any KeySource
+//		JetStream:  js,        // jetstream.New(natsConn)
 //	})
 //	if err != nil { ... }          // every config error surfaces here
-//	go v.Run(ctx)                  // replay the stream, then follow it
+//	go v.Run(ctx)                  // replay the stream, follow it, keep the JWKS fresh
 //	mux.Handle("/readyz", v.ReadyHandler())
 //	mux.Handle("/v1/", v.Middleware(verifier.MiddlewareConfig{})(api))
 //
 // In a handler, [ClaimsFromContext] returns the verified [Claims].
+//
+// A [Checker] ([NewChecker]) is the stateless half: keys and claims, no
+// stream and no revocation state, for code that only inspects tokens. A
+// [Verifier] is a Checker plus the revocation state and its feed.
 //
 // # What Verify checks, in order
 //

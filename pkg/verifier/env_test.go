@@ -44,11 +44,31 @@ func (e *env) config(tb testing.TB) Config {
 		Issuer:           e.iss.Issuer(),
 		Audiences:        []string{e.iss.Audience()},
 		Algorithms:       []string{e.iss.Algorithm()},
-		JWKSURL:          e.iss.JWKSURL(),
+		Keys:             jwks(tb, e.iss.JWKSURL()),
 		JetStream:        js,
 		MaxTokenLifetime: testMaxLifetime,
 		Logger:           discardLogger(),
 	}
+}
+
+// jwks returns a JWKS key source for url (run by the verifier that uses it).
+func jwks(tb testing.TB, url string) KeySource {
+	tb.Helper()
+	k, err := NewJWKS(JWKSConfig{URL: url, Logger: discardLogger()})
+	if err != nil {
+		tb.Fatalf("NewJWKS: %v", err)
+	}
+	return k
+}
+
+// static returns a static key source of keys.
+func static(tb testing.TB, keys ...Key) KeySource {
+	tb.Helper()
+	k, err := StaticKeys(keys...)
+	if err != nil {
+		tb.Fatalf("StaticKeys: %v", err)
+	}
+	return k
 }
 
 // start builds a verifier from cfg and runs it until the test ends.

@@ -51,7 +51,7 @@ func TestExactNames(t *testing.T) {
 	e := newEnv(t)
 	rs, key := newRawSigner(t)
 	v := e.verifier(t, func(c *Config) {
-		c.Keys, c.JWKSURL, c.Algorithms = []Key{key}, "", []string{EdDSA}
+		c.Keys, c.Algorithms = static(t, key), []string{EdDSA}
 	})
 	now := time.Now()
 	iat := now.Add(-time.Second).Truncate(time.Microsecond)
@@ -152,7 +152,7 @@ func TestRevocableIdentifiers(t *testing.T) {
 	e := newEnv(t)
 	rs, key := newRawSigner(t)
 	v := e.verifier(t, func(c *Config) {
-		c.Keys, c.JWKSURL, c.Algorithms = []Key{key}, "", []string{EdDSA}
+		c.Keys, c.Algorithms = static(t, key), []string{EdDSA}
 	})
 	now := time.Now()
 	std := fmt.Sprintf(`"iss":%q,"aud":%q,"iat":%d,"exp":%d`, e.iss.Issuer(), e.iss.Audience(), now.Unix()-1, now.Unix()+60)

@@ -39,13 +39,18 @@ func Example() {
 		return
 	}
 
-	// The issuer's key; a real service would use Config.JWKSURL.
+	// The issuer's key; a real service would use verifier.NewJWKS.
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys, err := verifier.StaticKeys(verifier.Key{ID: "k1", Algorithm: verifier.EdDSA, Public: pub})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	v, err := verifier.New(verifier.Config{
 		Issuer:     "https://issuer.example",
 		Audiences:  []string{"api"},
 		Algorithms: []string{verifier.EdDSA},
-		Keys:       []verifier.Key{{ID: "k1", Algorithm: verifier.EdDSA, Public: pub}},
+		Keys:       keys,
 		JetStream:  js,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -100,4 +105,43 @@ func Example() {
 	// before logout: alice <nil>
 	// after logout: verifier: session revoked (reason: logout)
 	// 401? true reason: revoked_session
+}
+
+// ExampleNewChecker checks a token by its keys and claims alone: no stream,
+// no revocation state.
+func ExampleNewChecker() {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys, err := verifier.StaticKeys(verifier.Key{ID: "k1", Algorithm: verifier.EdDSA, Public: pub})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	checker, err := verifier.NewChecker(keys, verifier.CheckerConfig{
+		Issuer:     "https://issuer.example",
+		Audiences:  []string{"api"},
+		Algorithms: []string{verifier.EdDSA},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer checker.Close()
+
+	now := time.Now()
+	sign := func(aud string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+			"iss": "https://issuer.example", "aud": aud, "sub": "alice", "sid": "s-1", "jti": "t-1",
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		})
+		tok.Header["kid"] = "k1"
+		raw, _ := tok.SignedString(priv)
+		return raw
+	}
+	c, err := checker.Check(context.Background(), sign("api"))
+	fmt.Println(c.Subject, c.SessionID, err)
+	_, err = checker.Check(context.Background(), sign("other"))
+	fmt.Println(verifier.Reason(err), errors.Is(err, verifier.ErrInvalidToken))
+	// Output:
+	// alice s-1 <nil>
+	// claims true
 }

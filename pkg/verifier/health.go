@@ -65,7 +65,7 @@ func (v *Verifier) Health() Health {
 	staleness := v.feed.Staleness()
 	return Health{
 		Ready:          v.Ready(),
-		KeysFetched:    v.keysReady(),
+		KeysFetched:    v.checker.KeysReady(),
 		Stale:          staleness > v.cfg.MaxStaleness,
 		Staleness:      staleness,
 		MaxStaleness:   v.cfg.MaxStaleness,

@@ -186,7 +186,7 @@ func TestVerifyClaims(t *testing.T) {
 	}
 	// Seen again: the same claims come from the cache (once ristretto has
 	// applied the write).
-	v.tokens.wait()
+	v.checker.tokens.wait()
 	c2, err := v.Verify(context.Background(), raw)
 	if err != nil || c2 != c {
 		t.Fatalf("second Verify = %p, %v; want the cached %p", c2, err, c)
@@ -242,14 +242,12 @@ func TestConfigValidation(t *testing.T) {
 		{"no algorithms", func(c *Config) { c.Algorithms = nil }, "Algorithms is required"},
 		{"HS256", func(c *Config) { c.Algorithms = []string{"HS256"} }, "not supported"},
 		{"none", func(c *Config) { c.Algorithms = []string{"none"} }, "not supported"},
-		{"two key sources", func(c *Config) { c.KeySource = staticSource{} }, "exactly one of"},
-		{"no key source", func(c *Config) { c.JWKSURL = "" }, "exactly one of"},
+		{"no key source", func(c *Config) { c.Keys = nil }, "Keys is required"},
 		{"no jetstream", func(c *Config) { c.JetStream = nil }, "JetStream is required"},
 		{"huge leeway", func(c *Config) { c.Leeway = time.Hour }, "Leeway"},
 		{"tiny max size", func(c *Config) { c.MaxTokenSize = 10 }, "MaxTokenSize"},
 		{"fallback without one", func(c *Config) { c.StalePolicy = StaleFallback }, "needs a Fallback"},
 		{"negative capacity", func(c *Config) { c.Capacity = -1 }, "Capacity"},
-		{"http jwks elsewhere", func(c *Config) { c.JWKSURL = "http://keys.example.com/jwks.json" }, "http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,9 +276,13 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-type staticSource struct{}
-
-func (staticSource) Key(context.Context, string) (Key, error) { return Key{}, ErrUnknownKey }
+// TestNewJWKSRefusesHTTPElsewhere: keys fetched in clear text from another
+// host could be replaced by anyone on the path.
+func TestNewJWKSRefusesHTTPElsewhere(t *testing.T) {
+	if _, err := NewJWKS(JWKSConfig{URL: "http://keys.example.com/jwks.json"}); err == nil || !strings.Contains(err.Error(), "http") {
+		t.Fatalf("NewJWKS(http, non-loopback) = %v, want an error about http", err)
+	}
+}
 
 // TestKeysUnavailable: a JWKS that cannot be fetched is "cannot decide now"
 // (503), never "bad token", and the verifier is not ready.
@@ -289,7 +291,7 @@ func TestKeysUnavailable(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
 	cfg := e.config(t)
-	cfg.JWKSURL = down.URL + "/jwks.json"
+	cfg.Keys = jwks(t, down.URL+"/jwks.json")
 	v := start(t, cfg)
 	_, err := v.Verify(context.Background(), e.iss.Token(t, verifiertest.TokenOptions{}))
 	if !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, ErrUnavailable) {

@@ -10,7 +10,8 @@
 // A typical test:
 //
 //	iss := verifiertest.NewIssuer(t)
-//	v, err := verifier.New(verifier.Config{JWKSURL: iss.JWKSURL(), Issuer: iss.Issuer(), ...})
+//	keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: iss.JWKSURL()})
+//	v, err := verifier.New(verifier.Config{Keys: keys, Issuer: iss.Issuer(), ...})
 //	token := iss.Token(t, verifiertest.TokenOptions{Subject: "alice"})
 //	claims, err := v.Verify(ctx, token)
 package verifiertest
