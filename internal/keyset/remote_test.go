@@ -485,3 +485,40 @@ func TestRemoteErrorDoesNotEchoLongKid(t *testing.T) {
 		t.Fatalf("error of %d bytes echoes the kid: %.200q", n, err)
 	}
 }
+
+// TestReady: a static source is ready at once; a remote one only after its
+// first successful fetch, whatever failed before.
+func TestReady(t *testing.T) {
+	ready := func(s Source) bool {
+		select {
+		case <-s.Ready():
+			return true
+		default:
+			return false
+		}
+	}
+	k := Key{ID: "k1", Public: newEd25519Key(t)}
+	st, err := NewStatic(k)
+	if err != nil || !ready(st) {
+		t.Fatalf("static: %v, ready %t; want ready at once", err, st != nil && ready(st))
+	}
+	ctx := testContext(t)
+	srv := newJWKSServer(t)
+	srv.set(http.StatusServiceUnavailable, "text/plain", []byte("down"))
+	clock := newFakeClock()
+	r := newTestRemote(t, srv.URL, clock)
+	if err := r.Refresh(ctx); err == nil || ready(r) {
+		t.Fatalf("after a failed fetch: err %v, ready %t; want an error and not ready", err, ready(r))
+	}
+	srv.publish(t, k)
+	clock.Advance(time.Minute)
+	if err := r.Refresh(ctx); err != nil || !ready(r) {
+		t.Fatalf("after a good fetch: err %v, ready %t; want ready", err, ready(r))
+	}
+	srv.set(http.StatusServiceUnavailable, "text/plain", []byte("down"))
+	clock.Advance(time.Minute)
+	_ = r.Refresh(ctx)
+	if !ready(r) {
+		t.Fatal("a failed fetch after a good one made the source not ready: it keeps its keys")
+	}
+}
