@@ -87,7 +87,7 @@ func (e *env) preload(tb testing.TB, n, pooled int) {
 				jti, exp = t.jti, t.exp
 			}
 			ev := events.NewToken(newID(), jti, exp, time.Now())
-			m, err := events.NewMsg(ctx, ev)
+			m, err := events.NewMsg(ctx, encoded(tb, ev))
 			if err != nil {
 				tb.Fatalf("NewMsg: %v", err)
 			}
