@@ -740,13 +740,3 @@ func (r *replica) restart(tb testing.TB) {
 	r.stop()
 	r.start(tb)
 }
-
-// encoded is events.NewEncoded of an event the test built valid.
-func encoded(tb testing.TB, ev events.Event) events.Encoded {
-	tb.Helper()
-	x, err := events.NewEncoded(ev)
-	if err != nil {
-		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
-	}
-	return x
-}

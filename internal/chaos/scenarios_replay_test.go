@@ -205,3 +205,13 @@ func TestKillRevoker(t *testing.T) {
 	e.finish(t, "kill the revoker", fmt.Sprintf("the revoker's NATS and client connections cut at once, %d times, a new revoker each time; the client retries with the same key", kills))
 	e.storedOnce(t, seen)
 }
+
+// encoded is events.NewEncoded of an event the test built valid.
+func encoded(tb testing.TB, ev events.Event) events.Encoded {
+	tb.Helper()
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
+	}
+	return x
+}
