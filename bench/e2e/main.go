@@ -457,7 +457,11 @@ func publishBulk(ctx context.Context, urls string, n int, timeout time.Duration)
 	prefix := "cold-" + strconv.FormatInt(now.UnixNano(), 36)
 	for i := range n {
 		id := fmt.Sprintf("%s-%07d", prefix, i)
-		m, err := events.NewMsg(ctx, events.NewToken(id, "jti-"+id, exp, now))
+		x, err := events.NewEncoded(events.NewToken(id, "jti-"+id, exp, now))
+		if err != nil {
+			return 0, err
+		}
+		m, err := events.NewMsg(ctx, x)
 		if err != nil {
 			return 0, err
 		}

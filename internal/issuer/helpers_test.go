@@ -351,7 +351,11 @@ func recordLogoutAll(ctx context.Context, st *store.Store, sub string, now time.
 		return time.Time{}, err
 	}
 	epoch := store.NextEpoch(cur, now)
-	_, err = st.Record(ctx, events.NewSubject(revoker.NewEventID(), sub, epoch, epoch), 0, nil)
+	x, err := events.NewEncoded(events.NewSubject(revoker.NewEventID(), sub, epoch, epoch))
+	if err != nil {
+		return time.Time{}, err
+	}
+	_, err = st.Record(ctx, x, 0, nil)
 	return epoch, err
 }
 
@@ -364,4 +368,14 @@ func (e *env) jwks(tb testing.TB) verifier.KeySource {
 		tb.Fatal(err)
 	}
 	return k
+}
+
+// encoded is events.NewEncoded of an event the test built valid.
+func encoded(tb testing.TB, ev events.Event) events.Encoded {
+	tb.Helper()
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
+	}
+	return x
 }

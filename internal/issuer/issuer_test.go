@@ -363,8 +363,8 @@ func TestLogoutRevokerDown(t *testing.T) {
 		t.Fatalf("store.Check after the recorded logout = %v, want ErrSessionRevoked", err)
 	}
 	entries, err := e.store.ClaimOutbox(ctx, time.Now().Add(time.Minute), time.Millisecond, 10)
-	if err != nil || len(entries) != 1 || entries[0].Event.ID != ans.ID || entries[0].Event.SID != tr.SessionID ||
-		entries[0].Event.Reason != "logout" {
+	if err != nil || len(entries) != 1 || entries[0].Event.Event().ID != ans.ID ||
+		entries[0].Event.Event().SID != tr.SessionID || entries[0].Event.Event().Reason != "logout" {
 		t.Fatalf("outbox = %+v, %v; want the session's event %s", entries, err, ans.ID)
 	}
 	// logout/all needs a token that is not revoked: tr's session is

@@ -140,11 +140,16 @@ func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 	key := reason + "." + sid
 	ev := events.NewSession(revoker.NewEventID(), sid, s.cfg.Now())
 	ev.Reason = reason
-	rec, err := s.cfg.Store.Record(ctx, ev, s.cfg.Leeway, &store.Idempotency{Caller: s.cfg.Revoker.CallerID(), Key: key})
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		return s.storeDown(err) // the sid is a verified token's: never invalid
+	}
+	rec, err := s.cfg.Store.Record(ctx, x, s.cfg.Leeway, &store.Idempotency{Caller: s.cfg.Revoker.CallerID(), Key: key})
 	if err != nil {
 		return s.storeDown(err)
 	}
-	if err := s.cfg.Store.FinishRecord(ctx, rec.Event); err != nil {
+	recorded := rec.Event.Event()
+	if err := s.cfg.Store.FinishRecord(ctx, recorded); err != nil {
 		return s.storeDown(err)
 	}
 	req := revoker.Request{Type: "session", SID: sid, Reason: reason}
@@ -152,8 +157,8 @@ func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
 		if errors.Is(err, revoker.ErrUnavailable) {
 			s.revokerErrors.Add(ctx, 1)
 			s.log.Warn("revoker unavailable; the session's revocation is recorded and the outbox delivers it",
-				"sid", sid, "id", rec.Event.ID, "err", err)
-			return &revoker.RecordedError{ID: rec.Event.ID, Description: recordedLogout}
+				"sid", sid, "id", recorded.ID, "err", err)
+			return &revoker.RecordedError{ID: recorded.ID, Description: recordedLogout}
 		}
 		return s.revokerFailed(ctx, err)
 	}

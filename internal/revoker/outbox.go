@@ -134,7 +134,7 @@ func (s *Server) drainRound(ctx context.Context, backoff time.Duration) (int, er
 					if firstErr == nil && round.Err() == nil {
 						firstErr = err
 					}
-					undelivered = append(undelivered, entries[i].Event.ID)
+					undelivered = append(undelivered, entries[i].Event.Event().ID)
 					mu.Unlock()
 					stop()
 				}
@@ -156,13 +156,18 @@ func (s *Server) drainRound(ctx context.Context, backoff time.Duration) (int, er
 }
 
 // republish publishes one outbox entry, reissued now (a republished event
-// never holds less than a fresh one), and removes the entry once the stream
+// never holds less than a fresh one; the reissue is its one new encoding),
+// and removes the entry, by the bytes it was read as, once the stream
 // acknowledged it.
 func (s *Server) republish(ctx context.Context, e store.OutboxEntry) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	ev := e.Event.Reissued(s.cfg.Now())
-	ack, err := s.deliver(ctx, ev, e.Raw)
+	x, err := e.Event.Reissued(s.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("revoker: outbox: reissue %s: %w", e.Event.Event().ID, err)
+	}
+	ev := x.Event()
+	ack, err := s.deliver(ctx, x, e.Event)
 	if err != nil {
 		return fmt.Errorf("revoker: outbox: deliver %s: %w", ev.ID, err)
 	}

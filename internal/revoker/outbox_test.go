@@ -32,7 +32,7 @@ func (e *env) recordN(tb testing.TB, prefix string, n int) {
 					return
 				}
 				ev := events.NewSession(NewEventID(), fmt.Sprintf("%s-%d", prefix, i), time.Now())
-				if _, err := e.store.Record(ctx, ev, time.Second, nil); err != nil {
+				if _, err := e.store.Record(ctx, encoded(tb, ev), time.Second, nil); err != nil {
 					failed.Add(1)
 				}
 			}

@@ -156,11 +156,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 			return Result{}, typ, err
 		}
 	}
-	ev, err := sp.event(NewEventID(), now)
-	if err != nil {
-		return Result{}, typ, err
-	}
+	ev := sp.event(NewEventID(), now)
 	st := s.cfg.Store
+	var epochErr error
 	if ev.Kind == events.KindSubject {
 		// The epoch is the next one after the recorded epoch (so a
 		// subject's epochs strictly grow); Record raises the recorded one
@@ -169,17 +167,30 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 		// instead, so the recorded epoch never runs past the event it
 		// republishes (a token minted in between would be refused by Redis
 		// look-ups yet accepted by verifiers).
-		recorded, err := st.SubjectEpoch(ctx, sp.value)
-		if err != nil {
-			s.cfg.Logger.Warn("revoker: redis", "op", "epoch", "err", err)
-			return Result{}, typ, notRecorded("the revocation store (Redis)")
+		//
+		// It is read before the event is validated, so that the event is
+		// validated and encoded once, with its real epoch; a failure is
+		// answered after validation, so bad input still gets its 400.
+		var recorded time.Time
+		if recorded, epochErr = st.SubjectEpoch(ctx, sp.value); epochErr == nil {
+			ev.Epoch = store.NextEpoch(recorded, now).UTC()
+			// An epoch from a revoker whose clock ran ahead may lie past
+			// now; the event cannot be issued before its epoch
+			// (events.MaxFutureSkew).
+			if ev.Epoch.After(ev.IssuedAt) {
+				ev.IssuedAt = ev.Epoch
+			}
 		}
-		ev.Epoch = store.NextEpoch(recorded, now).UTC()
-		// An epoch from a revoker whose clock ran ahead may lie past now;
-		// the event cannot be issued before its epoch (events.MaxFutureSkew).
-		if ev.Epoch.After(ev.IssuedAt) {
-			ev.IssuedAt = ev.Epoch
-		}
+	}
+	// The one validation and the one encoding of the request's event: what
+	// is recorded, published and removed from the outbox are these bytes.
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		return Result{}, typ, httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
+	}
+	if epochErr != nil {
+		s.cfg.Logger.Warn("revoker: redis", "op", "epoch", "err", epochErr)
+		return Result{}, typ, notRecorded("the revocation store (Redis)")
 	}
 	var idem *store.Idempotency
 	if key != "" {
@@ -188,29 +199,32 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	// Record first, always: the record and its outbox entry are written in
 	// one step, so once anything is recorded the event reaches the stream
 	// even if the publish below fails and the client never retries.
-	rec, err := st.Record(ctx, ev, s.cfg.Leeway, idem)
+	rec, err := st.Record(ctx, x, s.cfg.Leeway, idem)
 	if err != nil {
 		s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
 		return Result{}, typ, notRecorded("the revocation store (Redis)")
 	}
 	if rec.Held {
-		if !sameRequest(rec.Event, ev) {
+		held := rec.Event.Event()
+		if !sameRequest(held, ev) {
 			return Result{}, typ, httpx.Errorf(http.StatusConflict, codeConflict,
 				"this Idempotency-Key was used for a different revocation")
 		}
-		ev = retried(rec.Event, ev, now)
-		if !ev.Equal(rec.Event) {
-			if _, err := st.Record(ctx, ev, s.cfg.Leeway, nil); err != nil {
-				s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
+		// The held event as stored, or its reissue: a new event, so
+		// validated and encoded (once) and recorded again.
+		x = rec.Event
+		if again := retried(held, ev, now); !again.Equal(held) {
+			if x, err = events.NewEncoded(again); err != nil {
+				return Result{}, typ, err // made of two valid events: a bug, answered 500
+			}
+			if _, err := st.Record(ctx, x, s.cfg.Leeway, nil); err != nil {
+				s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", again.ID, "err", err)
 				return Result{}, typ, notRecorded("the revocation store (Redis)")
 			}
 		}
 	}
-	raw, err := events.Encode(ev)
-	if err != nil {
-		return Result{}, typ, err // validated above: a bug, answered 500
-	}
-	ack, err := s.deliver(ctx, ev, raw)
+	ev = x.Event()
+	ack, err := s.deliver(ctx, x, x)
 	if err != nil {
 		if errors.Is(err, events.ErrInvalid) {
 			return Result{}, typ, err // validated above: a bug, answered 500
@@ -223,21 +237,23 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	return Result{ID: ev.ID, Seq: ack.Sequence}, typ, nil
 }
 
-// deliver publishes a recorded event: it finishes the record (a session's
-// own flag), publishes, and once the stream acknowledged removes the outbox
-// entry if it still holds raw (the event as recorded). A failure after the
-// record leaves the entry to the outbox drainers.
-func (s *Server) deliver(ctx context.Context, ev events.Event, raw []byte) (*jetstream.PubAck, error) {
+// deliver publishes pub, a recorded event or its reissue: it finishes the
+// record (a session's own flag), publishes pub's bytes, and once the stream
+// acknowledged removes the outbox entry if it still holds recorded's bytes
+// (the event as recorded). A failure after the record leaves the entry to
+// the outbox drainers.
+func (s *Server) deliver(ctx context.Context, pub, recorded events.Encoded) (*jetstream.PubAck, error) {
+	ev := pub.Event()
 	if err := s.cfg.Store.FinishRecord(ctx, ev); err != nil {
 		return nil, err
 	}
 	pubStart := time.Now()
-	ack, err := s.publisher.Publish(ctx, ev)
+	ack, err := s.publisher.PublishEncoded(ctx, pub)
 	s.metrics.published(ctx, time.Since(pubStart), err == nil)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.cfg.Store.Delivered(ctx, ev.ID, raw); err != nil {
+	if _, err := s.cfg.Store.Delivered(ctx, recorded); err != nil {
 		// Harmless: a drainer publishes it again, which the stream
 		// stores once.
 		s.cfg.Logger.Warn("revoker: redis", "op", "delivered", "id", ev.ID, "err", err)
@@ -321,7 +337,7 @@ type spec struct {
 
 // parseRequest checks the request's shape: a known type, exactly its fields,
 // and (for a token by jti) an exp that can matter. Value limits are checked
-// by spec.event.
+// by events.NewEncoded, once the event is built.
 func (s *Server) parseRequest(req wireRequest, now time.Time) (spec, error) {
 	if req.Type == nil || *req.Type == "" {
 		return spec{}, httpx.BadRequest(`"type" is required: one of token, session, subject, key`)
@@ -420,9 +436,9 @@ func (s *Server) fromToken(ctx context.Context, sp *spec, now time.Time) error {
 	return s.checkExp(sp.exp, now)
 }
 
-// event builds the event of sp and checks it against the wire contract's
-// limits. A subject event gets epoch now; the caller sets the real one.
-func (sp spec) event(id string, now time.Time) (events.Event, error) {
+// event builds the event of sp, not yet validated (events.NewEncoded does
+// that, once). A subject event gets epoch now; the caller sets the real one.
+func (sp spec) event(id string, now time.Time) events.Event {
 	var ev events.Event
 	switch sp.kind {
 	case events.KindToken:
@@ -435,10 +451,7 @@ func (sp spec) event(id string, now time.Time) (events.Event, error) {
 		ev = events.NewKey(id, sp.value, now)
 	}
 	ev.Reason, ev.Initiator = sp.reason, sp.initiator
-	if err := ev.Validate(); err != nil {
-		return events.Event{}, httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
-	}
-	return ev, nil
+	return ev
 }
 
 // NewEventID returns "rev." and 128 random bits in hex: unique, so the

@@ -254,7 +254,7 @@ func TestIdempotencyKey(t *testing.T) {
 		ctx := testCtx(t)
 		ev := events.NewSession("rev.halfdone", "s-half", time.Now())
 		idem := &store.Idempotency{Caller: httpx.CallerID(testCredential), Key: "k-half"}
-		if rec, err := e.store.Record(ctx, ev, time.Second, idem); err != nil || rec.Held {
+		if rec, err := e.store.Record(ctx, encoded(t, ev), time.Second, idem); err != nil || rec.Held {
 			t.Fatalf("Record: %+v, %v", rec, err)
 		}
 		before := e.msgs(t)
@@ -462,11 +462,60 @@ func TestRedisDown(t *testing.T) {
 	if a.status != http.StatusServiceUnavailable {
 		t.Errorf("with key and Redis down: status %d, want 503", a.status)
 	}
+	// Bad input is still told so: the subject's epoch is read before the
+	// event is validated, but its failure is answered after.
+	bad := `{"type":"subject","sub":"u-r","reason":"` + strings.Repeat("x", events.MaxTextLen+1) + `"}`
+	if a := e.revokeJSON(t, bad, ""); a.status != http.StatusBadRequest {
+		t.Errorf("invalid subject revocation with Redis down: status %d, want 400: %s", a.status, a.body)
+	}
 	if got := e.msgs(t); got != before {
 		t.Errorf("stream holds %d messages, want %d: published without recording", got, before)
 	}
 	if err := e.srv.Ready(testCtx(t)); !errors.Is(err, ErrNotReady) {
 		t.Errorf("Ready with Redis down = %v, want ErrNotReady", err)
+	}
+}
+
+// TestPublishedAsRecorded: a revocation is encoded once, so the stream
+// holds the very bytes Redis recorded (a session, token or key record is the
+// event itself).
+func TestPublishedAsRecorded(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := testCtx(t)
+	s, err := e.js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(30 * time.Minute).Unix()
+	for _, tt := range []struct {
+		body  string
+		kind  events.Kind
+		value string
+	}{
+		{body: `{"type":"session","sid":"s-once","reason":"logout"}`, kind: events.KindSession, value: "s-once"},
+		{body: fmt.Sprintf(`{"type":"token","jti":"j-once","exp":%d}`, exp), kind: events.KindToken, value: "j-once"},
+		{body: `{"type":"key","kid":"k-once","initiator":"ops"}`, kind: events.KindKey, value: "k-once"},
+	} {
+		if a := e.revokeJSON(t, tt.body, ""); a.status != http.StatusCreated {
+			t.Fatalf("%s: status %d: %s", tt.body, a.status, a.body)
+		}
+		tok := map[events.Kind]string{events.KindSession: "sid", events.KindToken: "jti", events.KindKey: "kid"}[tt.kind]
+		keys, err := e.rdb.Keys(ctx, "*:"+tok+":"+tt.value).Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("%s: record keys = %v, %v; want one", tt.body, keys, err)
+		}
+		recorded, err := e.rdb.Get(ctx, keys[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj, _ := events.Subject(tt.kind, tt.value)
+		m, err := s.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Data) != recorded {
+			t.Fatalf("%s: published %s, recorded %s", tt.body, m.Data, recorded)
+		}
 	}
 }
 
@@ -522,7 +571,7 @@ func TestStaleFallback(t *testing.T) {
 	e.nats.Shutdown()
 	eventually.True(t, 10*time.Second, "the verifier to become stale", func() bool { return e.srv.verifier.Health().Stale })
 	// Recorded in Redis only: the stream is down, so only the fallback can know.
-	if _, err := e.store.Record(ctx, events.NewSession("rev.stale", "s-stale-revoked", time.Now()), time.Second, nil); err != nil {
+	if _, err := e.store.Record(ctx, encoded(t, events.NewSession("rev.stale", "s-stale-revoked", time.Now())), time.Second, nil); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
 	if _, err := e.srv.verifier.Verify(ctx, revoked); !errors.Is(err, verifier.ErrSessionRevoked) {
@@ -569,7 +618,7 @@ func TestRedisFallbackDirect(t *testing.T) {
 		events.NewSubject("rev.fb2", "u-fb", now, now),
 		events.NewKey("rev.fb3", "k-fb", now),
 	} {
-		if _, err := st.Record(ctx, ev, time.Second, nil); err != nil {
+		if _, err := st.Record(ctx, encoded(t, ev), time.Second, nil); err != nil {
 			t.Fatalf("Record: %v", err)
 		}
 	}

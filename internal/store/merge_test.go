@@ -75,7 +75,7 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 					first, second = second, first
 				}
 				for _, ev := range []events.Event{first, second} {
-					if _, err := e.st.Record(ctx, ev, leeway, nil); err != nil {
+					if _, err := e.st.Record(ctx, encoded(t, ev), leeway, nil); err != nil {
 						t.Fatalf("Record(%s): %v", ev.ID, err)
 					}
 				}

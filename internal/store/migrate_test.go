@@ -44,7 +44,7 @@ func TestMigrateLegacy(t *testing.T) {
 		}
 	}
 	// bob already has a newer epoch in the current layout: it must win.
-	if _, err := e.st.Record(ctx, events.NewSubject("rev.new", "bob", newer, newer), 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, encoded(t, events.NewSubject("rev.new", "bob", newer, newer)), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	n, err := e.st.MigrateLegacy(ctx)

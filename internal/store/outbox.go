@@ -22,9 +22,9 @@ import (
 
 // OutboxEntry is one recorded event waiting for the stream.
 type OutboxEntry struct {
-	Event events.Event
-	// Raw is the event as stored, for [Store.Delivered].
-	Raw []byte
+	// Event is the event as stored: its bytes are what [Store.Delivered]
+	// compares.
+	Event events.Encoded
 	// QueuedAt is when it was recorded (the recording host's clock).
 	QueuedAt time.Time
 }
@@ -56,15 +56,15 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	out := make([]OutboxEntry, 0, len(r)/3)
 	for i := 0; i+2 < len(r); i += 3 {
 		raw, _ := r[i+1].(string)
-		ev, err := events.Decode([]byte(raw))
+		ev, err := events.DecodeEncoded([]byte(raw))
 		if err != nil {
-			// Only Record writes the outbox, after Encode: a bug or a
+			// Only Record writes the outbox, an Encoded's bytes: a bug or a
 			// foreign writer. Keep it out of the way, not lost.
 			return out, fmt.Errorf("store: claim outbox: entry %v: %w", r[i], err)
 		}
 		ms, _ := r[i+2].(string)
 		q, _ := strconv.ParseInt(ms, 10, 64)
-		out = append(out, OutboxEntry{Event: ev, Raw: []byte(raw), QueuedAt: time.UnixMilli(q)})
+		out = append(out, OutboxEntry{Event: ev, QueuedAt: time.UnixMilli(q)})
 	}
 	return out, nil
 }
@@ -87,11 +87,15 @@ func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, at time.Time) e
 }
 
 // Delivered removes the outbox entry of an event the stream acknowledged,
-// if it still holds exactly raw (the encoded event published). It reports
-// whether it removed it.
-func (s *Store) Delivered(ctx context.Context, id string, raw []byte) (bool, error) {
+// if it still holds exactly recorded's bytes (the event as [Store.Record]
+// stored it, or as [Store.ClaimOutbox] read it; what was published may be a
+// reissue of it). It reports whether it removed it.
+func (s *Store) Delivered(ctx context.Context, recorded events.Encoded) (bool, error) {
+	if recorded.IsZero() {
+		return false, fmt.Errorf("store: delivered: %w: no event", events.ErrInvalid)
+	}
 	evKey, queued, due := s.outboxKeys()
-	n, err := scriptDelivered.Run(ctx, s.rdb, []string{evKey, queued, due}, id, raw).Int64()
+	n, err := scriptDelivered.Run(ctx, s.rdb, []string{evKey, queued, due}, recorded.Event().ID, recorded.Bytes()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("store: delivered: %w", err)
 	}

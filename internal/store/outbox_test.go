@@ -21,7 +21,7 @@ func TestOutbox(t *testing.T) {
 		events.NewKey("rev.d", "kid-d", now),
 	}
 	for _, ev := range evs {
-		if _, err := e.st.Record(ctx, ev, time.Second, nil); err != nil {
+		if _, err := e.st.Record(ctx, encoded(t, ev), time.Second, nil); err != nil {
 			t.Fatalf("Record(%s): %v", ev.ID, err)
 		}
 	}
@@ -42,14 +42,14 @@ func TestOutbox(t *testing.T) {
 	}
 	claimed := map[string]OutboxEntry{}
 	for _, en := range got {
-		claimed[en.Event.ID] = en
+		claimed[en.Event.Event().ID] = en
 		if en.QueuedAt.IsZero() || en.QueuedAt.After(time.Now()) {
-			t.Errorf("%s: QueuedAt %s", en.Event.ID, en.QueuedAt)
+			t.Errorf("%s: QueuedAt %s", en.Event.Event().ID, en.QueuedAt)
 		}
 	}
 	// Leased: the next claim gets only the fourth; after the lease, all.
 	rest, err := e.st.ClaimOutbox(ctx, after, time.Minute, 10)
-	if err != nil || len(rest) != 1 || claimed[rest[0].Event.ID].Raw != nil {
+	if err != nil || len(rest) != 1 || !claimed[rest[0].Event.Event().ID].Event.IsZero() {
 		t.Fatalf("second claim = %+v, %v; want the one entry not leased", rest, err)
 	}
 	again, err := e.st.ClaimOutbox(ctx, after.Add(2*time.Minute), time.Minute, 10)
@@ -59,12 +59,12 @@ func TestOutbox(t *testing.T) {
 	for _, en := range again {
 		want := evs[0]
 		for _, ev := range evs {
-			if ev.ID == en.Event.ID {
+			if ev.ID == en.Event.Event().ID {
 				want = ev
 			}
 		}
-		if !en.Event.Equal(want) {
-			t.Errorf("entry %s = %+v, want %+v", en.Event.ID, en.Event, want)
+		if !en.Event.Event().Equal(want) {
+			t.Errorf("entry %s = %+v, want %+v", en.Event.Event().ID, en.Event, want)
 		}
 	}
 
@@ -72,22 +72,26 @@ func TestOutbox(t *testing.T) {
 	// old one must not remove the new one.
 	old := again[0]
 	for _, en := range again {
-		if en.Event.ID == "rev.a" {
+		if en.Event.Event().ID == "rev.a" {
 			old = en
 		}
 	}
-	if _, err := e.st.Record(ctx, old.Event.Reissued(now.Add(time.Minute)), time.Second, nil); err != nil {
+	reissued, err := old.Event.Reissued(now.Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := e.st.Delivered(ctx, "rev.a", old.Raw); err != nil || ok {
+	if _, err := e.st.Record(ctx, reissued, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.st.Delivered(ctx, old.Event); err != nil || ok {
 		t.Fatalf("Delivered(old event) = %t, %v; want not removed", ok, err)
 	}
 	for _, en := range again {
-		if en.Event.ID == "rev.a" {
+		if en.Event.Event().ID == "rev.a" {
 			continue
 		}
-		if ok, err := e.st.Delivered(ctx, en.Event.ID, en.Raw); err != nil || !ok {
-			t.Fatalf("Delivered(%s) = %t, %v; want removed", en.Event.ID, ok, err)
+		if ok, err := e.st.Delivered(ctx, en.Event); err != nil || !ok {
+			t.Fatalf("Delivered(%s) = %t, %v; want removed", en.Event.Event().ID, ok, err)
 		}
 	}
 	st, err = e.st.Outbox(ctx)
@@ -95,17 +99,17 @@ func TestOutbox(t *testing.T) {
 		t.Fatalf("Outbox after delivering 3 = %+v, %v; want depth 1", st, err)
 	}
 	last, err := e.st.ClaimOutbox(ctx, after.Add(10*time.Minute), time.Minute, 10)
-	if err != nil || len(last) != 1 || !last[0].Event.IssuedAt.Equal(now.Add(time.Minute).UTC()) {
+	if err != nil || len(last) != 1 || !last[0].Event.Event().IssuedAt.Equal(now.Add(time.Minute).UTC()) {
 		t.Fatalf("claim = %+v, %v; want the reissued rev.a", last, err)
 	}
-	if ok, err := e.st.Delivered(ctx, "rev.a", last[0].Raw); err != nil || !ok {
+	if ok, err := e.st.Delivered(ctx, last[0].Event); err != nil || !ok {
 		t.Fatalf("Delivered(reissued) = %t, %v", ok, err)
 	}
 	if st, err = e.st.Outbox(ctx); err != nil || st.Depth != 0 || !st.Oldest.IsZero() {
 		t.Fatalf("Outbox when empty = %+v, %v", st, err)
 	}
 	// Delivered twice is harmless.
-	if ok, err := e.st.Delivered(ctx, "rev.a", last[0].Raw); err != nil || ok {
+	if ok, err := e.st.Delivered(ctx, last[0].Event); err != nil || ok {
 		t.Fatalf("Delivered again = %t, %v", ok, err)
 	}
 }
@@ -117,7 +121,7 @@ func TestFinishRecord(t *testing.T) {
 	e := newEnv(t)
 	createSession(t, ctx, e.st, "s1", time.Hour)
 	ev := events.NewSession("rev.s1", "s1", time.Now())
-	if _, err := e.st.Record(ctx, ev, 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, encoded(t, ev), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.st.FinishRecord(ctx, ev); err != nil {

@@ -66,14 +66,15 @@ type Idempotency struct {
 // Recording is the result of [Store.Record].
 type Recording struct {
 	// Event is the event recorded, or, when Held is true, the event the
-	// idempotency key already held; nothing was written then.
-	Event events.Event
+	// idempotency key already held (as stored); nothing was written then.
+	Event events.Encoded
 	// Held is true when the idempotency key already held an event.
 	Held bool
 }
 
-// Record stores the restriction of a validated event and enqueues the event
-// in the outbox, in one atomic step: whatever is recorded is also queued for
+// Record stores the restriction of an encoded event (validated once, by
+// [events.NewEncoded]; stored as its bytes) and enqueues it in the outbox,
+// in one atomic step: whatever is recorded is also queued for
 // the stream, so it reaches the stream even if the caller never publishes
 // it (an outbox drainer does; see [Store.ClaimOutbox]).
 //
@@ -86,12 +87,13 @@ type Recording struct {
 // holds an event, nothing is written and that event is returned with Held
 // set. The caller decides whether it answers the same request and records
 // it again without idem (to refresh the outbox entry).
-func (s *Store) Record(ctx context.Context, ev events.Event, leeway time.Duration, idem *Idempotency) (Recording, error) {
-	raw, err := events.Encode(ev) // validates
-	if err != nil {
-		return Recording{}, fmt.Errorf("store: record: %w", err)
+func (s *Store) Record(ctx context.Context, x events.Encoded, leeway time.Duration, idem *Idempotency) (Recording, error) {
+	if x.IsZero() {
+		return Recording{}, fmt.Errorf("store: record: %w: no event", events.ErrInvalid)
 	}
+	ev, raw := x.Event(), x.Bytes()
 	var param string
+	var err error
 	switch ev.Kind {
 	case events.KindToken:
 		param = strconv.FormatInt(ev.Expiry.Add(leeway).UnixMilli(), 10)
@@ -100,7 +102,7 @@ func (s *Store) Record(ctx context.Context, ev events.Event, leeway time.Duratio
 			return Recording{}, err
 		}
 	case events.KindSession, events.KindKey:
-	default: // Encode refuses unknown kinds; kept for a future kind
+	default: // NewEncoded refuses unknown kinds; kept for a future kind
 		return Recording{}, fmt.Errorf("store: record: kind %q not handled", ev.Kind)
 	}
 	evKey, queued, due := s.outboxKeys()
@@ -128,10 +130,10 @@ func (s *Store) Record(ctx context.Context, ev events.Event, leeway time.Duratio
 		return Recording{}, fmt.Errorf("store: record: unexpected reply %v", r)
 	}
 	if stored, _ := r[0].(int64); stored == 1 {
-		return Recording{Event: ev}, nil
+		return Recording{Event: x}, nil
 	}
 	held, _ := r[1].(string)
-	got, err := events.Decode([]byte(held))
+	got, err := events.DecodeEncoded([]byte(held))
 	if err != nil {
 		return Recording{}, fmt.Errorf("store: record: event held under the idempotency key: %w", err)
 	}

@@ -52,7 +52,7 @@ func TestRecordCheck(t *testing.T) {
 		events.NewKey("e4", "kid-1", now),
 	}
 	for _, ev := range records {
-		if _, err := e.st.Record(ctx, ev, time.Minute, nil); err != nil {
+		if _, err := e.st.Record(ctx, encoded(t, ev), time.Minute, nil); err != nil {
 			t.Fatalf("Record(%s): %v", ev.Kind, err)
 		}
 	}
@@ -107,12 +107,20 @@ func TestRecordCheck(t *testing.T) {
 	}
 }
 
+// TestRecordRefusesInvalidEvent: an invalid event cannot be encoded, so the
+// only invalid thing Record can be given is the zero Encoded.
 func TestRecordRefusesInvalidEvent(t *testing.T) {
 	ctx := testCtx(t)
 	e := newEnv(t)
 	bad := events.NewToken("bad id!", "jti", time.Now().Add(time.Hour), time.Now())
-	if _, err := e.st.Record(ctx, bad, 0, nil); !errors.Is(err, events.ErrInvalid) {
-		t.Fatalf("Record(invalid) = %v, want events.ErrInvalid", err)
+	if _, err := events.NewEncoded(bad); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("NewEncoded(invalid) = %v, want events.ErrInvalid", err)
+	}
+	if _, err := e.st.Record(ctx, events.Encoded{}, 0, nil); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("Record(zero Encoded) = %v, want events.ErrInvalid", err)
+	}
+	if _, err := e.st.Delivered(ctx, events.Encoded{}); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("Delivered(zero Encoded) = %v, want events.ErrInvalid", err)
 	}
 }
 
@@ -142,7 +150,7 @@ func TestRecordSubjectMaxMerge(t *testing.T) {
 	epoch := time.Date(2026, 3, 3, 3, 3, 3, 3, time.UTC)
 	record := func(id string, at time.Time) {
 		t.Helper()
-		if _, err := e.st.Record(ctx, events.NewSubject(id, "carol", at, at), 0, nil); err != nil {
+		if _, err := e.st.Record(ctx, encoded(t, events.NewSubject(id, "carol", at, at)), 0, nil); err != nil {
 			t.Fatalf("Record(%s): %v", at, err)
 		}
 	}
@@ -174,17 +182,17 @@ func TestTokenRecordExpiry(t *testing.T) {
 	key := e.st.jtiKey("j")
 
 	// exp + leeway sets the TTL.
-	if _, err := e.st.Record(ctx, events.NewToken("e1", "j", now.Add(time.Hour), now), time.Minute, nil); err != nil {
+	if _, err := e.st.Record(ctx, encoded(t, events.NewToken("e1", "j", now.Add(time.Hour), now)), time.Minute, nil); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
 	if d := pttl(t, ctx, e.rdb, key); d <= time.Hour || d > time.Hour+time.Minute {
 		t.Fatalf("TTL = %s, want within (1h, 1h1m]", d)
 	}
 	// A later expiry extends the record; an earlier one never shortens it.
-	if _, err := e.st.Record(ctx, events.NewToken("e2", "j", now.Add(2*time.Hour), now), time.Minute, nil); err != nil {
+	if _, err := e.st.Record(ctx, encoded(t, events.NewToken("e2", "j", now.Add(2*time.Hour), now)), time.Minute, nil); err != nil {
 		t.Fatalf("Record later: %v", err)
 	}
-	if _, err := e.st.Record(ctx, events.NewToken("e3", "j", now.Add(time.Minute), now), 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, encoded(t, events.NewToken("e3", "j", now.Add(time.Minute), now)), 0, nil); err != nil {
 		t.Fatalf("Record earlier: %v", err)
 	}
 	if d := pttl(t, ctx, e.rdb, key); d <= 2*time.Hour {
@@ -193,7 +201,7 @@ func TestTokenRecordExpiry(t *testing.T) {
 
 	// A short-lived record disappears on its own.
 	short := events.NewToken("e4", "short", now.Add(300*time.Millisecond), now)
-	if _, err := e.st.Record(ctx, short, 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, encoded(t, short), 0, nil); err != nil {
 		t.Fatalf("Record short: %v", err)
 	}
 	if err := e.st.Check(ctx, Query{JTI: "short"}); !errors.Is(err, revocation.ErrTokenRevoked) {
@@ -227,11 +235,11 @@ func TestRecordIdempotency(t *testing.T) {
 		{name: "same key of another caller records", idem: &Idempotency{Caller: "mallory", Key: "k"}, ev: third, want: third},
 	}
 	for _, tt := range tests { // in order: rows build on each other
-		got, err := e.st.Record(ctx, tt.ev, 0, tt.idem)
+		got, err := e.st.Record(ctx, encoded(t, tt.ev), 0, tt.idem)
 		if err != nil {
 			t.Fatalf("%s: Record: %v", tt.name, err)
 		}
-		if got.Held != tt.wantHeld || !got.Event.Equal(tt.want) {
+		if got.Held != tt.wantHeld || !got.Event.Event().Equal(tt.want) {
 			t.Fatalf("%s: Record = %+v; want %+v, held %t", tt.name, got, tt.want, tt.wantHeld)
 		}
 	}
@@ -246,10 +254,10 @@ func TestRecordIdempotency(t *testing.T) {
 	if d := pttl(t, ctx, e.rdb, e.st.idemKey("alice", "k2")); d <= time.Minute || d > DefaultIdempotencyTTL {
 		t.Fatalf("default idempotency TTL = %s, want (1m, %s]", d, DefaultIdempotencyTTL)
 	}
-	if _, err := e.st.Record(ctx, events.Event{}, 0, alice); !errors.Is(err, events.ErrInvalid) {
-		t.Fatalf("Record(invalid event) = %v, want events.ErrInvalid", err)
+	if _, err := e.st.Record(ctx, events.Encoded{}, 0, alice); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("Record(zero Encoded) = %v, want events.ErrInvalid", err)
 	}
-	if _, err := e.st.Record(ctx, first, 0, &Idempotency{Key: "k"}); err == nil {
+	if _, err := e.st.Record(ctx, encoded(t, first), 0, &Idempotency{Key: "k"}); err == nil {
 		t.Fatal("Record with an idempotency key and no caller: want an error")
 	}
 }
@@ -293,7 +301,7 @@ func TestRedisDown(t *testing.T) {
 		}},
 		{name: "GetSession", call: func() error { _, err := st.GetSession(ctx, "s"); return err }},
 		{name: "Record", call: func() error {
-			_, err := st.Record(ctx, events.NewSession("rev.down", "s", time.Now()), 0, nil)
+			_, err := st.Record(ctx, encoded(t, events.NewSession("rev.down", "s", time.Now())), 0, nil)
 			return err
 		}},
 		{name: "ClaimOutbox", call: func() error { _, err := st.ClaimOutbox(ctx, time.Now(), time.Second, 1); return err }},

@@ -300,20 +300,100 @@ func checkTime(name string, t time.Time) error {
 }
 
 // Encode validates e and returns its wire form: compact JSON, times in UTC
-// as RFC 3339 with nanoseconds.
+// as RFC 3339 with nanoseconds. It is [NewEncoded] without the event.
 func Encode(e Event) ([]byte, error) {
-	if err := e.Validate(); err != nil {
+	x, err := NewEncoded(e)
+	if err != nil {
 		return nil, err
 	}
+	return x.raw, nil
+}
+
+// Encoded is an event together with its wire form, validated once and
+// encoded once: [NewEncoded] and [DecodeEncoded] are the only ways to make
+// one, so whoever holds an Encoded holds an event that passed
+// [Event.Validate] and the exact bytes [Encode] writes for it (or, from
+// DecodeEncoded, the bytes it was read from). Code that stores, publishes
+// or compares an event takes an Encoded and neither validates nor encodes
+// it again ([Publisher.PublishEncoded], [NewMsg]).
+//
+// The zero Encoded holds no event; every function taking an Encoded
+// refuses it with an error wrapping [ErrInvalid]. An Encoded is a value,
+// safe for concurrent use as long as nobody modifies the slice [Encoded.Bytes]
+// returns.
+type Encoded struct {
+	ev  Event  // times in UTC, as raw says
+	raw []byte // never modified once set
+}
+
+// errNotEncoded is the error of a function given the zero Encoded.
+var errNotEncoded = fmt.Errorf("%w: no event (the zero Encoded)", ErrInvalid)
+
+// NewEncoded validates e ([Event.Validate]) and encodes it, once: compact
+// JSON, times in UTC as RFC 3339 with nanoseconds, at most [MaxEventSize]
+// bytes. The error wraps [ErrInvalid].
+func NewEncoded(e Event) (Encoded, error) {
+	if err := e.Validate(); err != nil {
+		return Encoded{}, err
+	}
+	return marshal(e)
+}
+
+// DecodeEncoded is [Decode] keeping b as the event's wire form: for bytes
+// read back from where they were stored, so that they can be published or
+// compared without encoding the event again. b must not be modified
+// afterwards.
+func DecodeEncoded(b []byte) (Encoded, error) {
+	e, err := Decode(b)
+	if err != nil {
+		return Encoded{}, err
+	}
+	return Encoded{ev: e, raw: b}, nil
+}
+
+// marshal encodes a validated event.
+func marshal(e Event) (Encoded, error) {
 	e.IssuedAt, e.Expiry, e.Epoch = utc(e.IssuedAt), utc(e.Expiry), utc(e.Epoch)
 	b, err := json.Marshal(e)
 	if err != nil {
-		return nil, fmt.Errorf("events: encode: %w", err)
+		return Encoded{}, fmt.Errorf("events: encode: %w", err)
 	}
 	if len(b) > MaxEventSize {
-		return nil, ErrTooLarge
+		return Encoded{}, ErrTooLarge
 	}
-	return b, nil
+	return Encoded{ev: e, raw: b}, nil
+}
+
+// Event returns the event (a copy: changing it changes nothing here).
+func (x Encoded) Event() Event { return x.ev }
+
+// Bytes returns the event's wire form. The caller MUST NOT modify it: it is
+// shared with every copy of x.
+func (x Encoded) Bytes() []byte { return x.raw }
+
+// String returns the wire form as text, for logs and test failures.
+func (x Encoded) String() string { return string(x.raw) }
+
+// IsZero reports whether x is the zero Encoded, which holds no event.
+func (x Encoded) IsZero() bool { return x.raw == nil }
+
+// Reissued returns the encoding of [Event.Reissued]: x itself when
+// issued_at does not move (now is not later), else the event with
+// issued_at now, encoded once. Only issued_at changes, and only to a later
+// instant, which no rule of [Event.Validate] refuses except the range every
+// time must lie in: that is the one check made again.
+func (x Encoded) Reissued(now time.Time) (Encoded, error) {
+	if x.IsZero() {
+		return Encoded{}, errNotEncoded
+	}
+	e := x.ev.Reissued(now)
+	if e.IssuedAt.Equal(x.ev.IssuedAt) {
+		return x, nil
+	}
+	if err := checkTime("issued_at", e.IssuedAt); err != nil {
+		return Encoded{}, err
+	}
+	return marshal(e)
 }
 
 func utc(t time.Time) time.Time {

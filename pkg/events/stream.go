@@ -131,20 +131,18 @@ const (
 	HeaderTTL = jetstream.MsgTTLHeader
 )
 
-// NewMsg returns the NATS message for e: its subject, its encoding as data,
-// the event id as Nats-Msg-Id, "Nats-TTL: never" for key revocations, and the
-// trace context of ctx (W3C traceparent) so consumers continue the trace.
-func NewMsg(ctx context.Context, e Event) (*nats.Msg, error) {
-	data, err := Encode(e)
-	if err != nil {
-		return nil, err
+// NewMsg returns the NATS message for x: the event's subject, x's wire form
+// as data (shared, not copied), the event id as Nats-Msg-Id, "Nats-TTL:
+// never" for key revocations, and the trace context of ctx (W3C
+// traceparent) so consumers continue the trace. Nothing is validated or
+// encoded again; the only error is the zero Encoded.
+func NewMsg(ctx context.Context, x Encoded) (*nats.Msg, error) {
+	if x.IsZero() {
+		return nil, errNotEncoded
 	}
-	subj, err := e.Subject()
-	if err != nil {
-		return nil, err
-	}
-	m := nats.NewMsg(subj)
-	m.Data = data
+	e := &x.ev
+	m := nats.NewMsg(subject(e.Kind, e.Value()))
+	m.Data = x.raw
 	m.Header.Set(HeaderMsgID, e.ID)
 	if e.Kind == KindKey {
 		m.Header.Set(HeaderTTL, "never")
@@ -204,17 +202,29 @@ func NewPublisher(js jetstream.JetStream, stream string) *Publisher {
 // maxCASAttempts bounds the compare-and-set retries of one Publish.
 const maxCASAttempts = 16
 
-// Publish stores e and returns only once the stream acknowledged it (the
-// event is then stored, replicated where the stream is). When the stream
-// already holds an event for the same thing that covers e (see
-// [Event.Covers]), nothing is published and the ack names that event's
-// sequence, with Duplicate set. A retry of the same event is therefore
-// stored once.
+// Publish validates and encodes e once ([NewEncoded]) and publishes it
+// ([Publisher.PublishEncoded]).
 func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, error) {
-	m, err := NewMsg(ctx, e)
+	x, err := NewEncoded(e)
 	if err != nil {
 		return nil, err
 	}
+	return p.PublishEncoded(ctx, x)
+}
+
+// PublishEncoded stores x's event, as x's bytes, and returns only once the
+// stream acknowledged it (the event is then stored, replicated where the
+// stream is). When the stream already holds an event for the same thing
+// that covers it (see [Event.Covers]), nothing is published and the ack
+// names that event's sequence, with Duplicate set. A retry of the same
+// event is therefore stored once. The zero Encoded is refused with an error
+// wrapping [ErrInvalid].
+func (p *Publisher) PublishEncoded(ctx context.Context, x Encoded) (*jetstream.PubAck, error) {
+	m, err := NewMsg(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	e := &x.ev
 	stream, err := p.streamHandle(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("events: publish %s: stream %s: %w", e.ID, p.stream, err)
@@ -228,7 +238,7 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, er
 			return nil, fmt.Errorf("events: publish %s: read the subject's last event: %w", e.ID, err)
 		default:
 			lastSeq = last.Sequence
-			if prev, err := Decode(last.Data); err == nil && prev.Covers(e) {
+			if prev, err := Decode(last.Data); err == nil && prev.Covers(*e) {
 				return &jetstream.PubAck{Stream: p.stream, Sequence: last.Sequence, Duplicate: true}, nil
 			}
 		}

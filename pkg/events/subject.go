@@ -22,8 +22,12 @@ func Subject(kind Kind, value string) (string, error) {
 	if err := ValidValue(kind, value); err != nil {
 		return "", err
 	}
-	tok := subjectToken[kind]
-	return SubjectPrefix + "." + tok + "." + base64.RawURLEncoding.EncodeToString([]byte(value)), nil
+	return subject(kind, value), nil
+}
+
+// subject is [Subject] of a kind and value already validated.
+func subject(kind Kind, value string) string {
+	return SubjectPrefix + "." + subjectToken[kind] + "." + base64.RawURLEncoding.EncodeToString([]byte(value))
 }
 
 // Subject returns the subject e is published on (see [Subject]).

@@ -230,7 +230,7 @@ func publishMany(b testing.TB, js jetstream.JetStream, n int) {
 		default:
 			ev = events.NewSubject(id, "sub-"+id, now, now)
 		}
-		m, err := events.NewMsg(context.Background(), ev)
+		m, err := events.NewMsg(context.Background(), encodedEvent(b, ev))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -250,4 +250,14 @@ func waitPublished(b testing.TB, js jetstream.JetStream) {
 	case <-time.After(time.Minute):
 		b.Fatal("async publishes not acknowledged within a minute")
 	}
+}
+
+// encodedEvent is events.NewEncoded of an event the benchmark built valid.
+func encodedEvent(tb testing.TB, ev events.Event) events.Encoded {
+	tb.Helper()
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
+	}
+	return x
 }
