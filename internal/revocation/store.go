@@ -2,31 +2,35 @@
 // request: revoked jtis, sessions and signing keys, and per-subject logout
 // epochs, kept in a ristretto cache for exactly as long as they matter.
 //
-// ristretto is lossy by design: Set may be dropped under contention, a write
-// becomes visible to Get only some time after Set returns, and at capacity
-// its TinyLFU policy evicts old entries or refuses new ones. [Store] makes it
-// safe for revocations (DESIGN.md promise 5):
+// ristretto is lossy by design: Set may be dropped under contention, a new
+// key becomes visible to Get only some time after Set returns, and at
+// capacity its TinyLFU policy evicts old entries or refuses new ones. [Store]
+// makes it safe for revocations (DESIGN.md promise 5):
 //
+//   - one writer at a time (the feed's goroutine; a mutex serializes any
+//     other caller), so no key ever has two Sets in flight;
 //   - every Set's result is checked and a dropped one retried after Wait;
 //   - an applied event is enforced by [Store.Check] as soon as [Store.Apply]
 //     returns: until ristretto shows it, Check also consults a small map of
-//     writes not yet confirmed, and [Store.Sync] confirms them (repairing any
-//     write that vanished);
+//     writes not yet confirmed, and [Store.Sync] confirms them (writing again
+//     any write that vanished);
 //   - cost is one per entry (IgnoreInternalCost) and the store admits at most
-//     Config.Capacity entries itself, so ristretto's policy always has room
-//     and never has to choose between live revocations;
+//     Config.Capacity entries itself, so ristretto's policy always has room:
+//     it never runs TinyLFU between two revocations, which is why its
+//     frequency counters can be few;
 //   - OnReject and OnEvict report anything ristretto still lost; if a live
 //     revocation is lost or refused, the store fails closed: Check returns
 //     [ErrOverCapacity] for every token until the lost entry's hold has
 //     passed, and [Store.Stats] says so. It never silently accepts;
-//   - entries leave by themselves through ristretto's TTL once every token
-//     they affect has expired ([events.Event.HoldUntil]); key revocations
-//     have no TTL.
+//   - entries leave by themselves once every token they affect has expired
+//     ([events.Event.HoldUntil]): the store keeps them in one-second buckets
+//     by hold and deletes a bucket's expired entries once it has passed, so
+//     ristretto keeps no TTL of its own. Key revocations never leave.
 //
-// Check is the hot path. A Bloom filter of the held entries' hashes answers
-// most misses from one CPU cache line (a look-up in ristretto's maps misses
-// the CPU cache at 1M entries); it is rebuilt from what is held once churn
-// has added twice the capacity to it.
+// Check is the hot path. A Bloom filter of the held entries' key hashes
+// answers most misses from one CPU cache line (a look-up in ristretto's maps
+// misses the CPU cache at 1M entries); it is rebuilt from what is held once
+// churn has added twice the capacity to it.
 //
 // Merging is monotonic (promise 2) and follows the events' rule
 // ([events.Merge]): revoked ids are a union with the latest hold, a
@@ -41,6 +45,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -72,20 +77,23 @@ var (
 
 // Tuning constants.
 const (
-	// numStripes is the number of key-hash stripes serializing the
-	// read-modify-write of one entry.
-	numStripes = 1024
-	// maxPendingPerStripe is how many unconfirmed writes a stripe keeps
-	// before Apply confirms them itself (bounding the pending maps during a
-	// replay that never calls Sync).
-	maxPendingPerStripe = 128
-	// expiryMargin is added to every TTL, so an entry outlives the token it
-	// restricts by a little, never the reverse.
-	expiryMargin = time.Second
+	// maxPending is how many unconfirmed writes Apply keeps before it
+	// confirms them itself, bounding the pending map during a replay that
+	// never calls Sync.
+	maxPending = 4096
+	// expiryMargin is how long an entry outlives the tokens it restricts,
+	// at least.
+	expiryMargin = int64(time.Second)
+	// bucketWidth is the span of holds one expiry bucket covers (ns).
+	bucketWidth = int64(time.Second)
+	// sweepInterval is how often passed expiry buckets are deleted.
+	sweepInterval = time.Second
 	// maxSyncRounds bounds the confirm-and-repair rounds of one Sync.
 	maxSyncRounds = 16
-	// counterFactor is NumCounters per unit of capacity, as ristretto advises.
-	counterFactor = 10
+	// numCounters is ristretto's NumCounters. Its TinyLFU counters only
+	// decide which entry to refuse or evict when the cache is full, and the
+	// store never lets it be full, so a token sketch does.
+	numCounters = 1 << 10
 )
 
 // Token is what [Store.Check] needs of a token whose signature and claims
@@ -97,8 +105,8 @@ type Token = events.Token
 type Config struct {
 	// Capacity is the most revocations held at once; required > 0. It
 	// counts entries (one per revoked jti, sid, subject or kid), including
-	// ones whose hold passed within the last ~10 s that ristretto has not
-	// collected yet. Exceeding it makes the store fail closed.
+	// ones whose hold passed within the last ~3 s that the sweep has not
+	// deleted yet. Exceeding it makes the store fail closed.
 	Capacity int
 	// MaxTokenLifetime is the longest exp - iat of a token the verifier
 	// accepts; required > 0. It bounds how long sessions and subject epochs
@@ -107,15 +115,16 @@ type Config struct {
 	// Leeway is the clock leeway the verifier allows on exp; >= 0.
 	Leeway time.Duration
 	// Now returns the current time; nil means time.Now. It decides which
-	// events are already past their hold. ristretto's TTLs run on the wall
-	// clock: an entry lives for its remaining hold as seen by Now.
+	// events are already past their hold. An entry is deleted once its hold
+	// has passed both on Now and on a clock that runs at wall speed from
+	// Now's reading at [New] (see Store.sweepNow).
 	Now func() time.Time
 }
 
 // Stats is a snapshot of a store's counters.
 type Stats struct {
-	// Held is the number of entries in the cache (live revocations, plus
-	// expired ones not collected yet).
+	// Held is the number of entries held (live revocations, plus expired
+	// ones not deleted yet).
 	Held int
 	// Capacity is Config.Capacity.
 	Capacity int
@@ -139,73 +148,74 @@ type Stats struct {
 	FailClosedUntil time.Time
 }
 
-// pend is a write Apply made that Sync has not confirmed yet.
-type pend struct {
-	head *record
-	// seq orders the write against Store.waited: once waited >= seq,
-	// ristretto has processed it.
-	seq uint64
-	// resets is true if the entry was Set again while an earlier Set of it
-	// was pending: ristretto may have kept the earlier Set's shorter TTL.
-	resets bool
-}
-
-// stripe serializes writes to the entries whose hash falls in it.
-type stripe struct {
-	// mu guards pending, and every read-modify-write of an entry (its chain
-	// and states) whose hash maps to this stripe.
-	mu      sync.RWMutex
-	pending map[uint64]pend
-	_       [32]byte // keep neighbouring stripes off one cache line
-}
-
-// Store is the revocation state. It is safe for concurrent use by many
-// goroutines: Apply, Sync, Check and Stats may all run at once. Close must
-// not race with Check (stop serving first); Check after Close returns
+// Store is the revocation state. It is safe for concurrent use: Check and
+// Stats never wait for a writer; Apply and Sync may be called from many
+// goroutines but run one at a time (the feed calls them from one). Close
+// must not race with Check (stop serving first); Check after Close returns
 // [ErrClosed].
 type Store struct {
 	cfg   Config
-	cache *ristretto.Cache[uint64, *record]
-	seeds [numKinds]maphash.Seed
+	cache *ristretto.Cache[uint64, *entry]
+	// keySeeds pick an id's key in the cache, sumSeeds its entry's sum.
+	keySeeds, sumSeeds [numKinds]maphash.Seed
+	// holdAfter[k] is hold - bound for kind k (see holdOf).
+	holdAfter [numKinds]int64
 
-	stripes [numStripes]stripe
-
-	// filter answers most misses without a cache look-up. It holds the
-	// hash of every entry reachable by Check (cached, pending); entries
-	// awaiting repair are looked up regardless. Added to under lifeMu held
-	// for reading, replaced under lifeMu held for writing (rebuildFilter).
-	filter     atomic.Pointer[filter]
-	rebuilding atomic.Bool   // a goroutine is about to rebuild the filter
-	rebuilds   atomic.Uint64 // filters rebuilt
+	// filter answers most misses without a cache look-up. It holds the key
+	// of every entry reachable by Check. Added to and replaced under mu.
+	filter   atomic.Pointer[filter]
+	rebuilds atomic.Uint64 // filters rebuilt
 
 	// seen[k] is set once an event of kind k was applied, before its entry
 	// is written; Check skips looking up kinds never seen (most deployments
 	// never revoke a key, so most Checks do three look-ups, not four).
 	seen [numKinds]atomic.Bool
 
-	// lifeMu is held for reading by Apply and Sync (every writer) and for
-	// writing by Close, so the cache is never closed under a writer, and by
-	// rebuildFilter, so no entry is written while it collects them.
-	lifeMu sync.RWMutex
+	// mu serializes the writers (Apply, Sync, the sweep, Close) and guards
+	// expiry, keys, and every write to the cache. It is held across
+	// cache.Wait, so ristretto's callbacks never take it.
+	mu     sync.Mutex
 	closed atomic.Bool
 
-	held     atomic.Int64  // entries counted in the cache (see record.counted)
-	pendingN atomic.Int64  // entries in all stripes' pending maps
-	seq      atomic.Uint64 // last write sequence handed out
-	waited   atomic.Uint64 // every write <= waited has been processed by ristretto
-	waiting  atomic.Bool   // a prune is waiting for ristretto
+	// readMu guards pending and overflow against Check, which reads them
+	// only while pendingN or overflowN is not zero. The writer (under mu)
+	// reads them freely and holds readMu to change them.
+	readMu sync.RWMutex
+	// pending holds, by key, the latest write not yet confirmed visible in
+	// the cache. Check looks here first.
+	pending  map[uint64]*entry
+	pendingN atomic.Int64
+	// overflow holds entries whose key the cache already holds for another
+	// id (a 64-bit key collision; their sums differ). Check reads it after
+	// the cache.
+	overflow  map[uint64][]*entry
+	overflowN atomic.Int64
 
+	// expiry holds the key of every entry with a hold, in the bucket of its
+	// hold (hold / bucketWidth). An entry whose hold grew into a later
+	// bucket is in each; a passed bucket deletes only entries whose hold
+	// has passed. keys holds the key of every key revocation (no hold).
+	expiry map[int64][]uint64
+	keys   []uint64
+	// anchorNow and anchorWall are Config.Now and the monotonic clock at
+	// New (see sweepNow).
+	anchorNow  int64
+	anchorWall time.Time
+
+	held atomic.Int64 // entries counted: in the cache, pending or overflow
 	// failUntil is until when Check fails closed, UnixNano on the Config.Now
 	// clock; 0 for not failing, forever for until rebuilt.
 	failUntil atomic.Int64
 
-	// lossMu guards repair. It is never held while calling into ristretto,
-	// since ristretto's callbacks take it.
-	lossMu  sync.RWMutex
-	repair  map[uint64][]*record // live entries that vanished, by hash
-	repairN atomic.Int64         // len(repair), read by Check without lossMu
+	// lossMu guards lost: pending writes ristretto refused or evicted, by
+	// key, as its callbacks report them; settleLost takes them out.
+	lossMu sync.Mutex
+	lost   map[uint64]*entry
+	lostN  atomic.Int64
 
 	dropped, rejected, evicted, repaired atomic.Uint64
+
+	stop, stopped chan struct{} // the sweeper's
 }
 
 // New validates cfg and returns an empty store. Close it when done.
@@ -221,55 +231,78 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg, repair: make(map[uint64][]*record)}
+	s := &Store{
+		cfg:        cfg,
+		pending:    make(map[uint64]*entry),
+		overflow:   make(map[uint64][]*entry),
+		expiry:     make(map[int64][]uint64),
+		lost:       make(map[uint64]*entry),
+		anchorNow:  cfg.Now().UnixNano(),
+		anchorWall: time.Now(),
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
 	s.filter.Store(newFilter(cfg.Capacity))
-	for i := range s.seeds {
-		s.seeds[i] = maphash.MakeSeed()
+	for k := range numKinds {
+		s.keySeeds[k], s.sumSeeds[k] = maphash.MakeSeed(), maphash.MakeSeed()
 	}
-	for i := range s.stripes {
-		s.stripes[i].pending = make(map[uint64]pend)
+	// A hold is the bound plus a span fixed per kind (events' rule).
+	zero := time.Unix(0, 0)
+	for k, e := range map[kind]events.Event{
+		kindToken:   {Kind: events.KindToken, Expiry: zero},
+		kindSession: {Kind: events.KindSession, IssuedAt: zero},
+		kindSubject: {Kind: events.KindSubject, Epoch: zero},
+	} {
+		s.holdAfter[k] = e.HoldUntil(cfg.MaxTokenLifetime, cfg.Leeway).UnixNano()
 	}
-	c, err := ristretto.NewCache(&ristretto.Config[uint64, *record]{
-		NumCounters: int64(cfg.Capacity)*counterFactor + 64,
-		// The store admits at most Capacity entries (see putLocked), so
-		// the policy always finds room and never runs TinyLFU between two
-		// revocations; any eviction or refusal it still makes is reported
-		// to onEvict / onReject and fails closed.
+	c, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters: numCounters,
+		// The store admits at most Capacity entries (see add), so the
+		// policy always finds room; any eviction or refusal it still makes
+		// is reported to onEvict / onReject and fails closed.
 		MaxCost:            int64(cfg.Capacity),
 		IgnoreInternalCost: true,
 		BufferItems:        64,
-		// Keys are already 64-bit hashes; the id is compared on every hit
-		// (record.find), which is the conflict check.
-		KeyToHash:              func(k uint64) (uint64, uint64) { return k, 0 },
-		OnEvict:                s.onEvict,
-		OnReject:               s.onReject,
-		ShouldUpdate:           s.shouldUpdate,
-		TtlTickerDurationInSec: 1,
+		// Keys are already 64-bit hashes; the entry's sum is compared on
+		// every hit, which is the conflict check.
+		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
+		OnEvict:   s.onEvict,
+		OnReject:  s.onReject,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verifier: revocation cache: %w", err)
 	}
 	s.cache = c
+	go s.sweeper()
 	return s, nil
 }
 
-// Close stops the cache's goroutines. Apply and Sync then return
-// [ErrClosed], and Check fails closed with it. Close is idempotent.
+// Close stops the sweeper and the cache's goroutines. Apply and Sync then
+// return [ErrClosed], and Check fails closed with it. Close is idempotent.
 func (s *Store) Close() {
 	if s.closed.Swap(true) {
 		return
 	}
-	s.lifeMu.Lock()
-	defer s.lifeMu.Unlock()
+	close(s.stop)
+	<-s.stopped
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.cache.Close()
 }
 
-func (s *Store) hash(k kind, id string) uint64 {
-	return maphash.String(s.seeds[k], id)
+func (s *Store) hash(k kind, id string) uint64 { return maphash.String(s.keySeeds[k], id) }
+
+func (s *Store) sum(k kind, id string) uint64 {
+	return maphash.String(s.sumSeeds[k], id)&^kindBits | uint64(k)
 }
 
-func (s *Store) stripe(h uint64) *stripe {
-	return &s.stripes[h%numStripes]
+// holdOf returns until when e matters, UnixNano on the Config.Now clock.
+func (s *Store) holdOf(e *entry) int64 {
+	k := e.kind()
+	if k == kindKey {
+		return forever
+	}
+	return e.bound + s.holdAfter[k]
 }
 
 // Check reports whether t is revoked: nil, or an error wrapping exactly one
@@ -291,75 +324,66 @@ func (s *Store) Check(t Token) error {
 	}
 	f := s.filter.Load()
 	if t.KID != "" && s.seen[kindKey].Load() {
-		if r := s.find(f, kindKey, t.KID); r != nil {
-			return revoked(ErrKeyRevoked, r.st.Load())
+		if e := s.lookup(f, kindKey, t.KID); e != nil {
+			return revoked(ErrKeyRevoked, e)
 		}
 	}
 	if t.JTI != "" && s.seen[kindToken].Load() {
-		if r := s.find(f, kindToken, t.JTI); r != nil {
-			return revoked(ErrTokenRevoked, r.st.Load())
+		if e := s.lookup(f, kindToken, t.JTI); e != nil {
+			return revoked(ErrTokenRevoked, e)
 		}
 	}
 	if t.SID != "" && s.seen[kindSession].Load() {
-		if r := s.find(f, kindSession, t.SID); r != nil {
-			return revoked(ErrSessionRevoked, r.st.Load())
+		if e := s.lookup(f, kindSession, t.SID); e != nil {
+			return revoked(ErrSessionRevoked, e)
 		}
 	}
 	if t.Sub != "" && s.seen[kindSubject].Load() {
-		if r := s.find(f, kindSubject, t.Sub); r != nil {
-			// A subject's bound is its epoch.
-			if st := r.st.Load(); events.EpochRevokes(t.IssuedAt, time.Unix(0, st.bound)) {
-				return revoked(ErrSubjectRevoked, st)
-			}
+		// A subject's bound is its epoch.
+		if e := s.lookup(f, kindSubject, t.Sub); e != nil && events.EpochRevokes(t.IssuedAt, time.Unix(0, e.bound)) {
+			return revoked(ErrSubjectRevoked, e)
 		}
 	}
 	return nil
 }
 
-func revoked(sentinel error, st *state) error {
-	if st.reason == "" {
+func revoked(sentinel error, e *entry) error {
+	r := e.reasonText()
+	if r == "" {
 		return sentinel
 	}
-	return fmt.Errorf("%w (reason: %s)", sentinel, st.reason)
+	return fmt.Errorf("%w (reason: %s)", sentinel, r)
 }
 
-// find looks (k, id) up: if f may hold it, in the cache, then among writes
-// not yet visible there; then among vanished writes awaiting repair.
-func (s *Store) find(f *filter, k kind, id string) *record {
+// lookup returns the entry of (k, id) if f may hold its key, or nil.
+func (s *Store) lookup(f *filter, k kind, id string) *entry {
 	h := s.hash(k, id)
-	if f.mayContain(h) {
-		if r := s.findHeld(h, k, id); r != nil {
-			return r
-		}
+	if !f.mayContain(h) {
+		return nil
 	}
-	if s.repairN.Load() > 0 {
-		s.lossMu.RLock()
-		defer s.lossMu.RUnlock()
-		for _, head := range s.repair[h] {
-			if r := head.find(k, id); r != nil {
-				return r
-			}
-		}
-	}
-	return nil
+	return s.find(h, s.sum(k, id))
 }
 
-// findHeld looks (k, id), of hash h, up in the cache, then among writes not
-// yet visible there.
-func (s *Store) findHeld(h uint64, k kind, id string) *record {
-	if head, ok := s.cache.Get(h); ok {
-		if r := head.find(k, id); r != nil {
-			return r
+// find returns the entry of key h and sum sum, newest first: the pending
+// write, else what the cache shows, else an overflow entry.
+func (s *Store) find(h, sum uint64) *entry {
+	if s.pendingN.Load() > 0 {
+		s.readMu.RLock()
+		p, ok := s.pending[h]
+		s.readMu.RUnlock()
+		if ok && p.sum == sum {
+			return p
 		}
 	}
-	if s.pendingN.Load() > 0 {
-		st := s.stripe(h)
-		st.mu.RLock()
-		p, ok := st.pending[h]
-		st.mu.RUnlock()
-		if ok {
-			if r := p.head.find(k, id); r != nil {
-				return r
+	if v, ok := s.cache.Get(h); ok && v.sum == sum {
+		return v
+	}
+	if s.overflowN.Load() > 0 {
+		s.readMu.RLock()
+		defer s.readMu.RUnlock()
+		for _, o := range s.overflow[h] {
+			if o.sum == sum {
+				return o
 			}
 		}
 	}
@@ -367,23 +391,13 @@ func (s *Store) findHeld(h uint64, k kind, id string) *record {
 }
 
 // Apply merges e into the state and reports whether that changed anything.
-// It is safe to call from many goroutines at once, and Check enforces e as
-// soon as Apply returns. An event whose hold has already passed (on
-// Config.Now) is ignored. The error wraps [ErrOverCapacity] if e is live
-// but could not be held (the store then fails closed),
+// Check enforces e as soon as Apply returns. An event whose hold has already
+// passed (on Config.Now) is ignored. The error wraps [ErrOverCapacity] if e
+// is live but could not be held (the store then fails closed),
 // [events.ErrInvalid] if e lacks what its kind needs, or [ErrClosed].
 func (s *Store) Apply(e events.Event) (changed bool, err error) {
-	changed, err = s.apply(e)
-	if f := s.filter.Load(); f.added.Load() > 2*int64(s.cfg.Capacity) && s.rebuilding.CompareAndSwap(false, true) {
-		s.rebuildFilter()
-		s.rebuilding.Store(false)
-	}
-	return changed, err
-}
-
-func (s *Store) apply(e events.Event) (changed bool, err error) {
-	s.lifeMu.RLock()
-	defer s.lifeMu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
@@ -391,90 +405,148 @@ func (s *Store) apply(e events.Event) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	now := s.cfg.Now()
-	ns := &state{hold: forever, reason: e.Reason}
-	if hold := e.HoldUntil(s.cfg.MaxTokenLifetime, s.cfg.Leeway); !hold.IsZero() {
-		// A token is still accepted at exp+leeway itself, so a hold
-		// equal to now still matters.
-		if hold.Before(now) {
-			return false, nil // every token it affects has expired
-		}
-		ns.hold = hold.UnixNano()
+	// A token is still accepted at exp+leeway itself, so a hold equal to
+	// now still matters.
+	if hold := e.HoldUntil(s.cfg.MaxTokenLifetime, s.cfg.Leeway); !hold.IsZero() && hold.Before(s.cfg.Now()) {
+		return false, nil // every token it affects has expired
 	}
+	ne := &entry{sum: s.sum(k, id)}
 	if b := e.Bound(); !b.IsZero() {
-		ns.bound = b.UnixNano()
+		ne.bound = b.UnixNano()
 	}
-	dl := wallDeadline(ns.hold, now.UnixNano(), time.Now().UnixNano())
-
-	if s.repairN.Load() > 0 {
-		s.repairAll()
+	if e.Reason != "" {
+		ne.reason = unique.Make(e.Reason)
 	}
-
 	if !s.seen[k].Load() {
 		s.seen[k].Store(true)
 	}
-	h := s.hash(k, id)
-	st := s.stripe(h)
-	st.mu.Lock()
-	changed, err = s.applyLocked(st, h, k, id, ns, dl)
-	crowded := len(st.pending) > maxPendingPerStripe
-	st.mu.Unlock()
-	if crowded {
-		s.prune(st)
+	changed, err = s.applyLocked(s.hash(k, id), ne)
+	if len(s.pending) >= maxPending {
+		s.confirm()
+	}
+	if s.filter.Load().added.Load() > 2*int64(s.cfg.Capacity) {
+		s.rebuildFilter()
 	}
 	return changed, err
 }
 
-// applyLocked merges ns into the record of (k, id) under hash h and writes
-// the entry if it is new or needs a longer TTL. The caller holds st.mu.
-func (s *Store) applyLocked(st *stripe, h uint64, k kind, id string, ns *state, dl int64) (changed bool, err error) {
-	head := s.currentLocked(st, h)
-	fresh := head == nil
-	if r := head.find(k, id); r != nil {
-		changed = r.merge(ns)
-	} else {
-		changed = true
-		r := newRecord(k, id, ns)
-		if fresh {
-			head = r
-		} else {
-			// The hash is in the filter already (the head's put added it);
-			// adding again costs nothing and needs no proof.
-			s.filter.Load().add(h)
-			head.appendRecord(r)
+// applyLocked merges ne into the entry of its id, whose key is h, and writes
+// the result if it changed. The caller holds mu.
+func (s *Store) applyLocked(h uint64, ne *entry) (changed bool, err error) {
+	s.settleLost()
+	cur, occupied := s.current(h, ne.sum)
+	if cur != nil {
+		m := combine(cur, ne)
+		if m == cur {
+			return false, nil
 		}
-	}
-	if head.lost.Load() {
-		// ristretto lost this entry while it was live; the store is
-		// already failing closed for it, and now for this hold too.
-		s.failClosed(ns.hold)
-		return changed, fmt.Errorf("%w: entry lost to the cache", ErrOverCapacity)
-	}
-	// A longer hold needs a longer TTL, which only a new Set gives.
-	if dl > head.deadline.Load() {
-		head.deadline.Store(dl)
-		fresh = true
-	}
-	if fresh {
-		if err := s.putLocked(st, h, head); err != nil {
-			return changed, err
+		if s.bucket(m) != s.bucket(cur) {
+			s.schedule(h, m)
 		}
+		s.write(h, cur, m)
+		return true, nil
 	}
-	return changed, nil
+	// A new id: reserve one unit of capacity, or refuse and fail closed.
+	if n := s.held.Add(1); n > int64(s.cfg.Capacity) {
+		s.held.Add(-1)
+		s.rejected.Add(1)
+		s.failClosed(s.holdOf(ne))
+		return true, fmt.Errorf("%w: %d revocations held", ErrOverCapacity, s.cfg.Capacity)
+	}
+	s.schedule(h, ne)
+	if occupied {
+		// Into the filter before the entry can be seen anywhere.
+		s.filter.Load().add(h)
+		s.readMu.Lock()
+		s.overflow[h] = append(s.overflow[h], ne)
+		s.overflowN.Store(int64(len(s.overflow)))
+		s.readMu.Unlock()
+		return true, nil
+	}
+	s.write(h, nil, ne)
+	return true, nil
 }
 
-// prune confirms the writes of a crowded stripe that ristretto has
-// processed, so pending maps stay small during a long replay without Sync.
-// At most one goroutine at a time waits for ristretto; the others keep
-// feeding it and prune what the last wait covered.
-func (s *Store) prune(st *stripe) {
-	if s.waiting.CompareAndSwap(false, true) {
-		s.waitMark()
-		s.waiting.Store(false)
+// current returns the entry of key h and sum sum, as the writer sees it, and
+// whether the cache's slot h holds (or is about to hold) another id. The
+// caller holds mu.
+func (s *Store) current(h, sum uint64) (cur *entry, occupied bool) {
+	if p, ok := s.pending[h]; ok {
+		if p.sum == sum {
+			return p, false
+		}
+		occupied = true
+	} else if v, ok := s.cache.Get(h); ok {
+		if v.sum == sum {
+			return v, false
+		}
+		occupied = true
 	}
-	st.mu.Lock()
-	s.confirmLocked(st, s.waited.Load())
-	st.mu.Unlock()
+	for _, o := range s.overflow[h] {
+		if o.sum == sum {
+			return o, occupied
+		}
+	}
+	return nil, occupied
+}
+
+// write replaces old (nil for a new id) by e under key h: in overflow if old
+// is there, else in the cache, as a pending write until confirm sees it.
+// At most one Set of a key is in flight: while h is pending, only the
+// pending entry changes and confirm writes it. The caller holds mu.
+func (s *Store) write(h uint64, old, e *entry) {
+	// Into the filter before the entry can be seen anywhere.
+	s.filter.Load().add(h)
+	if old != nil {
+		if os := s.overflow[h]; len(os) > 0 {
+			for i, o := range os {
+				if o == old {
+					s.readMu.Lock()
+					os[i] = e
+					s.readMu.Unlock()
+					return
+				}
+			}
+		}
+	}
+	_, inFlight := s.pending[h]
+	s.readMu.Lock()
+	s.pending[h] = e
+	s.pendingN.Store(int64(len(s.pending)))
+	s.readMu.Unlock()
+	if !inFlight {
+		s.set(h, e)
+	}
+}
+
+// set writes e under h, retrying until ristretto accepts the Set. A Set of a
+// key the cache holds takes effect at once; a new key goes through
+// ristretto's buffers. The caller holds mu.
+func (s *Store) set(h uint64, e *entry) {
+	for !s.cache.Set(h, e, 1) {
+		// Dropped under contention: let ristretto drain, then retry.
+		s.dropped.Add(1)
+		s.cache.Wait()
+	}
+}
+
+// bucket returns e's expiry bucket, or forever for no hold.
+func (s *Store) bucket(e *entry) int64 {
+	hold := s.holdOf(e)
+	if hold == forever {
+		return forever
+	}
+	return hold / bucketWidth
+}
+
+// schedule files key h under e's expiry bucket (or as a key revocation).
+// The caller holds mu.
+func (s *Store) schedule(h uint64, e *entry) {
+	if b := s.bucket(e); b != forever {
+		s.expiry[b] = append(s.expiry[b], h)
+		return
+	}
+	s.keys = append(s.keys, h)
 }
 
 // identify returns the kind and id e revokes, checking that e carries what
@@ -509,160 +581,41 @@ func identify(e events.Event) (kind, string, error) {
 	return k, id, nil
 }
 
-// wallDeadline translates a hold on the configured clock into the wall-clock
-// instant until which ristretto must keep the entry.
-func wallDeadline(hold, now, wallNow int64) int64 {
-	if hold == forever {
-		return forever
-	}
-	return wallNow + (hold - now) + int64(expiryMargin)
-}
-
-// currentLocked returns the head stored for h, newest first: the pending
-// write, else what the cache shows. The caller holds st.mu.
-func (s *Store) currentLocked(st *stripe, h uint64) *record {
-	if p, ok := st.pending[h]; ok && !p.head.lost.Load() {
-		return p.head
-	}
-	if head, ok := s.cache.Get(h); ok {
-		return head
-	}
-	return nil
-}
-
-// putLocked writes head under h, retrying until ristretto accepts the Set,
-// and records the write as pending. A head not yet counted reserves one unit
-// of capacity first; if none is left the write is refused and the store
-// fails closed. The caller holds st.mu.
-func (s *Store) putLocked(st *stripe, h uint64, head *record) error {
-	if !head.counted.Load() {
-		if n := s.held.Add(1); n > int64(s.cfg.Capacity) {
-			s.held.Add(-1)
-			s.rejected.Add(1)
-			s.failClosed(head.maxHold())
-			return fmt.Errorf("%w: %d revocations held", ErrOverCapacity, s.cfg.Capacity)
-		}
-		head.counted.Store(true)
-	}
-	// Into the filter before the entry can be seen anywhere.
-	s.filter.Load().add(h)
-	var ttl time.Duration
-	if d := head.deadline.Load(); d != forever {
-		ttl = max(time.Duration(d-time.Now().UnixNano()), time.Millisecond)
-	}
-	for !s.cache.SetWithTTL(h, head, 1, ttl) {
-		// Dropped under contention: let ristretto drain, then retry.
-		if s.closed.Load() {
-			return ErrClosed
-		}
-		s.dropped.Add(1)
-		s.cache.Wait()
-	}
-	p, ok := st.pending[h]
-	if !ok {
-		s.pendingN.Add(1)
-	}
-	st.pending[h] = pend{head: head, seq: s.seq.Add(1), resets: ok && (p.resets || p.seq > s.waited.Load())}
-	return nil
-}
-
-// rebuildFilter replaces the filter, whose bits only accumulate, by one
-// holding just the entries reachable now. Writers wait meanwhile (lifeMu);
-// Check goes on with the old filter, a superset, until the swap.
-func (s *Store) rebuildFilter() {
-	s.lifeMu.Lock()
-	defer s.lifeMu.Unlock()
-	if s.closed.Load() {
-		return
-	}
-	f := newFilter(s.cfg.Capacity)
-	// Every write not confirmed yet is pending (no writer runs, so none is
-	// removed or added); every confirmed one is in the cache unless it left:
-	// expired, lost (failing closed) or vanished (on the repair list, which
-	// Check reads regardless of the filter).
-	for i := range s.stripes {
-		st := &s.stripes[i]
-		st.mu.RLock()
-		for h := range st.pending {
-			f.add(h)
-		}
-		st.mu.RUnlock()
-	}
-	s.cache.IterValues(func(head *record) bool {
-		f.add(s.hash(head.kind, head.id))
-		return false
-	})
-	s.filter.Store(f)
-	s.rebuilds.Add(1)
-}
-
-// waitMark waits until ristretto has processed every Set made so far and
-// returns the sequence number it covers.
-func (s *Store) waitMark() uint64 {
-	mark := s.seq.Load()
+// confirm waits until ristretto has processed every Set made so far, then
+// checks each pending write: a visible one leaves the pending map, one that
+// an earlier value still hides is written over it (a Set of a held key takes
+// effect at once), and one that vanished is written again. It reports
+// whether any is still pending. The caller holds mu.
+func (s *Store) confirm() (again bool) {
 	s.cache.Wait()
-	for {
-		w := s.waited.Load()
-		if w >= mark || s.waited.CompareAndSwap(w, mark) {
-			return mark
-		}
-	}
-}
-
-// confirmLocked checks every pending write of st made at or before mark
-// (which ristretto has processed): visible ones leave the pending map,
-// vanished live ones are written again. It reports whether it rewrote any.
-// The caller holds st.mu.
-func (s *Store) confirmLocked(st *stripe, mark uint64) (rewrote bool) {
-	wallNow := time.Now().UnixNano()
-	for h, p := range st.pending {
-		if p.seq > mark {
-			continue
-		}
-		head := p.head
-		v, ok := s.cache.Get(h)
+	s.settleLost()
+	cut := s.sweepNow() - expiryMargin
+	for h, want := range s.pending {
+		got, ok := s.cache.Get(h)
 		switch {
-		case ok && v == head:
-			if p.resets && !s.ttlCovers(h, head) {
-				// An earlier Set with a shorter TTL won the race; this
-				// Set of a stored key updates its expiry at once.
-				_ = s.putLocked(st, h, head) // a refusal fails closed by itself
-				rewrote = true
+		case ok && got == want:
+		case ok:
+			s.set(h, want)
+			if got, _ = s.cache.Get(h); got != want {
+				again = true
 				continue
 			}
-		case head.lost.Load():
-			// Already failing closed for it; nothing to rewrite.
-		case !head.live(wallNow):
-			// Its hold passed while pending.
+		case s.holdOf(want) < cut:
+			// Its hold passed while pending: nothing to write.
+			s.held.Add(-1)
 		default:
 			// Accepted by Set, yet not in the cache: repair.
 			s.repaired.Add(1)
-			if ok {
-				mergeChain(v, head)
-				head = v
-			}
-			if err := s.putLocked(st, h, head); err == nil {
-				rewrote = true
-				continue
-			}
+			s.set(h, want)
+			again = true
+			continue
 		}
-		delete(st.pending, h)
-		s.pendingN.Add(-1)
+		s.readMu.Lock()
+		delete(s.pending, h)
+		s.pendingN.Store(int64(len(s.pending)))
+		s.readMu.Unlock()
 	}
-	return rewrote
-}
-
-// ttlCovers reports whether the cache keeps h at least until head's deadline.
-func (s *Store) ttlCovers(h uint64, head *record) bool {
-	ttl, ok := s.cache.GetTTL(h)
-	if !ok {
-		return false
-	}
-	d := head.deadline.Load()
-	if ttl == 0 { // no expiry
-		return true
-	}
-	return d != forever && time.Now().UnixNano()+int64(ttl) >= d-int64(time.Millisecond)
+	return again
 }
 
 // Sync waits until every Apply that returned before the call is visible in
@@ -670,24 +623,17 @@ func (s *Store) ttlCovers(h uint64, head *record) bool {
 // [ErrOverCapacity] while the store fails closed because a live revocation
 // was lost or refused, or [ErrClosed].
 func (s *Store) Sync() error {
-	s.lifeMu.RLock()
-	defer s.lifeMu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	for range maxSyncRounds {
-		s.repairAll()
-		mark := s.waitMark()
-		again := false
-		for i := range s.stripes {
-			st := &s.stripes[i]
-			st.mu.Lock()
-			if len(st.pending) > 0 && s.confirmLocked(st, mark) {
-				again = true
-			}
-			st.mu.Unlock()
+		if len(s.pending) == 0 {
+			s.settleLost()
+			return s.overCapacityErr()
 		}
-		if !again && s.repairN.Load() == 0 {
+		if !s.confirm() {
 			return s.overCapacityErr()
 		}
 	}
@@ -717,125 +663,197 @@ func (s *Store) failClosed(hold int64) {
 	}
 }
 
-// repairAll writes back every live entry that vanished from the cache,
-// merging it into whatever is stored under its hash by now.
-func (s *Store) repairAll() {
-	s.lossMu.RLock()
-	todo := make(map[uint64][]*record, len(s.repair))
-	for h, heads := range s.repair {
-		todo[h] = heads
-	}
-	s.lossMu.RUnlock()
-	for h, heads := range todo {
-		st := s.stripe(h)
-		st.mu.Lock()
-		cur := s.currentLocked(st, h)
-		for _, head := range heads {
-			if cur == nil {
-				cur = head
-				continue
-			}
-			if cur != head {
-				mergeChain(cur, head)
-			}
+// rebuildFilter replaces the filter, whose bits only accumulate, by one
+// holding just the keys of entries that may still be held: every entry with
+// a hold is in an expiry bucket, every key revocation in keys. Check goes on
+// with the old filter, a superset, until the swap. The caller holds mu.
+func (s *Store) rebuildFilter() {
+	f := newFilter(s.cfg.Capacity)
+	for _, hs := range s.expiry {
+		for _, h := range hs {
+			f.add(h)
 		}
-		s.repaired.Add(1)
-		_ = s.putLocked(st, h, cur) // a refusal fails closed by itself
-		st.mu.Unlock()
-		// Only now, with the write pending (and so seen by Check), leave
-		// the repair list.
-		s.lossMu.Lock()
-		if len(s.repair[h]) == len(heads) {
-			delete(s.repair, h)
+	}
+	for _, h := range s.keys {
+		f.add(h)
+	}
+	s.filter.Store(f)
+	s.rebuilds.Add(1)
+}
+
+// sweepNow is the instant up to which holds have passed: Config.Now, but no
+// later than Config.Now at New plus the monotonic time since. With the real
+// clock they agree; with an injected clock an entry outlives its hold on
+// both (it lived for its hold on the wall clock before entries had their own
+// buckets, and still does).
+func (s *Store) sweepNow() int64 {
+	return min(s.cfg.Now().UnixNano(), s.anchorNow+int64(time.Since(s.anchorWall)))
+}
+
+// sweeper deletes passed expiry buckets every sweepInterval until Close.
+func (s *Store) sweeper() {
+	defer close(s.stopped)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep()
 		}
-		s.repairN.Store(int64(len(s.repair)))
-		s.lossMu.Unlock()
 	}
 }
 
-// gone records that head left the cache.
-func (s *Store) gone(head *record) {
-	if head.counted.CompareAndSwap(true, false) {
-		s.held.Add(-1)
+// sweep deletes every entry whose hold passed at least expiryMargin ago,
+// from the buckets that end before then.
+func (s *Store) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return
+	}
+	cut := s.sweepNow() - expiryMargin
+	var due []int64
+	for b := range s.expiry {
+		if (b+1)*bucketWidth <= cut {
+			due = append(due, b)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	if len(s.pending) > 0 {
+		s.confirm()
+	}
+	s.settleLost()
+	for _, b := range due {
+		for _, h := range s.expiry[b] {
+			s.expire(h, cut)
+		}
+		delete(s.expiry, b)
 	}
 }
 
-// lose records that ristretto refused or evicted head while it was live: the
-// store fails closed until every hold in it has passed.
-func (s *Store) lose(head *record) {
-	head.lost.Store(true)
-	s.failClosed(head.maxHold())
+// expire deletes the entries of key h whose hold is before cut. An entry
+// still pending stays: it is in a later bucket, or confirm drops it. The
+// caller holds mu.
+func (s *Store) expire(h uint64, cut int64) {
+	if _, ok := s.pending[h]; !ok {
+		if v, ok := s.cache.Get(h); ok && s.holdOf(v) < cut {
+			s.cache.Del(h)
+			s.held.Add(-1)
+		}
+	}
+	os := s.overflow[h]
+	if len(os) == 0 {
+		return
+	}
+	keep := os[:0:0]
+	for _, o := range os {
+		if s.holdOf(o) < cut {
+			s.held.Add(-1)
+			continue
+		}
+		keep = append(keep, o)
+	}
+	s.readMu.Lock()
+	if len(keep) == 0 {
+		delete(s.overflow, h)
+	} else {
+		s.overflow[h] = keep
+	}
+	s.overflowN.Store(int64(len(s.overflow)))
+	s.readMu.Unlock()
 }
 
-// queueRepair puts head, which vanished while live, on the repair list.
-func (s *Store) queueRepair(h uint64, head *record) {
+// settleLost takes out the pending writes that ristretto reported refused or
+// evicted: the store fails closed until their holds have passed (a pending
+// write newer than the lost one included). The caller holds mu.
+func (s *Store) settleLost() {
+	if s.lostN.Load() == 0 {
+		return
+	}
 	s.lossMu.Lock()
-	s.repair[h] = append(s.repair[h], head)
-	s.repairN.Store(int64(len(s.repair)))
+	lost := s.lost
+	s.lost = make(map[uint64]*entry)
+	s.lostN.Store(0)
+	s.lossMu.Unlock()
+	for h := range lost {
+		p, ok := s.pending[h]
+		if !ok {
+			continue
+		}
+		s.failClosed(s.holdOf(p))
+		s.held.Add(-1)
+		s.readMu.Lock()
+		delete(s.pending, h)
+		s.pendingN.Store(int64(len(s.pending)))
+		s.readMu.Unlock()
+	}
+}
+
+// lose records that ristretto refused or evicted e, the value of key h. If
+// the write is pending, settleLost takes it out and counts it; otherwise it
+// left the cache now and is uncounted here. It runs on ristretto's
+// goroutine: it must not take mu.
+func (s *Store) lose(h uint64, e *entry) {
+	s.readMu.RLock()
+	_, pending := s.pending[h]
+	s.readMu.RUnlock()
+	if !pending {
+		s.held.Add(-1)
+		return
+	}
+	s.lossMu.Lock()
+	s.lost[h] = e
+	s.lostN.Store(int64(len(s.lost)))
 	s.lossMu.Unlock()
 }
 
-// onEvict is ristretto's OnEvict: a policy victim (zero Expiration) or an
-// entry whose TTL passed. It runs on ristretto's goroutine and must not
-// block on a stripe.
-func (s *Store) onEvict(it *ristretto.Item[*record]) {
+// onEvict is ristretto's OnEvict. With no TTLs, it is only ever called for
+// a policy victim, which the store's sizing should make impossible.
+func (s *Store) onEvict(it *ristretto.Item[*entry]) {
 	if s.closed.Load() {
 		return // Close clears the cache
 	}
-	head := it.Value
-	if head == nil {
+	e := it.Value
+	if e == nil {
 		// The policy evicted a key the store no longer had: nothing tells
 		// what it was, so it may have been a key revocation.
-		if it.Expiration.IsZero() {
-			s.evicted.Add(1)
-			s.failClosed(forever)
-		}
-		return
-	}
-	s.gone(head)
-	if !head.live(time.Now().UnixNano()) {
-		return // expired by itself, as intended
-	}
-	if it.Expiration.IsZero() {
 		s.evicted.Add(1)
-		s.lose(head)
+		s.failClosed(forever)
 		return
 	}
-	// The TTL sweep removed an entry whose hold was extended meanwhile.
-	s.queueRepair(it.Key, head)
+	if hold := s.holdOf(e); hold >= s.sweepNow()-expiryMargin {
+		s.evicted.Add(1)
+		s.failClosed(hold)
+	}
+	s.lose(it.Key, e)
 }
 
-// onReject is ristretto's OnReject: the policy refused a new entry, or a
-// second Set of a key it already has (the value of the first stays).
-func (s *Store) onReject(it *ristretto.Item[*record]) {
+// onReject is ristretto's OnReject: the policy refused a new entry.
+func (s *Store) onReject(it *ristretto.Item[*entry]) {
 	if s.closed.Load() {
 		return
 	}
-	head := it.Value
-	if v, ok := s.cache.Get(it.Key); ok && v == head {
-		return // a repeated Set of a stored entry
+	e := it.Value
+	if v, ok := s.cache.Get(it.Key); ok && v == e {
+		return // not lost after all
 	}
-	s.gone(head)
-	if !head.live(time.Now().UnixNano()) {
-		return
+	if hold := s.holdOf(e); hold >= s.sweepNow()-expiryMargin {
+		s.rejected.Add(1)
+		s.failClosed(hold)
 	}
-	s.rejected.Add(1)
-	s.lose(head)
-}
-
-// shouldUpdate is ristretto's ShouldUpdate, called when a Set replaces the
-// stored value of a key. A different head replaces an expired one; if the old
-// one still held something live, it goes to the repair list to be merged.
-// Runs under a ristretto shard lock: must not call into the cache.
-func (s *Store) shouldUpdate(cur, prev *record) bool {
-	if cur != prev && prev != nil {
-		s.gone(prev)
-		if prev.live(time.Now().UnixNano()) {
-			// Every record of a chain has the chain's hash.
-			s.queueRepair(s.hash(prev.kind, prev.id), prev)
-		}
+	s.readMu.RLock()
+	_, pending := s.pending[it.Key]
+	s.readMu.RUnlock()
+	if pending {
+		s.lossMu.Lock()
+		s.lost[it.Key] = e
+		s.lostN.Store(int64(len(s.lost)))
+		s.lossMu.Unlock()
 	}
-	return true
 }
 
 // Stats returns a snapshot of the store's counters.

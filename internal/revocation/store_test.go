@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unique"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -292,7 +293,7 @@ func TestMergeNeverWeakens(t *testing.T) {
 			t.Fatalf("%s: got %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if rec := s.find(s.filter.Load(), kindToken, "j"); rec == nil || rec.st.Load().hold != t0.Add(time.Hour+leeway).UnixNano() {
+	if e := s.entryOf(kindToken, "j"); e == nil || s.holdOf(e) != t0.Add(time.Hour+leeway).UnixNano() {
 		t.Fatal("jti hold shortened")
 	}
 }
@@ -454,8 +455,10 @@ func TestCacheLossDetected(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
 		mustApply(t, s, events.NewSession("e", "sid", t0))
 		mustSync(t, s)
-		head := s.find(s.filter.Load(), kindSession, "sid")
-		s.onEvict(&ristretto.Item[*record]{Key: s.hash(kindSession, "sid"), Value: head})
+		h, e := s.hash(kindSession, "sid"), s.entryOf(kindSession, "sid")
+		s.cache.Del(h) // as ristretto does before it calls OnEvict
+		s.cache.Wait()
+		s.onEvict(&ristretto.Item[*entry]{Key: h, Value: e})
 		if err := s.Check(Token{JTI: "other"}); !errors.Is(err, ErrOverCapacity) {
 			t.Fatalf("Check: %v", err)
 		}
@@ -468,20 +471,45 @@ func TestCacheLossDetected(t *testing.T) {
 	})
 	t.Run("live entry refused", func(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
-		head := newRecord(kindToken, "j", &state{hold: t0.Add(time.Hour).UnixNano()})
-		head.deadline.Store(time.Now().Add(time.Hour).UnixNano())
-		s.onReject(&ristretto.Item[*record]{Key: s.hash(kindToken, "j"), Value: head})
+		e := &entry{sum: s.sum(kindToken, "j"), bound: t0.Add(time.Hour).UnixNano()}
+		s.onReject(&ristretto.Item[*entry]{Key: s.hash(kindToken, "j"), Value: e})
 		if err := s.Check(Token{}); !errors.Is(err, ErrOverCapacity) {
 			t.Fatalf("Check: %v", err)
 		}
+		if st := s.Stats(); st.Rejected != 1 || !st.FailClosedUntil.Equal(t0.Add(time.Hour+leeway)) {
+			t.Fatalf("Stats = %+v", st)
+		}
 	})
-	t.Run("expired entry swept is no loss", func(t *testing.T) {
+	t.Run("refused pending write fails closed for its hold", func(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
-		head := newRecord(kindToken, "j", &state{hold: t0.UnixNano()})
-		head.deadline.Store(time.Now().Add(-time.Second).UnixNano())
-		s.onEvict(&ristretto.Item[*record]{Key: 1, Value: head, Expiration: time.Now().Add(-time.Second)})
+		mustApply(t, s, events.NewToken("e", "j", t0.Add(time.Hour), t0))
+		h, e := s.hash(kindToken, "j"), s.entryOf(kindToken, "j")
+		s.cache.Wait()
+		s.cache.Del(h) // the policy refused it: never stored
+		s.cache.Wait()
+		s.onReject(&ristretto.Item[*entry]{Key: h, Value: e})
+		if err := s.Sync(); !errors.Is(err, ErrOverCapacity) {
+			t.Fatalf("Sync: %v", err)
+		}
+		if st := s.Stats(); st.Rejected != 1 || st.Held != 0 || st.Pending != 0 || !st.FailClosedUntil.Equal(t0.Add(time.Hour+leeway)) {
+			t.Fatalf("Stats = %+v", st)
+		}
+	})
+	t.Run("victim whose hold passed is no loss", func(t *testing.T) {
+		clk := newClock(t0)
+		s := newStore(t, Config{Capacity: 10, Now: clk.Now})
+		mustApply(t, s, events.NewToken("e", "j", t0, t0.Add(-time.Minute)))
+		mustSync(t, s)
+		h, e := s.hash(kindToken, "j"), s.entryOf(kindToken, "j")
+		passHolds(s, clk, time.Hour)
+		s.cache.Del(h)
+		s.cache.Wait()
+		s.onEvict(&ristretto.Item[*entry]{Key: h, Value: e})
 		if err := s.Check(Token{}); err != nil {
 			t.Fatalf("Check: %v", err)
+		}
+		if st := s.Stats(); st.Evicted != 0 || st.Held != 0 {
+			t.Fatalf("Stats = %+v", st)
 		}
 	})
 	t.Run("vanished write repaired", func(t *testing.T) {
@@ -501,49 +529,134 @@ func TestCacheLossDetected(t *testing.T) {
 			t.Fatalf("Stats = %+v", st)
 		}
 	})
-	t.Run("extended entry swept by TTL is repaired", func(t *testing.T) {
-		s := newStore(t, Config{Capacity: 10})
-		mustApply(t, s, events.NewToken("e", "j", t0.Add(time.Hour), t0))
-		mustSync(t, s)
-		h := s.hash(kindToken, "j")
-		head, _ := s.cache.Get(h)
-		// The sweep reports the old (past) expiry; the head's deadline is live.
-		s.onEvict(&ristretto.Item[*record]{Key: h, Value: head, Expiration: time.Now().Add(-time.Second)})
-		s.cache.Del(h)
-		s.cache.Wait()
-		if err := s.Check(Token{JTI: "j"}); !errors.Is(err, ErrTokenRevoked) {
-			t.Fatalf("Check while awaiting repair: %v", err)
-		}
-		mustSync(t, s)
-		if err := s.Check(Token{JTI: "j"}); !errors.Is(err, ErrTokenRevoked) {
-			t.Fatalf("Check after repair: %v", err)
-		}
-		if st := s.Stats(); st.Repaired == 0 || st.OverCapacity || st.Held != 1 {
-			t.Fatalf("Stats = %+v", st)
-		}
-	})
 }
 
-func TestHashCollisionsChain(t *testing.T) {
+// passHolds moves both clocks the sweep reads forward by d.
+func passHolds(s *Store, clk *clock, d time.Duration) {
+	s.mu.Lock()
+	s.anchorNow += int64(d)
+	s.mu.Unlock()
+	clk.Advance(d)
+}
+
+// entryOf returns the entry Check would find for (k, id), or nil.
+func (s *Store) entryOf(k kind, id string) *entry {
+	return s.find(s.hash(k, id), s.sum(k, id))
+}
+
+// TestSweepDeletesOnlyPassedHolds: an entry leaves once its hold has passed,
+// not when an earlier, shorter hold of it would have; an entry of the same
+// bucket that was not extended leaves.
+func TestSweepDeletesOnlyPassedHolds(t *testing.T) {
+	clk := newClock(t0)
+	s := newStore(t, Config{Capacity: 10, Now: clk.Now})
+	mustApply(t, s,
+		events.NewToken("e1", "short", t0.Add(time.Minute), t0),
+		events.NewToken("e2", "extended", t0.Add(time.Minute), t0),
+		events.NewToken("e3", "extended", t0.Add(time.Hour), t0),
+		events.NewSubject("e4", "alice", t0.Add(-lifetime), t0),
+		events.NewKey("e5", "kid", t0),
+	)
+	passHolds(s, clk, 10*time.Minute) // before Sync: pending writes are confirmed first
+	s.sweep()
+	tests := []struct {
+		name string
+		tok  Token
+		want error
+	}{
+		{name: "short hold passed", tok: Token{JTI: "short"}},
+		{name: "extended hold still held", tok: Token{JTI: "extended"}, want: ErrTokenRevoked},
+		{name: "old epoch passed", tok: Token{Sub: "alice"}},
+		{name: "key held for ever", tok: Token{KID: "kid"}, want: ErrKeyRevoked},
+	}
+	for _, tt := range tests {
+		if err := s.Check(tt.tok); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Fatalf("%s: Check = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if st := s.Stats(); st.Held != 2 || st.Pending != 0 || st.OverCapacity {
+		t.Fatalf("Stats = %+v", st)
+	}
+	// The freed capacity is usable again.
+	mustApply(t, s, events.NewToken("e6", "new", clk.Now().Add(time.Minute), clk.Now()))
+	mustSync(t, s)
+	passHolds(s, clk, 2*time.Hour)
+	s.sweep()
+	if st := s.Stats(); st.Held != 1 {
+		t.Fatalf("Held after every hold passed = %d, want 1 (the key)", st.Held)
+	}
+}
+
+// TestHoldOfFollowsEvents: the hold the store derives from an entry's bound
+// is the events' HoldUntil.
+func TestHoldOfFollowsEvents(t *testing.T) {
 	s := newStore(t, Config{Capacity: 10})
-	// Force a collision: put a second record behind the head of "a".
-	mustApply(t, s, events.NewToken("e", "a", t0.Add(time.Hour), t0))
+	for _, e := range []events.Event{
+		events.NewToken("e", "j", t0.Add(time.Hour), t0),
+		events.NewSession("e", "s", t0),
+		events.NewSubject("e", "u", t0.Add(-time.Second), t0),
+		events.NewKey("e", "k", t0),
+	} {
+		mustApply(t, s, e)
+		k, id, _ := identify(e)
+		want := int64(forever)
+		if h := e.HoldUntil(lifetime, leeway); !h.IsZero() {
+			want = h.UnixNano()
+		}
+		if got := s.holdOf(s.entryOf(k, id)); got != want {
+			t.Fatalf("%s: holdOf = %d, want %d", e.Kind, got, want)
+		}
+	}
+}
+
+// TestKeyCollisionsKeptApart: two ids sharing a 64-bit key but not the sum
+// are two entries; each is found, merged, counted and expired on its own.
+func TestKeyCollisionsKeptApart(t *testing.T) {
+	clk := newClock(t0)
+	s := newStore(t, Config{Capacity: 10, Now: clk.Now})
+	mustApply(t, s, events.NewToken("e", "a", t0.Add(time.Minute), t0))
 	mustSync(t, s)
 	h := s.hash(kindToken, "a")
-	st := s.stripe(h)
-	st.mu.Lock()
-	head := s.currentLocked(st, h)
-	head.appendRecord(newRecord(kindToken, "b", &state{hold: forever}))
-	st.mu.Unlock()
-	if got := head.find(kindToken, "b"); got == nil {
-		t.Fatal("chained record not found")
+	sumB := s.sum(kindToken, "b")
+	collide := func(exp time.Time, reason string) {
+		t.Helper()
+		e := &entry{sum: sumB, bound: exp.UnixNano()}
+		if reason != "" {
+			e.reason = unique.Make(reason)
+		}
+		s.mu.Lock()
+		_, err := s.applyLocked(h, e)
+		s.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	// A token whose id merely shares the hash is not revoked by "a".
-	if got := head.find(kindToken, "c"); got != nil {
-		t.Fatal("collision matched another id")
+	collide(t0.Add(time.Hour), "")
+	collide(t0.Add(time.Hour), "logout") // merges into the overflow entry
+	if e := s.find(h, sumB); e == nil || e.reasonText() != "logout" {
+		t.Fatalf("colliding id: %+v", e)
+	}
+	if e := s.find(h, s.sum(kindToken, "c")); e != nil {
+		t.Fatal("collision matched a third id")
 	}
 	if err := s.Check(Token{JTI: "a"}); !errors.Is(err, ErrTokenRevoked) {
 		t.Fatalf("Check(a): %v", err)
+	}
+	if st := s.Stats(); st.Held != 2 {
+		t.Fatalf("Held = %d, want 2", st.Held)
+	}
+	passHolds(s, clk, 10*time.Minute) // a's hold passes, b's does not
+	s.sweep()
+	if err := s.Check(Token{JTI: "a"}); err != nil {
+		t.Fatalf("Check(a) after its hold: %v", err)
+	}
+	if e := s.find(h, sumB); e == nil {
+		t.Fatal("colliding id lost with the other's expiry")
+	}
+	passHolds(s, clk, time.Hour)
+	s.sweep()
+	if st := s.Stats(); st.Held != 0 || s.overflowN.Load() != 0 {
+		t.Fatalf("Stats = %+v, overflow %d", st, s.overflowN.Load())
 	}
 }
 
