@@ -146,20 +146,30 @@ func (l *loop) probe() {
 	l.settle()
 }
 
-// checkPull asks the server, once per attachment that has received
-// nothing pullCheckAfter after it began, whether the consumer holds the
-// feed's pull request. A pull request published before the new consumer's
-// interest has reached this client's server (it lives on another node of a
-// cluster that formed moments ago, say) is dropped without a word; the
-// consumer then shows no waiting request, and nats.go would ask again only
-// after two missed heartbeats, 2 s on (docs/propagation.md). Attach anew at
-// once instead.
+// pullCheckDue reports whether checkPull should run now: once per
+// attachment of a feed that is not ready yet (a starting replica) and has
+// received nothing pullCheckAfter after attaching. A ready feed re-attaches
+// after a failover (the probe finds its consumer gone) into a cluster still
+// electing leaders, where a new consumer may show no waiting pull request
+// for a while without anything being lost; replacing it then would only
+// add churn, and the probe already covers consumers that are gone.
+func (l *loop) pullCheckDue() bool {
+	return !l.att.received && !l.att.pullChecked && !l.f.ready.Load() && time.Since(l.att.since) >= pullCheckAfter
+}
+
+// checkPull asks the server whether the consumer holds the feed's pull
+// request while messages wait for it. A pull request published before the
+// new consumer's interest has reached this client's server (it lives on
+// another node of a cluster that formed moments ago, say) is dropped
+// without a word; the consumer then shows no waiting request, and nats.go
+// would ask again only after two missed heartbeats, 2 s on
+// (docs/propagation.md). Attach anew at once instead.
 func (l *loop) checkPull() {
 	l.att.pullChecked = true
 	ctx, cancel := context.WithTimeout(l.ctx, max(l.f.cfg.ProbeInterval, time.Second))
 	defer cancel()
 	info, err := l.att.cons.Info(ctx)
-	if err != nil || info.NumWaiting > 0 || l.att.received {
+	if err != nil || info.NumWaiting > 0 || info.NumPending == 0 || l.att.received {
 		return // a failed look-up is the probe's business
 	}
 	l.f.lostPulls.Add(1)

@@ -156,7 +156,7 @@ func (l *loop) wait() time.Duration {
 		}
 		w = min(w, every-time.Since(l.lastSyncTry))
 	}
-	if !l.att.received && !l.att.pullChecked {
+	if !l.att.received && !l.att.pullChecked && !l.f.ready.Load() {
 		w = min(w, pullCheckAfter-time.Since(l.att.since))
 	}
 	return max(w, time.Millisecond)
@@ -178,7 +178,7 @@ func (l *loop) housekeep() {
 	if time.Since(l.lastProbe) >= l.f.cfg.ProbeInterval {
 		l.probe()
 	}
-	if !l.att.received && !l.att.pullChecked && time.Since(l.att.since) >= pullCheckAfter {
+	if l.pullCheckDue() {
 		l.checkPull()
 	}
 }
