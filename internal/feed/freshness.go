@@ -87,8 +87,11 @@ func (l *loop) probe() {
 	t0 := f.cfg.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, max(f.cfg.ProbeInterval, time.Second))
 	defer cancel()
-	_, err := l.att.cons.Info(ctx)
+	info, err := l.att.cons.Info(ctx)
 	l.lastProbe = time.Now()
+	if err == nil && l.pullLost(info) {
+		return
+	}
 	if err != nil {
 		if l.ctx.Err() == nil {
 			f.setErr(fmt.Errorf("feed: probe: %w", err))
@@ -148,7 +151,10 @@ func (l *loop) probe() {
 
 // pullCheckDue reports whether checkPull should run now: once per
 // attachment of a feed that is not ready yet (a starting replica) and has
-// received nothing pullCheckAfter after attaching. A ready feed re-attaches
+// received nothing pullCheckAfter after attaching. Later, every probe
+// looks too (pullLost), on the first attachment of a Run even once ready:
+// a replica that became ready on an empty stream learns of its lost pull
+// when the first events wait, within a probe interval. A ready feed re-attaches
 // after a failover (the probe finds its consumer gone) into a cluster still
 // electing leaders, where a new consumer may show no waiting pull request
 // for a while without anything being lost; replacing it then would only
@@ -169,13 +175,23 @@ func (l *loop) checkPull() {
 	ctx, cancel := context.WithTimeout(l.ctx, max(l.f.cfg.ProbeInterval, time.Second))
 	defer cancel()
 	info, err := l.att.cons.Info(ctx)
-	if err != nil || info.NumWaiting > 0 || info.NumPending == 0 || l.att.received {
-		return // a failed look-up is the probe's business
+	if err == nil {
+		l.pullLost(info) // a failed look-up is the probe's business
+	}
+}
+
+// pullLost attaches anew, and reports true, when info shows messages waiting
+// for an attachment that has received nothing and holds no pull request.
+// It judges only the first attachment of a Run and attachments of a feed not
+// ready yet: see pullCheckDue.
+func (l *loop) pullLost(info *jetstream.ConsumerInfo) bool {
+	if l.att.received || info.NumWaiting > 0 || info.NumPending == 0 || (!l.att.first && l.f.ready.Load()) {
+		return false
 	}
 	l.f.lostPulls.Add(1)
-	l.att.lost = fmt.Errorf("feed: the server holds no pull request of this feed %s after attaching; attaching anew after seq %d",
-		pullCheckAfter, l.pos.seq)
+	l.att.lost = fmt.Errorf("feed: messages wait but the server holds no pull request of this feed; attaching anew after seq %d", l.pos.seq)
 	l.att.detach()
+	return true
 }
 
 // errCodeConsumerOffline is JetStream's error code for a consumer whose

@@ -25,6 +25,7 @@ type loop struct {
 	att attachment
 	freshness
 
+	attachments int       // attachments made by this Run
 	unsynced    int       // events applied since the last successful Sync
 	syncFailing bool      // the last Sync failed
 	lastSyncTry time.Time // real clock
@@ -51,6 +52,7 @@ type attachment struct {
 	since       time.Time
 	received    bool
 	pullChecked bool
+	first       bool // the first attachment of this Run
 }
 
 // consume attaches an ordered consumer to the stream, resuming after the
@@ -117,7 +119,8 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 	readErr := make(chan error, 1)
 	go f.read(it, batches, readErr)
 
-	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now()}
+	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now(), first: l.attachments == 0}
+	l.attachments++
 	if subjects := stream.CachedInfo().Config.Subjects; len(subjects) == 1 {
 		l.att.filter = subjects[0]
 	}

@@ -21,29 +21,9 @@ import (
 // after two missed heartbeats, and the feed attaches anew; once pulls get
 // through again it is ready at the next attachment.
 func TestLostFirstPull(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, js := lostPullServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	if _, err := events.EnsureStream(ctx, js, streamOptions); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := events.Publish(ctx, js, tokenEvent("lost", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -68,4 +48,55 @@ func TestLostFirstPull(t *testing.T) {
 	if st := f.Status(); st.Applied != 1 {
 		t.Fatalf("status %+v, want the one event applied", st)
 	}
+}
+
+// TestLostPullOnceReady: a feed ready at once on an empty stream whose pull
+// was lost notices it at the probe after the first event waits, not after
+// two missed heartbeats, and applies it.
+func TestLostPullOnceReady(t *testing.T) {
+	srv, js := lostPullServer(t)
+	const pulls = "$JS.API.CONSUMER.MSG.NEXT.REVOCATIONS.*"
+	if err := srv.GlobalAccount().AddMapping(pulls, "nowhere.$1"); err != nil {
+		t.Fatal(err)
+	}
+	f := runFeed(t, feed.Config{JetStream: js, Applier: newMapApplier(), ProbeInterval: 200 * time.Millisecond})
+	waitReady(t, f) // an empty stream is current at once
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := events.Publish(ctx, js, tokenEvent("late", 0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, testTimeout, "the probe to notice the lost pull", func() bool { return f.Status().LostPulls > 0 })
+	srv.GlobalAccount().RemoveMapping(pulls)
+	eventually.True(t, testTimeout, "the event to be applied", func() bool { return f.Status().Applied == 1 })
+}
+
+// lostPullServer starts a JetStream server of its own (the test changes its
+// account's subject mappings) with the revocation stream, and a client.
+func lostPullServer(t *testing.T) (*server.Server, jetstream.JetStream) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := events.EnsureStream(ctx, js, streamOptions); err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
 }
