@@ -87,7 +87,7 @@ func (e *env) preload(tb testing.TB, n, pooled int) {
 				jti, exp = t.jti, t.exp
 			}
 			ev := events.NewToken(newID(), jti, exp, time.Now())
-			m, err := events.NewMsg(ctx, encoded(tb, ev))
+			m, err := events.NewMsg(ctx, verifiertest.Encoded(tb, ev))
 			if err != nil {
 				tb.Fatalf("NewMsg: %v", err)
 			}
@@ -204,14 +204,4 @@ func TestKillRevoker(t *testing.T) {
 	hold(e.sz.phase)
 	e.finish(t, "kill the revoker", fmt.Sprintf("the revoker's NATS and client connections cut at once, %d times, a new revoker each time; the client retries with the same key", kills))
 	e.storedOnce(t, seen)
-}
-
-// encoded is events.NewEncoded of an event the test built valid.
-func encoded(tb testing.TB, ev events.Event) events.Encoded {
-	tb.Helper()
-	x, err := events.NewEncoded(ev)
-	if err != nil {
-		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
-	}
-	return x
 }

@@ -149,7 +149,7 @@ func TestExpiredTail(t *testing.T) {
 	e.srv.Revoke(t, key)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	m, err := events.NewMsg(ctx, encoded(t, events.NewToken("tok-1", "jti-1", now.Add(time.Hour), now)))
+	m, err := events.NewMsg(ctx, verifiertest.Encoded(t, events.NewToken("tok-1", "jti-1", now.Add(time.Hour), now)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestFreshWhileEventsKeepComing(t *testing.T) {
 		for ctx.Err() == nil {
 			<-tick.C
 			ev := tokenEvent("steady", n)
-			m, err := events.NewMsg(ctx, encoded(t, ev))
+			m, err := events.NewMsg(ctx, verifiertest.Encoded(t, ev))
 			if err == nil {
 				_, err = e.js.PublishMsg(ctx, m)
 			}

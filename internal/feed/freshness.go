@@ -160,7 +160,13 @@ func (l *loop) probe() {
 // for a while without anything being lost; replacing it then would only
 // add churn, and the probe already covers consumers that are gone.
 func (l *loop) pullCheckDue() bool {
-	return !l.att.received && !l.att.pullChecked && !l.f.ready.Load() && time.Since(l.att.since) >= pullCheckAfter
+	return l.pullCheckPending() && time.Since(l.att.since) >= pullCheckAfter
+}
+
+// pullCheckPending reports whether checkPull is still to run for this
+// attachment, now or once pullCheckAfter has passed.
+func (l *loop) pullCheckPending() bool {
+	return !l.att.received && !l.att.pullChecked && !l.f.ready.Load()
 }
 
 // checkPull asks the server whether the consumer holds the feed's pull

@@ -171,7 +171,7 @@ func publishMany(tb testing.TB, js jetstream.JetStream, prefix string, n int) []
 		futures := make([]jetstream.PubAckFuture, 0, window)
 		for i := start; i < min(start+window, n); i++ {
 			e := tokenEvent(prefix, i)
-			m, err := events.NewMsg(ctx, encoded(tb, e))
+			m, err := events.NewMsg(ctx, verifiertest.Encoded(tb, e))
 			if err != nil {
 				tb.Fatalf("NewMsg: %v", err)
 			}
@@ -196,14 +196,4 @@ func publishMany(tb testing.TB, js jetstream.JetStream, prefix string, n int) []
 		}
 	}
 	return ids
-}
-
-// encoded is events.NewEncoded of an event the test built valid.
-func encoded(tb testing.TB, ev events.Event) events.Encoded {
-	tb.Helper()
-	x, err := events.NewEncoded(ev)
-	if err != nil {
-		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
-	}
-	return x
 }

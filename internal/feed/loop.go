@@ -159,7 +159,7 @@ func (l *loop) wait() time.Duration {
 		}
 		w = min(w, every-time.Since(l.lastSyncTry))
 	}
-	if !l.att.received && !l.att.pullChecked && !l.f.ready.Load() {
+	if l.pullCheckPending() {
 		w = min(w, pullCheckAfter-time.Since(l.att.since))
 	}
 	return max(w, time.Millisecond)

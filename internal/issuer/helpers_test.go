@@ -369,13 +369,3 @@ func (e *env) jwks(tb testing.TB) verifier.KeySource {
 	}
 	return k
 }
-
-// encoded is events.NewEncoded of an event the test built valid.
-func encoded(tb testing.TB, ev events.Event) events.Encoded {
-	tb.Helper()
-	x, err := events.NewEncoded(ev)
-	if err != nil {
-		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
-	}
-	return x
-}

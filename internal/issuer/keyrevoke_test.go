@@ -13,6 +13,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 // streamVerifier returns a running, ready verifier that trusts the
@@ -80,7 +81,7 @@ func TestSigningKeyRevoked(t *testing.T) {
 	t.Run("next key after a revocation recorded in Redis", func(t *testing.T) {
 		k1, k2 := testKey(t, "EdDSA"), testKey(t, "EdDSA")
 		e := newEnv(t, func(c *issuer.Config) { c.Keys = []issuer.SigningKey{k1, k2} })
-		if _, err := e.store.Record(testContext(t), encoded(t, events.NewKey("t.kid.2", k1.ID, time.Now())), time.Minute, nil); err != nil {
+		if _, err := e.store.Record(testContext(t), verifiertest.Encoded(t, events.NewKey("t.kid.2", k1.ID, time.Now())), time.Minute, nil); err != nil {
 			t.Fatal(err)
 		}
 		if r := e.do(t, http.MethodGet, "/readyz", "", "", nil); r.status != http.StatusOK {

@@ -71,13 +71,19 @@ func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
 		return nil, err
 	}
 	c, err := s.verifier.Inspect(r.Context(), raw)
-	if errors.Is(err, verifier.ErrUnavailable) {
-		return nil, httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now")
-	}
 	if err != nil {
-		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+		return nil, tokenError(err)
 	}
 	return c, nil
+}
+
+// tokenError is the answer to a token the verifier refused: 503 when it
+// could not decide, else 401 invalid_token, both with the reason.
+func tokenError(err error) error {
+	if errors.Is(err, verifier.ErrUnavailable) {
+		return httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now (%s), retry", verifier.Reason(err))
+	}
+	return &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
 }
 
 // live returns the claims of the request's access token if it verifies
@@ -91,17 +97,12 @@ func (s *Server) live(r *http.Request) (*verifier.Claims, error) {
 		return nil, err
 	}
 	c, err := s.verifier.Verify(r.Context(), raw)
-	if errors.Is(err, verifier.ErrUnavailable) {
-		return nil, httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now (%s), retry", verifier.Reason(err))
-	}
 	if err != nil {
-		return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(err)}
+		return nil, tokenError(err)
 	}
 	err = s.cfg.Store.Check(r.Context(), store.Query{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, IssuedAt: c.IssuedAt})
-	for _, revoked := range []error{verifier.ErrKeyRevoked, verifier.ErrTokenRevoked, verifier.ErrSessionRevoked, verifier.ErrSubjectRevoked} {
-		if errors.Is(err, revoked) {
-			return nil, &httpx.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: verifier.Reason(revoked)}
-		}
+	if revoked := events.RevokedBy(err); revoked != nil {
+		return nil, tokenError(revoked)
 	}
 	if err != nil {
 		return nil, s.storeDown(err)

@@ -43,7 +43,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 func (s *Server) revokeAccess(ctx context.Context, tok string) error {
 	c, err := s.verifier.Inspect(ctx, tok)
 	if errors.Is(err, verifier.ErrUnavailable) {
-		return httpx.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "cannot check the token now")
+		return tokenError(err)
 	}
 	if err != nil {
 		return nil

@@ -7,18 +7,13 @@ import (
 	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
 // fallbackTimeout bounds one fallback look-up: it runs on the request path of
 // a stale verifier, so a hanging Redis must not hang the request.
 const fallbackTimeout = 2 * time.Second
-
-// revocationSentinels are the verifier's revocation reasons a store.Check
-// error may wrap.
-var revocationSentinels = []error{
-	verifier.ErrTokenRevoked, verifier.ErrSessionRevoked, verifier.ErrSubjectRevoked, verifier.ErrKeyRevoked,
-}
 
 // ErrFallbackUnavailable is wrapped by the error [NewRedisFallback]'s Check
 // returns when Redis cannot answer. It is deliberately none of the
@@ -67,10 +62,8 @@ func (f redisFallback) Check(ctx context.Context, c *verifier.Claims) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range revocationSentinels {
-		if errors.Is(err, sentinel) {
-			return fmt.Errorf("revoker: fallback: %w", err)
-		}
+	if events.RevokedBy(err) != nil {
+		return fmt.Errorf("revoker: fallback: %w", err)
 	}
 	// Anything else means Redis could not answer. err wraps no revocation
 	// sentinel (checked above), so the verifier answers ErrStale.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 // recordN records n session revocations straight into Redis, as revokers
@@ -32,7 +33,7 @@ func (e *env) recordN(tb testing.TB, prefix string, n int) {
 					return
 				}
 				ev := events.NewSession(NewEventID(), fmt.Sprintf("%s-%d", prefix, i), time.Now())
-				if _, err := e.store.Record(ctx, encoded(tb, ev), time.Second, nil); err != nil {
+				if _, err := e.store.Record(ctx, verifiertest.Encoded(tb, ev), time.Second, nil); err != nil {
 					failed.Add(1)
 				}
 			}

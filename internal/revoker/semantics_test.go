@@ -24,7 +24,7 @@ func TestRetryIsReissued(t *testing.T) {
 	first := events.NewSession(NewEventID(), "s-old", long)
 	first.Reason = "logout"
 	idem := &store.Idempotency{Caller: httpx.CallerID(testCredential), Key: "k-old"}
-	if _, err := e.store.Record(ctx, encoded(t, first), time.Second, idem); err != nil {
+	if _, err := e.store.Record(ctx, verifiertest.Encoded(t, first), time.Second, idem); err != nil {
 		t.Fatal(err)
 	}
 	res := e.revokeJSON(t, `{"type":"session","sid":"s-old","reason":"logout"}`, "k-old").result(t)
@@ -87,7 +87,7 @@ func TestIntrospectionCountsRecorded(t *testing.T) {
 		t.Fatalf("before: %v", got)
 	}
 	// What a revoker does before its publish: the record and the outbox entry.
-	if _, err := e.store.Record(ctx, encoded(t, events.NewSession(NewEventID(), "s-recorded", time.Now())), time.Second, nil); err != nil {
+	if _, err := e.store.Record(ctx, verifiertest.Encoded(t, events.NewSession(NewEventID(), "s-recorded", time.Now())), time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
 	if h := e.srv.verifier.Health(); !h.Deciding() {

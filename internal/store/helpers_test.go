@@ -1,8 +1,6 @@
 package store
 
 import (
-	"github.com/jwtrevoke/jwtrevoke/pkg/events"
-
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -86,14 +84,4 @@ func sessionString(s Session) string {
 	return fmt.Sprintf("{id %s sub %s gen %d created %s exp %s revoked %t claims %v}",
 		s.ID, s.Subject, s.Generation, s.CreatedAt.UTC().Format(time.RFC3339Nano),
 		s.ExpiresAt.UTC().Format(time.RFC3339Nano), s.Revoked, s.Claims)
-}
-
-// encoded is events.NewEncoded of an event the test built valid.
-func encoded(tb testing.TB, ev events.Event) events.Encoded {
-	tb.Helper()
-	x, err := events.NewEncoded(ev)
-	if err != nil {
-		tb.Fatalf("NewEncoded(%s): %v", ev.ID, err)
-	}
-	return x
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 // TestRecordMergeAgreesWithEvents runs the same merges through the events'
@@ -75,7 +76,7 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 					first, second = second, first
 				}
 				for _, ev := range []events.Event{first, second} {
-					if _, err := e.st.Record(ctx, encoded(t, ev), leeway, nil); err != nil {
+					if _, err := e.st.Record(ctx, verifiertest.Encoded(t, ev), leeway, nil); err != nil {
 						t.Fatalf("Record(%s): %v", ev.ID, err)
 					}
 				}

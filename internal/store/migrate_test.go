@@ -7,6 +7,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 // TestMigrateLegacy: records written in the layout before the outbox are
@@ -44,7 +45,7 @@ func TestMigrateLegacy(t *testing.T) {
 		}
 	}
 	// bob already has a newer epoch in the current layout: it must win.
-	if _, err := e.st.Record(ctx, encoded(t, events.NewSubject("rev.new", "bob", newer, newer)), 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, events.NewSubject("rev.new", "bob", newer, newer)), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	n, err := e.st.MigrateLegacy(ctx)

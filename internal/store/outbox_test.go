@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 // TestOutbox: Record enqueues every event it records, in the same step; a
@@ -21,7 +22,7 @@ func TestOutbox(t *testing.T) {
 		events.NewKey("rev.d", "kid-d", now),
 	}
 	for _, ev := range evs {
-		if _, err := e.st.Record(ctx, encoded(t, ev), time.Second, nil); err != nil {
+		if _, err := e.st.Record(ctx, verifiertest.Encoded(t, ev), time.Second, nil); err != nil {
 			t.Fatalf("Record(%s): %v", ev.ID, err)
 		}
 	}
@@ -121,7 +122,7 @@ func TestFinishRecord(t *testing.T) {
 	e := newEnv(t)
 	createSession(t, ctx, e.st, "s1", time.Hour)
 	ev := events.NewSession("rev.s1", "s1", time.Now())
-	if _, err := e.st.Record(ctx, encoded(t, ev), 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, ev), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.st.FinishRecord(ctx, ev); err != nil {

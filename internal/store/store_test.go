@@ -10,6 +10,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
 func TestNew(t *testing.T) {
@@ -52,7 +53,7 @@ func TestRecordCheck(t *testing.T) {
 		events.NewKey("e4", "kid-1", now),
 	}
 	for _, ev := range records {
-		if _, err := e.st.Record(ctx, encoded(t, ev), time.Minute, nil); err != nil {
+		if _, err := e.st.Record(ctx, verifiertest.Encoded(t, ev), time.Minute, nil); err != nil {
 			t.Fatalf("Record(%s): %v", ev.Kind, err)
 		}
 	}
@@ -150,7 +151,7 @@ func TestRecordSubjectMaxMerge(t *testing.T) {
 	epoch := time.Date(2026, 3, 3, 3, 3, 3, 3, time.UTC)
 	record := func(id string, at time.Time) {
 		t.Helper()
-		if _, err := e.st.Record(ctx, encoded(t, events.NewSubject(id, "carol", at, at)), 0, nil); err != nil {
+		if _, err := e.st.Record(ctx, verifiertest.Encoded(t, events.NewSubject(id, "carol", at, at)), 0, nil); err != nil {
 			t.Fatalf("Record(%s): %v", at, err)
 		}
 	}
@@ -182,17 +183,17 @@ func TestTokenRecordExpiry(t *testing.T) {
 	key := e.st.jtiKey("j")
 
 	// exp + leeway sets the TTL.
-	if _, err := e.st.Record(ctx, encoded(t, events.NewToken("e1", "j", now.Add(time.Hour), now)), time.Minute, nil); err != nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, events.NewToken("e1", "j", now.Add(time.Hour), now)), time.Minute, nil); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
 	if d := pttl(t, ctx, e.rdb, key); d <= time.Hour || d > time.Hour+time.Minute {
 		t.Fatalf("TTL = %s, want within (1h, 1h1m]", d)
 	}
 	// A later expiry extends the record; an earlier one never shortens it.
-	if _, err := e.st.Record(ctx, encoded(t, events.NewToken("e2", "j", now.Add(2*time.Hour), now)), time.Minute, nil); err != nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, events.NewToken("e2", "j", now.Add(2*time.Hour), now)), time.Minute, nil); err != nil {
 		t.Fatalf("Record later: %v", err)
 	}
-	if _, err := e.st.Record(ctx, encoded(t, events.NewToken("e3", "j", now.Add(time.Minute), now)), 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, events.NewToken("e3", "j", now.Add(time.Minute), now)), 0, nil); err != nil {
 		t.Fatalf("Record earlier: %v", err)
 	}
 	if d := pttl(t, ctx, e.rdb, key); d <= 2*time.Hour {
@@ -201,7 +202,7 @@ func TestTokenRecordExpiry(t *testing.T) {
 
 	// A short-lived record disappears on its own.
 	short := events.NewToken("e4", "short", now.Add(300*time.Millisecond), now)
-	if _, err := e.st.Record(ctx, encoded(t, short), 0, nil); err != nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, short), 0, nil); err != nil {
 		t.Fatalf("Record short: %v", err)
 	}
 	if err := e.st.Check(ctx, Query{JTI: "short"}); !errors.Is(err, revocation.ErrTokenRevoked) {
@@ -235,7 +236,7 @@ func TestRecordIdempotency(t *testing.T) {
 		{name: "same key of another caller records", idem: &Idempotency{Caller: "mallory", Key: "k"}, ev: third, want: third},
 	}
 	for _, tt := range tests { // in order: rows build on each other
-		got, err := e.st.Record(ctx, encoded(t, tt.ev), 0, tt.idem)
+		got, err := e.st.Record(ctx, verifiertest.Encoded(t, tt.ev), 0, tt.idem)
 		if err != nil {
 			t.Fatalf("%s: Record: %v", tt.name, err)
 		}
@@ -257,7 +258,7 @@ func TestRecordIdempotency(t *testing.T) {
 	if _, err := e.st.Record(ctx, events.Encoded{}, 0, alice); !errors.Is(err, events.ErrInvalid) {
 		t.Fatalf("Record(zero Encoded) = %v, want events.ErrInvalid", err)
 	}
-	if _, err := e.st.Record(ctx, encoded(t, first), 0, &Idempotency{Key: "k"}); err == nil {
+	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, first), 0, &Idempotency{Key: "k"}); err == nil {
 		t.Fatal("Record with an idempotency key and no caller: want an error")
 	}
 }
@@ -301,7 +302,7 @@ func TestRedisDown(t *testing.T) {
 		}},
 		{name: "GetSession", call: func() error { _, err := st.GetSession(ctx, "s"); return err }},
 		{name: "Record", call: func() error {
-			_, err := st.Record(ctx, encoded(t, events.NewSession("rev.down", "s", time.Now())), 0, nil)
+			_, err := st.Record(ctx, verifiertest.Encoded(t, events.NewSession("rev.down", "s", time.Now())), 0, nil)
 			return err
 		}},
 		{name: "ClaimOutbox", call: func() error { _, err := st.ClaimOutbox(ctx, time.Now(), time.Second, 1); return err }},

@@ -22,6 +22,18 @@ var (
 	ErrKeyRevoked = errors.New("verifier: signing key revoked")
 )
 
+// RevokedBy returns the revocation reason err wraps (the [Kind.ErrRevoked]
+// of some kind), or nil when err is no revocation: the one test of "was this
+// token refused as revoked" for code that gets errors from a look-up.
+func RevokedBy(err error) error {
+	for _, k := range Kinds() {
+		if r := k.ErrRevoked(); errors.Is(err, r) {
+			return r
+		}
+	}
+	return nil
+}
+
 // ErrRevoked returns the reason a token restricted by an event of kind k is
 // rejected with; nil for a kind this version does not know.
 func (k Kind) ErrRevoked() error {

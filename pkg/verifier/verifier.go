@@ -9,6 +9,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/feed"
 	"github.com/jwtrevoke/jwtrevoke/internal/revocation"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Verifier checks access tokens locally: a [Checker] (keys and claims),
@@ -216,10 +217,11 @@ func (v *Verifier) checkRevocation(ctx context.Context, c *Claims, now time.Time
 // classifyRevocation turns an error from the revocation store or a
 // Fallback into a Verify error.
 func classifyRevocation(err error) error {
-	for _, s := range []error{ErrKeyRevoked, ErrTokenRevoked, ErrSessionRevoked, ErrSubjectRevoked, ErrOverCapacity} {
-		if errors.Is(err, s) {
-			return wrap(s, err)
-		}
+	if r := events.RevokedBy(err); r != nil {
+		return wrap(r, err)
+	}
+	if errors.Is(err, ErrOverCapacity) {
+		return wrap(ErrOverCapacity, err)
 	}
 	return &verifyError{class: ErrUnavailable, reason: ErrStale, cause: err}
 }

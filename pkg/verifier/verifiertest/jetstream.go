@@ -181,3 +181,14 @@ func (s *Server) js() jetstream.JetStream {
 	defer s.mu.Unlock()
 	return s.admin
 }
+
+// Encoded validates and encodes e (events.NewEncoded), failing the test if
+// e is not valid: for tests that record or publish events they built.
+func Encoded(tb testing.TB, e events.Event) events.Encoded {
+	tb.Helper()
+	x, err := events.NewEncoded(e)
+	if err != nil {
+		tb.Fatalf("verifiertest: encode %s: %v", e.ID, err)
+	}
+	return x
+}
