@@ -29,13 +29,15 @@ type Flags struct {
 	intro string
 	// aliases maps a deprecated flag name to its current one.
 	aliases map[string]string
+	// retired maps a flag that no longer has an effect to why.
+	retired map[string]string
 }
 
 // NewFlags returns the flags of the binary name; intro, if set, is printed
 // by -h between the usage line and the list (what the environment offers
 // beyond the flags, such as secrets).
 func NewFlags(name, intro string, output io.Writer) *Flags {
-	f := &Flags{Set: flag.NewFlagSet(name, flag.ContinueOnError), name: name, intro: intro, aliases: map[string]string{}}
+	f := &Flags{Set: flag.NewFlagSet(name, flag.ContinueOnError), name: name, intro: intro, aliases: map[string]string{}, retired: map[string]string{}}
 	f.Set.SetOutput(output)
 	f.Set.Usage = f.usage
 	return f
@@ -76,6 +78,22 @@ func (f *Flags) Deprecated(old, name string) {
 	f.aliases[old] = name
 }
 
+// Retired accepts name (on the command line or as EnvName(name)) without
+// using it, so a deployment that still sets it keeps starting: Parse warns
+// that it no longer has an effect and why, and -h does not list it. A
+// retired bool flag (isBool) may be given without a value.
+func (f *Flags) Retired(name, why string, isBool bool) {
+	f.Set.Var(retiredValue{isBool: isBool}, name, "retired: "+why)
+	f.retired[name] = why
+}
+
+// retiredValue accepts and discards any value.
+type retiredValue struct{ isBool bool }
+
+func (retiredValue) String() string     { return "" }
+func (retiredValue) Set(string) error   { return nil }
+func (v retiredValue) IsBoolFlag() bool { return v.isBool }
+
 // Parse parses args, then sets every flag not given from its environment
 // variable (read with getenv). It returns flag.ErrHelp after printing the
 // usage for -h, and every bad value at once otherwise. A deprecated alias
@@ -90,6 +108,9 @@ func (f *Flags) Parse(args []string, getenv func(string) string) error {
 	given := map[string]bool{}
 	f.Set.Visit(func(fl *flag.Flag) {
 		given[fl.Name] = true
+		if why, ok := f.retired[fl.Name]; ok {
+			f.warnRetired("-"+fl.Name, why)
+		}
 		if cur, ok := f.aliases[fl.Name]; ok {
 			given[cur] = true
 			f.warn("-"+fl.Name, "-"+cur)
@@ -110,6 +131,12 @@ func (f *Flags) Parse(args []string, getenv func(string) string) error {
 		if _, alias := f.aliases[fl.Name]; alias || given[fl.Name] {
 			return
 		}
+		if why, ok := f.retired[fl.Name]; ok {
+			if getenv(EnvName(fl.Name)) != "" {
+				f.warnRetired(EnvName(fl.Name), why)
+			}
+			return
+		}
 		if set(fl.Name, EnvName(fl.Name)) {
 			return
 		}
@@ -126,7 +153,11 @@ func (f *Flags) warn(old, cur string) {
 	fmt.Fprintf(f.Set.Output(), "%s: warning: %s is deprecated, use %s\n", f.name, old, cur)
 }
 
-// usage prints, for every flag but the deprecated aliases, its name, type,
+func (f *Flags) warnRetired(name, why string) {
+	fmt.Fprintf(f.Set.Output(), "%s: warning: %s no longer has an effect: %s\n", f.name, name, why)
+}
+
+// usage prints, for every flag but the deprecated aliases and retired flags, its name, type,
 // meaning, environment name and default:
 //
 //	-listen string
@@ -140,7 +171,9 @@ func (f *Flags) usage() {
 	fmt.Fprintln(w)
 	var all []*flag.Flag
 	f.Set.VisitAll(func(fl *flag.Flag) {
-		if _, alias := f.aliases[fl.Name]; !alias {
+		_, alias := f.aliases[fl.Name]
+		_, retired := f.retired[fl.Name]
+		if !alias && !retired {
 			all = append(all, fl)
 		}
 	})

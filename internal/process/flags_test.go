@@ -11,7 +11,8 @@ import (
 
 // TestFlags: a flag on the command line wins over its environment
 // variable, which wins over the default; bad values are reported with the
-// variable's name; a deprecated alias still works and warns.
+// variable's name; a deprecated alias still works and warns; a retired
+// flag is accepted, changes nothing and warns.
 func TestFlags(t *testing.T) {
 	type got struct {
 		listen string
@@ -36,6 +37,12 @@ func TestFlags(t *testing.T) {
 			wantWarn: "-old-name is deprecated, use -new-name"},
 		{name: "deprecated env", env: map[string]string{"JWTREVOKE_OLD_NAME": "true"}, want: got{listen: ":8080", ttl: time.Minute, on: true},
 			wantWarn: "JWTREVOKE_OLD_NAME is deprecated, use JWTREVOKE_NEW_NAME"},
+		{name: "retired flag", args: []string{"-stream", "other", "-listen", ":7000"}, want: got{listen: ":7000", ttl: time.Minute},
+			wantWarn: "-stream no longer has an effect: the issuer reads no stream"},
+		{name: "retired bool flag without a value", args: []string{"-fallback", "-listen", ":7000"}, want: got{listen: ":7000", ttl: time.Minute},
+			wantWarn: "-fallback no longer has an effect: always on"},
+		{name: "retired env", env: map[string]string{"JWTREVOKE_STREAM": "other"}, want: got{listen: ":8080", ttl: time.Minute},
+			wantWarn: "JWTREVOKE_STREAM no longer has an effect: the issuer reads no stream"},
 		{name: "stray argument", args: []string{"x"}, wantErr: "unexpected arguments"},
 		{name: "help", args: []string{"-h"}, wantErr: flag.ErrHelp.Error()},
 	}
@@ -48,6 +55,8 @@ func TestFlags(t *testing.T) {
 			f.Set.DurationVar(&g.ttl, "ttl", time.Minute, "a lifetime")
 			f.Set.BoolVar(&g.on, "new-name", false, "a switch")
 			f.Deprecated("old-name", "new-name")
+			f.Retired("stream", "the issuer reads no stream", false)
+			f.Retired("fallback", "always on", true)
 			err := f.Parse(tt.args, func(k string) string { return tt.env[k] })
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -65,7 +74,7 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// TestFlagsHelp: -h lists every flag but deprecated aliases, each with its
+// TestFlagsHelp: -h lists every flag but deprecated aliases and retired flags, each with its
 // environment name and default.
 func TestFlagsHelp(t *testing.T) {
 	var out bytes.Buffer
@@ -75,6 +84,7 @@ func TestFlagsHelp(t *testing.T) {
 	f.Listen(&s, ":8080")
 	f.Set.BoolVar(&b, "new-name", false, "a switch")
 	f.Deprecated("old-name", "new-name")
+	f.Retired("retired-name", "gone", false)
 	if err := f.Parse([]string{"-h"}, func(string) string { return "" }); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("Parse(-h) = %v", err)
 	}
@@ -87,7 +97,7 @@ func TestFlagsHelp(t *testing.T) {
 			t.Errorf("-h lacks %q:\n%s", want, out.String())
 		}
 	}
-	if strings.Contains(out.String(), "old-name") {
-		t.Errorf("-h lists the deprecated alias:\n%s", out.String())
+	if strings.Contains(out.String(), "old-name") || strings.Contains(out.String(), "retired-name") {
+		t.Errorf("-h lists the deprecated alias or the retired flag:\n%s", out.String())
 	}
 }
