@@ -176,7 +176,7 @@ func binaryEnvs(tb testing.TB) map[string]binaryEnv {
 // deploymentRequired is what a deployment must set beyond what a binary
 // strictly requires: the example service's defaults point at localhost.
 var deploymentRequired = map[string][]string{
-	"issuer":  {"JWTREVOKE_NATS_URL", "JWTREVOKE_REDIS_ADDRS", "JWTREVOKE_REVOKER_URL", "JWTREVOKE_REDIS_PASSWORD"},
+	"issuer":  {"JWTREVOKE_REDIS_ADDRS", "JWTREVOKE_REVOKER_URL", "JWTREVOKE_REDIS_PASSWORD"},
 	"revoker": {"JWTREVOKE_NATS_URL", "JWTREVOKE_REDIS_ADDRS", "JWTREVOKE_REDIS_PASSWORD"},
 	"example": {"JWTREVOKE_NATS_URL", "JWTREVOKE_ISSUER", "JWTREVOKE_AUDIENCE", "JWTREVOKE_JWKS_URL"},
 }

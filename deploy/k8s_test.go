@@ -193,12 +193,16 @@ func TestK8sManifests(t *testing.T) {
 				}
 			}
 		}
-		// Every client of NATS and Redis is let in.
+		// Every client of NATS is let in, and only they: the issuer
+		// reads Redis only.
 		natsFrom := fmt.Sprint(m.netpols["nats"].Spec.Ingress[0].From)
-		for _, c := range []string{"issuer", "revoker", "example"} {
+		for _, c := range []string{"revoker", "example"} {
 			if !strings.Contains(natsFrom, c) {
 				t.Errorf("NetworkPolicy nats does not admit %s", c)
 			}
+		}
+		if strings.Contains(natsFrom, "issuer") {
+			t.Error("NetworkPolicy nats admits the issuer, which does not connect to NATS")
 		}
 	})
 
@@ -332,8 +336,8 @@ func TestK8sManifests(t *testing.T) {
 		if !opts.JetStream || !opts.SyncAlways {
 			t.Errorf("JetStream %v, sync always %v: want both", opts.JetStream, opts.SyncAlways)
 		}
-		if len(opts.Routes) != 3 || len(opts.Users) != 3 {
-			t.Errorf("%d routes and %d users, want 3 and 3", len(opts.Routes), len(opts.Users))
+		if len(opts.Routes) != 3 || len(opts.Users) != 2 {
+			t.Errorf("%d routes and %d users, want 3 and 2 (revoker, verifier)", len(opts.Routes), len(opts.Users))
 		}
 		for _, r := range opts.Routes {
 			if !strings.HasSuffix(r.Host, ".nats-headless:6222") {

@@ -23,7 +23,6 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
-	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 func main() {
@@ -39,7 +38,6 @@ type options struct {
 	refreshSecret                      string
 	serviceCredentials                 []string
 	revokerURL, revokerCredential      string
-	natsURL, natsCreds, stream         string
 	redisAddrs, redisMaster, redisPass string
 	redisPrefix                        string
 	setCookie, cookieSecure            bool
@@ -87,8 +85,10 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&credFile, "service-credentials-file", "", "file of service credentials for POST /v1/sessions, one per line (or comma-separated in JWTREVOKE_SERVICE_CREDENTIALS)")
 	fs.StringVar(&o.revokerURL, "revoker-url", "http://127.0.0.1:8082", "revoker base URL")
 	fs.StringVar(&revokerCredFile, "revoker-credential-file", "", "file holding the credential for the revoker (or JWTREVOKE_REVOKER_CREDENTIAL)")
-	f.NATS(&o.natsURL, &o.natsCreds)
-	fs.StringVar(&o.stream, "stream", events.DefaultStreamName, "revocation stream name")
+	// Accepted so that deployments which still set them keep starting.
+	for _, name := range []string{"nats-url", "nats-creds", "stream"} {
+		f.Retired(name, "the issuer reads revocations from Redis and no longer connects to NATS", false)
+	}
 	f.Redis(&o.redisAddrs, &o.redisMaster, &o.redisPrefix)
 	fs.BoolVar(&o.setCookie, "cookie", false, "also set the access token as an HttpOnly cookie on login and refresh")
 	fs.StringVar(&o.cookieName, "cookie-name", issuer.DefaultCookieName, "cookie name")
@@ -164,14 +164,6 @@ func serve(o options, log *slog.Logger) error {
 		return err
 	}
 
-	// The service may start before NATS: it is not ready (and answers 503)
-	// until connected.
-	nc, js, err := process.NATS("jwtrevoke-issuer", o.natsURL, o.natsCreds, log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-
 	rdb := process.Redis(o.redisAddrs, o.redisMaster, o.redisPass)
 	defer rdb.Close()
 	st, err := store.New(store.Config{Client: rdb, Prefix: o.redisPrefix, Retention: max(30*24*time.Hour, o.refreshTTL)})
@@ -190,8 +182,6 @@ func serve(o options, log *slog.Logger) error {
 		RefreshSecret:      []byte(o.refreshSecret),
 		Store:              st,
 		Revoker:            revoker.NewClient(o.revokerURL, o.revokerCredential, nil),
-		JetStream:          js,
-		Stream:             o.stream,
 		Leeway:             o.leeway,
 		ServiceCredentials: o.serviceCredentials,
 		SetCookie:          o.setCookie,

@@ -57,6 +57,12 @@ func TestParse(t *testing.T) {
 				t.Fatalf("%+v", o)
 			}
 		}},
+		{name: "retired NATS settings accepted", args: []string{"-stream", "revocations", "-nats-creds", "/x.creds"},
+			env: map[string]string{"JWTREVOKE_NATS_URL": "nats://n1:4222"}, check: func(t *testing.T, o options) {
+				if o.listen != ":8081" {
+					t.Fatalf("%+v", o)
+				}
+			}},
 		{name: "flags win over env", args: []string{"-listen", ":7000", "-access-ttl", "1m"}, env: map[string]string{"JWTREVOKE_LISTEN": ":9000"}, check: func(t *testing.T, o options) {
 			if o.listen != ":7000" || o.accessTTL != time.Minute {
 				t.Fatalf("%+v", o)

@@ -52,8 +52,6 @@ type options struct {
 	stream                            string
 	replicas                          int
 	maxTokenLifetime, leeway          time.Duration
-	maxStaleness                      time.Duration
-	staleFallback                     bool
 	idempotencyTTL, timeout           time.Duration
 	logLevel, logFormat               string
 }
@@ -100,8 +98,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "stream replicas (1..5; 3 in production)")
 	fs.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime; sizes the stream retention; the same as every verifier's")
 	fs.DurationVar(&o.leeway, "leeway", verifier.DefaultLeeway, "verifiers' clock-skew leeway")
-	fs.DurationVar(&o.maxStaleness, "max-staleness", revoker.DefaultMaxStaleness, "introspection: how far behind the stream the state may be before the stale policy applies")
-	fs.BoolVar(&o.staleFallback, "stale-fallback", true, "introspection: while stale, ask the Redis records instead of answering 503")
+	// Accepted so that deployments which still set them keep starting.
+	f.Retired("max-staleness", "introspection reads the Redis records, not the stream", false)
+	f.Retired("stale-fallback", "introspection reads the Redis records, not the stream", true)
 	fs.DurationVar(&o.idempotencyTTL, "idempotency-ttl", revoker.DefaultIdempotencyTTL, "how long an Idempotency-Key is remembered")
 	fs.DurationVar(&o.timeout, "timeout", revoker.DefaultTimeout, "bound on the Redis and NATS work of one request (then 503)")
 	f.Logging(&o.logLevel, &o.logFormat, "info", "json")
@@ -164,8 +163,6 @@ func serve(o options, log *slog.Logger) error {
 		Algorithms:           process.SplitList(o.algorithms),
 		JWKSURL:              o.jwksURL,
 		InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP,
-		MaxStaleness:         o.maxStaleness,
-		DisableStaleFallback: !o.staleFallback,
 		IdempotencyTTL:       o.idempotencyTTL,
 		Timeout:              o.timeout,
 		Logger:               log,

@@ -31,7 +31,7 @@ func TestParse(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(t *testing.T, o options) {
-				if o.listen != ":8082" || o.replicas != 1 || o.maxTokenLifetime != time.Hour || !o.staleFallback {
+				if o.listen != ":8082" || o.replicas != 1 || o.maxTokenLifetime != time.Hour {
 					t.Errorf("defaults: %+v", o)
 				}
 				if !slices.Equal(o.credentials, []string{"credential-one-0123456789", "credential-two-0123456789"}) {
@@ -42,9 +42,9 @@ func TestParse(t *testing.T) {
 		{
 			name: "env fallback",
 			env: map[string]string{"JWTREVOKE_NATS_URL": "nats://n1:4222,nats://n2:4222", "JWTREVOKE_STREAM_REPLICAS": "3",
-				"JWTREVOKE_STALE_FALLBACK": "false", "JWTREVOKE_REDIS_PASSWORD": "pw", "JWTREVOKE_LEEWAY": "2s"},
+				"JWTREVOKE_STALE_FALLBACK": "false", "JWTREVOKE_MAX_STALENESS": "1s", "JWTREVOKE_REDIS_PASSWORD": "pw", "JWTREVOKE_LEEWAY": "2s"},
 			check: func(t *testing.T, o options) {
-				if o.natsURL != "nats://n1:4222,nats://n2:4222" || o.replicas != 3 || o.staleFallback || o.redisPwd != "pw" || o.leeway != 2*time.Second {
+				if o.natsURL != "nats://n1:4222,nats://n2:4222" || o.replicas != 3 || o.redisPwd != "pw" || o.leeway != 2*time.Second {
 					t.Errorf("env not applied: %+v", o)
 				}
 			},

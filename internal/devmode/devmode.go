@@ -211,15 +211,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	s.closers = append(s.closers, rev.Close)
 
-	// Issuer.
-	if js, err = connect("issuer"); err != nil {
-		return nil, err
-	}
+	// Issuer (Redis only: it reads no stream).
 	iss, err := issuer.New(issuer.Config{
 		Issuer: s.IssuerURL, Audiences: []string{Audience}, Keys: []issuer.SigningKey{key},
 		AccessTTL: cfg.AccessTTL, RefreshSecret: secret, Store: st,
-		Revoker:   revoker.NewClient(s.RevokerURL, ServiceCredential, nil),
-		JetStream: js, ServiceCredentials: []string{ServiceCredential}, Users: demoUsers(),
+		Revoker:            revoker.NewClient(s.RevokerURL, ServiceCredential, nil),
+		ServiceCredentials: []string{ServiceCredential}, Users: demoUsers(),
 		SetCookie: true, InsecureCookie: true,
 		Logger: cfg.Logger.With("service", "issuer"),
 	})

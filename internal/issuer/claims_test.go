@@ -55,7 +55,7 @@ func TestSessionsFoldedReservedNames(t *testing.T) {
 				}
 				return
 			}
-			c, err := e.inspector(t).Inspect(testContext(t), r.token(t).AccessToken)
+			c, err := e.inspector(t).Check(testContext(t), r.token(t).AccessToken)
 			if err != nil || c.Subject != "user-42" {
 				t.Fatalf("Inspect = %+v, %v", c, err)
 			}
@@ -109,7 +109,7 @@ func TestSubjectsRevocable(t *testing.T) {
 	v := e.inspector(t)
 	for range 20 {
 		for _, tr := range []issuer.TokenResponse{e.login(t, "alice"), e.refresh(t, e.login(t, "bob").RefreshToken).token(t)} {
-			c, err := v.Inspect(testContext(t), tr.AccessToken)
+			c, err := v.Check(testContext(t), tr.AccessToken)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestClaimsBudget(t *testing.T) {
 				if len(tok) > verifier.DefaultMaxTokenSize {
 					t.Fatalf("token of %d bytes, over %d", len(tok), verifier.DefaultMaxTokenSize)
 				}
-				if _, err := e.inspector(t).Inspect(testContext(t), tok); err != nil {
+				if _, err := e.inspector(t).Check(testContext(t), tok); err != nil {
 					t.Fatalf("Inspect: %v", err)
 				}
 			}
@@ -220,7 +220,7 @@ func manyEscapedNames(n int) map[string]any {
 
 // TestRevokeAccessWithinLeeway: /oauth2/revoke revokes an access token for
 // as long as verifiers still accept it, that is until exp plus the leeway
-// (Config.Leeway, the embedded verifier's), not only until exp.
+// (Config.Leeway, the token checker's), not only until exp.
 func TestRevokeAccessWithinLeeway(t *testing.T) {
 	e := newEnv(t, nil)
 	ttl, leeway := issuer.DefaultAccessTTL, issuer.DefaultLeeway

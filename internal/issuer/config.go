@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
@@ -80,12 +79,8 @@ type Config struct {
 	// Revoker publishes revocations (logout, reuse detection, RFC 7009).
 	// Required.
 	Revoker Revoker
-	// JetStream feeds the embedded verifier (used to inspect tokens
-	// presented to logout and revoke). Required; the caller owns it.
-	JetStream jetstream.JetStream
-	// Stream is the revocation stream's name; default the events default.
-	Stream string
-	// Leeway is the embedded verifier's clock leeway; default 5s.
+	// Leeway is the clock leeway when checking presented tokens; default
+	// 5s.
 	Leeway time.Duration
 
 	// ServiceCredentials accepted on POST /v1/sessions (Authorization:
@@ -116,8 +111,7 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// MeterProvider receives the issuer's (and its embedded verifier's)
-	// metrics. Nil means a private Prometheus registry served at /metrics.
+	// MeterProvider receives the issuer's metrics. Nil means a private Prometheus registry served at /metrics.
 	MeterProvider metric.MeterProvider
 	// MetricsHandler is served at /metrics when MeterProvider is set (for
 	// example the handler prommetrics.New returned with it); nil then
@@ -169,9 +163,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Revoker == nil {
 		bad("Revoker is required")
-	}
-	if c.JetStream == nil {
-		bad("JetStream is required")
 	}
 	c.ServiceCredentials = slices.Clone(c.ServiceCredentials)
 	if c.Users != nil {

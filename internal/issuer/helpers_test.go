@@ -105,8 +105,8 @@ func (f *fakeRevoker) requests() []revocation {
 	return append([]revocation(nil), f.got...)
 }
 
-// env is one issuer wired to a real redis-server, an embedded JetStream
-// and a fake revoker, served by httptest.
+// env is one issuer wired to a real redis-server and a fake revoker, served
+// by httptest, with an embedded JetStream for the services' verifiers.
 type env struct {
 	cfg   issuer.Config
 	srv   *issuer.Server
@@ -159,7 +159,6 @@ func newEnv(tb testing.TB, mod func(*issuer.Config)) *env {
 		RefreshSecret:      []byte("0123456789abcdef0123456789abcdef"),
 		Store:              st,
 		Revoker:            revoker.NewClient(e.rev.srv.URL, revokerCred, nil),
-		JetStream:          e.js,
 		ServiceCredentials: []string{testCredential},
 		Users:              map[string][]byte{"alice": hashPassword(tb, bcrypt.MinCost), "bob": hashPassword(tb, bcrypt.MinCost)},
 		Now:                e.clock.Now,
@@ -357,6 +356,16 @@ func recordLogoutAll(ctx context.Context, st *store.Store, sub string, now time.
 	}
 	_, err = st.Record(ctx, x, 0, nil)
 	return epoch, err
+}
+
+// revoke does what the revoker does with ev: records it in Redis, then
+// publishes it on the stream.
+func (e *env) revoke(tb testing.TB, ev events.Event) {
+	tb.Helper()
+	if _, err := e.store.Record(testContext(tb), verifiertest.Encoded(tb, ev), time.Minute, nil); err != nil {
+		tb.Fatal(err)
+	}
+	e.nats.Revoke(tb, ev)
 }
 
 // jwks is a key source of the issuer's own JWKS endpoint, as a service

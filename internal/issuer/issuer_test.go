@@ -1,7 +1,6 @@
 package issuer_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
+	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
@@ -41,7 +41,7 @@ func TestLoginTokenVerifies(t *testing.T) {
 				t.Fatalf("token response %+v", tr)
 			}
 
-			v, err := verifier.New(verifier.Config{
+			v := runverifier.Ready(t, verifier.Config{
 				Issuer:     testIssuer,
 				Audiences:  []string{testAudience},
 				Algorithms: []string{alg},
@@ -49,16 +49,6 @@ func TestLoginTokenVerifies(t *testing.T) {
 				JetStream:  e.js,
 				Logger:     slog.New(slog.DiscardHandler),
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			runCtx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { defer close(done); _ = v.Run(runCtx) }()
-			t.Cleanup(func() { cancel(); <-done; v.Close() })
-			if err := v.WaitReady(ctx); err != nil {
-				t.Fatal(err)
-			}
 			c, err := v.Verify(ctx, tr.AccessToken)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
@@ -427,7 +417,7 @@ func TestLogoutAll(t *testing.T) {
 
 	v := e.inspector(t)
 	fresh := e.login(t, "alice")
-	c, err := v.Inspect(ctx, fresh.AccessToken)
+	c, err := v.Check(ctx, fresh.AccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +434,7 @@ func TestLogoutAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh = e.login(t, "alice")
-	c, err = v.Inspect(ctx, fresh.AccessToken)
+	c, err = v.Check(ctx, fresh.AccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,14 +445,14 @@ func TestLogoutAll(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("refresh after skewed epoch: %d %s", r.status, r.body)
 	}
-	if c, err = v.Inspect(ctx, r.token(t).AccessToken); err != nil || !c.IssuedAt.After(ahead) {
+	if c, err = v.Check(ctx, r.token(t).AccessToken); err != nil || !c.IssuedAt.After(ahead) {
 		t.Fatalf("refreshed iat %v, epoch %v, err %v", c, ahead, err)
 	}
 }
 
 // inspector returns a verifier trusting the issuer's keys, for reading
 // tokens in tests (Inspect needs no stream state).
-func (e *env) inspector(tb testing.TB) *verifier.Verifier {
+func (e *env) inspector(tb testing.TB) *verifier.Checker {
 	tb.Helper()
 	var keys []verifier.Key
 	for _, k := range e.cfg.Keys {
@@ -472,9 +462,9 @@ func (e *env) inspector(tb testing.TB) *verifier.Verifier {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	v, err := verifier.New(verifier.Config{
+	v, err := verifier.NewChecker(static, verifier.CheckerConfig{
 		Issuer: testIssuer, Audiences: []string{testAudience}, Algorithms: []string{"EdDSA", "ES256", "RS256"},
-		Keys: static, JetStream: e.js, Leeway: time.Minute, Logger: slog.New(slog.DiscardHandler),
+		Leeway: time.Minute,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -514,7 +504,7 @@ func TestRevokeRFC7009(t *testing.T) {
 	if r := revoke(at.AccessToken, "access_token"); r.status != 200 {
 		t.Fatalf("revoke access token: %d %s", r.status, r.body)
 	}
-	c, err := e.inspector(t).Inspect(testContext(t), at.AccessToken)
+	c, err := e.inspector(t).Check(testContext(t), at.AccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,7 +714,6 @@ func TestNewInvalidConfig(t *testing.T) {
 		{name: "short secret", mod: func(c *issuer.Config) { c.RefreshSecret = []byte("short") }, wantErr: issuer.ErrInvalidConfig},
 		{name: "no store", mod: func(c *issuer.Config) { c.Store = nil }, wantErr: issuer.ErrInvalidConfig},
 		{name: "no revoker", mod: func(c *issuer.Config) { c.Revoker = nil }, wantErr: issuer.ErrInvalidConfig},
-		{name: "no jetstream", mod: func(c *issuer.Config) { c.JetStream = nil }, wantErr: issuer.ErrInvalidConfig},
 		{name: "access ttl too long", mod: func(c *issuer.Config) { c.AccessTTL = 2 * time.Hour }, wantErr: issuer.ErrInvalidConfig},
 		{name: "grace too long", mod: func(c *issuer.Config) { c.RefreshGrace = time.Hour }, wantErr: issuer.ErrInvalidConfig},
 		{name: "unknown signing kid", mod: func(c *issuer.Config) { c.SigningKeyID = "nope" }, wantErr: issuer.ErrInvalidConfig},

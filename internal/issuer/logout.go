@@ -70,7 +70,7 @@ func (s *Server) presented(r *http.Request) (*verifier.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.verifier.Inspect(r.Context(), raw)
+	c, err := s.checker.Check(r.Context(), raw)
 	if err != nil {
 		return nil, tokenError(err)
 	}
@@ -87,20 +87,16 @@ func tokenError(err error) error {
 }
 
 // live returns the claims of the request's access token if it verifies
-// and is not revoked: by the stream (the embedded verifier's full check)
-// nor by what Redis has recorded, so that a revocation recorded but not
-// yet published counts too. A revoked token gets 401 with the reason; when
-// either cannot decide (verifier not ready or stale, Redis down), 503.
+// and is not revoked by what Redis has recorded (every revocation is
+// recorded before it is published, so this includes the stream and what
+// the outbox has yet to deliver). A revoked token gets 401 with the
+// reason; when Redis cannot answer, 503.
 func (s *Server) live(r *http.Request) (*verifier.Claims, error) {
-	raw, err := s.bearer(r)
+	c, err := s.presented(r)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.verifier.Verify(r.Context(), raw)
-	if err != nil {
-		return nil, tokenError(err)
-	}
-	err = s.cfg.Store.Check(r.Context(), store.Query{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, IssuedAt: c.IssuedAt})
+	err = revoker.NewRedisFallback(s.cfg.Store).Check(r.Context(), c)
 	if revoked := events.RevokedBy(err); revoked != nil {
 		return nil, tokenError(revoked)
 	}

@@ -41,7 +41,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // revokeAccess revokes the jti of an access token this issuer signed; any
 // other token is "unknown" and needs nothing (RFC 7009: still 200).
 func (s *Server) revokeAccess(ctx context.Context, tok string) error {
-	c, err := s.verifier.Inspect(ctx, tok)
+	c, err := s.checker.Check(ctx, tok)
 	if errors.Is(err, verifier.ErrUnavailable) {
 		return tokenError(err)
 	}

@@ -39,7 +39,6 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx/prommetrics"
 	"github.com/jwtrevoke/jwtrevoke/internal/keyset"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
-	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -51,7 +50,7 @@ type Server struct {
 	keys     *signingKeys
 	maxFrame int // the largest frameLen of the configured keys
 	jwks     []byte
-	verifier *verifier.Verifier
+	checker  *verifier.Checker  // signature, claims and expiry of presented tokens
 	creds    *httpx.Credentials // nil: /v1/sessions disabled
 	dummy    []byte             // bcrypt hash for unknown users
 	log      *slog.Logger
@@ -64,7 +63,7 @@ type Server struct {
 	revokerErrors  metric.Int64Counter
 }
 
-// New validates cfg and builds a Server. It contacts neither Redis nor NATS.
+// New validates cfg and builds a Server. It does not contact Redis.
 func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -134,29 +133,21 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	s.verifier, err = verifier.New(verifier.Config{
+	// Presented tokens are checked by signature and claims here and for
+	// revocation against the Redis records (live): every revocation is
+	// recorded there before it is published, so the issuer needs no copy
+	// of the stream.
+	s.checker, err = verifier.NewChecker(ownKeys, verifier.CheckerConfig{
 		Issuer:           cfg.Issuer,
 		Audiences:        cfg.Audiences,
 		Algorithms:       algs,
-		Keys:             ownKeys,
-		JetStream:        cfg.JetStream,
-		Stream:           cfg.Stream,
 		Leeway:           cfg.Leeway,
 		MaxTokenLifetime: cfg.AccessTTL,
-		// The issuer follows key revocations from the stream: it stops
-		// signing with a revoked key.
-		OnApplied: func(e events.Event, _ time.Time) {
-			if e.Kind == events.KindKey {
-				s.keyRevoked(e.KID)
-			}
-		},
-		Now:           cfg.Now,
-		Logger:        cfg.Logger,
-		MeterProvider: mp,
+		Now:              cfg.Now,
 	})
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("issuer: embedded verifier: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return s, nil
 }
@@ -178,35 +169,56 @@ func (s *Server) newMetrics(mp metric.MeterProvider) error {
 	return nil
 }
 
-// Run runs the embedded verifier until ctx ends, then returns nil; it
-// returns early only with an error a restart cannot fix.
-func (s *Server) Run(ctx context.Context) error { return s.verifier.Run(ctx) }
+// keyCheckInterval is how often Run asks Redis whether the signing key is
+// revoked.
+const keyCheckInterval = time.Second
 
-// Ready reports whether the issuer can serve: its embedded verifier has
-// replayed the revocation stream (logout-all checks tokens against it),
-// Redis answers, and a signing key is not revoked. It also asks Redis
-// whether the signing key is recorded revoked (one GET), so a key
-// revocation recorded but not yet published moves the issuer to its next
-// key too.
-func (s *Server) Ready(ctx context.Context) error {
-	if !s.verifier.Ready() {
-		return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("stream not replayed", nil))
+// Run follows key revocations until ctx ends, then returns nil: about once a
+// second it asks Redis whether the signing key is recorded revoked (every
+// revocation is recorded there before it is published) and, if so, moves
+// to the next configured key. A Redis that does not answer is reported by
+// Ready, not here.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(keyCheckInterval)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, keyCheckInterval)
+		_ = s.checkSigningKey(cctx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
-	if err := s.cfg.Store.Ping(ctx); err != nil {
+}
+
+// Ready reports whether the issuer can serve: Redis answers and a signing
+// key is not revoked. It asks Redis about the signing key as Run does, so
+// a replica is never ready with a key revoked before it started.
+func (s *Server) Ready(ctx context.Context) error {
+	err := s.checkSigningKey(ctx)
+	if errors.Is(err, errKeysRevoked) {
+		return httpx.NotReadyBecause(keysRevokedReason, errKeysRevoked)
+	}
+	if err != nil {
 		return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("redis unreachable", err))
 	}
+	return nil
+}
+
+// checkSigningKey asks Redis whether the active signing key is recorded
+// revoked and moves past every one that is. It returns errKeysRevoked when
+// none is left, or Redis's error.
+func (s *Server) checkSigningKey(ctx context.Context) error {
 	for sg := s.keys.active(); sg != nil; sg = s.keys.active() {
 		err := s.cfg.Store.Check(ctx, store.Query{KID: sg.kid})
-		if errors.Is(err, verifier.ErrKeyRevoked) {
-			s.keyRevoked(sg.kid)
-			continue
+		if !errors.Is(err, verifier.ErrKeyRevoked) {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("issuer: %w", httpx.NotReadyBecause("redis unreachable", err))
-		}
-		return nil
+		s.keyRevoked(sg.kid)
 	}
-	return httpx.NotReadyBecause(keysRevokedReason, errKeysRevoked)
+	return errKeysRevoked
 }
 
 // keyRevoked stops signing with kid if it is one of the issuer's keys.
@@ -221,10 +233,11 @@ func (s *Server) keyRevoked(kid string) {
 	}
 }
 
-// Close releases the verifier and the metrics. Call it after Run returned.
+// Close releases the token checker and the metrics. Call it after Run
+// returned.
 func (s *Server) Close() {
-	if s.verifier != nil {
-		s.verifier.Close()
+	if s.checker != nil {
+		s.checker.Close()
 	}
 	if s.ownMeter != nil {
 		_ = s.ownMeter.Shutdown(context.Background())

@@ -22,7 +22,6 @@ const (
 	DefaultIdempotencyTTL = 24 * time.Hour
 	DefaultTimeout        = 5 * time.Second
 	DefaultMaxBody        = 16 << 10
-	DefaultMaxStaleness   = verifier.DefaultMaxStaleness
 )
 
 // MaxIdempotencyKeyLen is the longest Idempotency-Key header accepted, in
@@ -32,7 +31,7 @@ const MaxIdempotencyKeyLen = 128
 // Config configures a [Server]. [New] copies and validates it; zero fields
 // take the documented defaults; nothing is written back.
 type Config struct {
-	// JetStream publishes events and feeds the embedded verifier. Required;
+	// JetStream publishes events. Required;
 	// the caller owns and closes its connection. Readiness requires the
 	// connection to be connected.
 	JetStream jetstream.JetStream
@@ -57,9 +56,9 @@ type Config struct {
 	// verifier.DefaultLeeway (5s). A token is revocable until exp + Leeway.
 	Leeway time.Duration
 
-	// The embedded verifier (introspection, revocation by token). Issuer,
+	// The tokens introspection and revocation by token accept. Issuer,
 	// Audiences and Algorithms are required, and exactly one of Keys and
-	// JWKSURL; see verifier.Config for each.
+	// JWKSURL; see verifier.CheckerConfig for each.
 	Issuer     string
 	Audiences  []string
 	Algorithms []string
@@ -68,14 +67,6 @@ type Config struct {
 	// InsecureJWKSOverHTTP allows an http:// JWKSURL on a non-loopback
 	// host. It MUST NOT be set in production (see verifier.Config).
 	InsecureJWKSOverHTTP bool
-	// MaxStaleness bounds how far behind the stream the introspection
-	// verifier may be before its stale policy applies; default 15s.
-	MaxStaleness time.Duration
-	// DisableStaleFallback makes introspection answer 503 while the
-	// verifier is stale. By default (false) a stale verifier asks the Redis
-	// records instead ([NewRedisFallback]), and answers 503 only when Redis
-	// cannot answer either.
-	DisableStaleFallback bool
 
 	// IdempotencyTTL is how long an Idempotency-Key is remembered; default
 	// 24h.
@@ -91,21 +82,21 @@ type Config struct {
 	// Logger receives operational logs; nil means slog.Default(). Tokens
 	// and credentials are never logged.
 	Logger *slog.Logger
-	// MeterProvider receives the revoker's and its verifier's metrics, and
+	// MeterProvider receives the revoker's metrics, and
 	// MetricsHandler serves them at /metrics. When both are nil, New
 	// creates a private Prometheus registry (prommetrics.New) and serves
 	// it. When MeterProvider is set and MetricsHandler nil, /metrics is not
 	// served.
 	MeterProvider  metric.MeterProvider
 	MetricsHandler http.Handler
-	// TracerProvider for the verifier and publishing; nil means the otel
+	// TracerProvider for publishing; nil means the otel
 	// global.
 	TracerProvider trace.TracerProvider
 }
 
 // withDefaults validates c and returns a copy with defaults filled in.
-// Settings the embedded verifier checks (algorithms, keys) are reported by
-// verifier.New.
+// Settings the token checker checks (algorithms, keys) are reported by
+// verifier.NewChecker.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -137,14 +128,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	def(&c.MaxTokenLifetime, verifier.DefaultMaxTokenLifetime)
 	def(&c.Leeway, verifier.DefaultLeeway)
-	def(&c.MaxStaleness, DefaultMaxStaleness)
 	def(&c.IdempotencyTTL, DefaultIdempotencyTTL)
 	def(&c.Timeout, DefaultTimeout)
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{
-		{"MaxTokenLifetime", c.MaxTokenLifetime}, {"Leeway", c.Leeway}, {"MaxStaleness", c.MaxStaleness},
+		{"MaxTokenLifetime", c.MaxTokenLifetime}, {"Leeway", c.Leeway},
 		{"IdempotencyTTL", c.IdempotencyTTL}, {"Timeout", c.Timeout},
 	} {
 		if d.v < 0 {
@@ -171,7 +161,7 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// keySource is the embedded verifier's keys: the static Keys or the JWKS at
+// keySource is the token checker's keys: the static Keys or the JWKS at
 // JWKSURL, exactly one of them.
 func (c Config) keySource() (verifier.KeySource, error) {
 	switch {

@@ -15,6 +15,12 @@
 // finished by a retry with the same Idempotency-Key, which republishes the
 // very same event (same id: the stream stores it once).
 //
+// Introspection and revocation by token check a token with a
+// verifier.Checker (keys and claims) and its revocation against the Redis
+// records, not with a stream-fed verifier: every revocation is recorded
+// before it is published, so the records hold all the stream does and what
+// the outbox has yet to deliver (docs/operations.md, "Who reads what").
+//
 // The package also holds the HTTP [Client] other services use to call the
 // revoker, and [NewRedisFallback], the verifier fallback that answers from
 // the Redis records while a verifier's stream state is too stale.

@@ -11,8 +11,8 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
-// fallbackTimeout bounds one fallback look-up: it runs on the request path of
-// a stale verifier, so a hanging Redis must not hang the request.
+// fallbackTimeout bounds one look-up: it runs on the request path, so a
+// hanging Redis must not hang the request.
 const fallbackTimeout = 2 * time.Second
 
 // ErrFallbackUnavailable is wrapped by the error [NewRedisFallback]'s Check
@@ -43,7 +43,8 @@ func NewRedisFallback(s *store.Store) verifier.Fallback {
 	return redisFallback{s: s}
 }
 
-// recorded checks c against the Redis records, as the fallback does.
+// recorded checks c against the Redis records, as the fallback does: the one
+// look-up introspection, the issuer and a stale verifier share.
 func (s *Server) recorded(ctx context.Context, c *verifier.Claims) error {
 	return redisFallback{s: s.cfg.Store}.Check(ctx, c)
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
 
@@ -112,6 +114,26 @@ func runServer(tb testing.TB, cfg Config) *Server {
 		srv.Close()
 	})
 	return srv
+}
+
+// service returns a running, ready verifier that trusts e.iss and follows
+// the revocation stream, as a service replica does.
+func (e *env) service(tb testing.TB) *verifier.Verifier {
+	tb.Helper()
+	return runverifier.Ready(tb, verifier.Config{
+		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
+		Keys: e.serviceKeys(tb), JetStream: e.js, MaxTokenLifetime: time.Hour, Logger: slog.New(slog.DiscardHandler),
+	})
+}
+
+// serviceKeys is the JWKS of e.iss as a key source.
+func (e *env) serviceKeys(tb testing.TB) verifier.KeySource {
+	tb.Helper()
+	k, err := verifier.NewJWKS(verifier.JWKSConfig{URL: e.iss.JWKSURL()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
 }
 
 // waitReady waits until the revoker reports ready.

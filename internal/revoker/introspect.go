@@ -25,11 +25,11 @@ type Introspection struct {
 	TokenType string `json:"token_type,omitempty"`
 }
 
-// handleIntrospect serves RFC 7662 introspection of access tokens with the
-// embedded verifier and the Redis records (every recorded revocation,
-// published or still in the outbox), so the answer is revocation-aware. It fails closed:
-// while the verifier cannot decide (not replayed yet, too stale with Redis
-// unreachable, over capacity, keys not fetched) it answers 503, never
+// handleIntrospect serves RFC 7662 introspection of access tokens: the
+// token checker (signature, claims) and then the Redis records, which hold
+// every revocation — published or still in the outbox — so the answer is
+// revocation-aware without a copy of the stream. It fails closed: while
+// the keys are not fetched or Redis cannot answer it answers 503, never
 // {"active":true}. token_type_hint is accepted and ignored (§2.1 allows it):
 // only access tokens can be active.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
@@ -46,7 +46,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, s.cfg.Logger, httpx.BadRequest(`the "token" parameter is required`))
 		return
 	}
-	c, err := s.verifier.Verify(ctx, token)
+	c, err := s.checker.Check(ctx, token)
 	switch {
 	case err == nil:
 	case errors.Is(err, verifier.ErrUnavailable):
@@ -60,9 +60,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, Introspection{Active: false})
 		return
 	}
-	// What Redis has recorded counts too, published or not: a revocation
+	// Revoked is what Redis has recorded, published or not: a revocation
 	// waiting in the outbox must not let introspection answer active after
-	// an earlier answer refused the token. Fail closed when Redis cannot say.
+	// a replica refused the token. Fail closed when Redis cannot say.
 	switch err := s.recorded(ctx, c); {
 	case err == nil:
 	case errors.Is(err, ErrFallbackUnavailable):

@@ -418,11 +418,11 @@ func (s *Server) checkExp(exp, now time.Time) error {
 	return nil
 }
 
-// fromToken checks sp.token with the embedded verifier (signature and
+// fromToken checks sp.token with the token checker (signature and
 // claims, not revocation: a revoked token may be revoked again) and takes
 // its jti and exp.
 func (s *Server) fromToken(ctx context.Context, sp *spec, now time.Time) error {
-	c, err := s.verifier.Inspect(ctx, sp.token)
+	c, err := s.checker.Check(ctx, sp.token)
 	switch {
 	case err == nil:
 	case errors.Is(err, verifier.ErrExpired):

@@ -74,10 +74,11 @@ func TestNewRefusesBadConfig(t *testing.T) {
 }
 
 // TestRevokeEachType revokes one of each type through the Client and checks
-// the answer, the stream, the Redis record and the embedded verifier.
+// the answer, the stream, the Redis record and a service's verifier.
 func TestRevokeEachType(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := testCtx(t)
+	svc := e.service(t)
 	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
 	expF := float64(exp.Unix())
 
@@ -152,7 +153,7 @@ func TestRevokeEachType(t *testing.T) {
 				}
 				// Exact at the boundary: a token minted after the logout works.
 				after := e.iss.Token(t, verifiertest.TokenOptions{Subject: "bob", IssuedAt: time.Now()})
-				if _, err := e.srv.verifier.Verify(context.Background(), after); err != nil {
+				if _, err := svc.Verify(context.Background(), after); err != nil {
 					t.Errorf("token minted after the logout: %v", err)
 				}
 			},
@@ -172,7 +173,7 @@ func TestRevokeEachType(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok, req := tt.setup(t)
-			if _, err := e.srv.verifier.Verify(ctx, tok); err != nil {
+			if _, err := svc.Verify(ctx, tok); err != nil {
 				t.Fatalf("before the revocation: %v", err)
 			}
 			before := e.msgs(t)
@@ -196,8 +197,8 @@ func TestRevokeEachType(t *testing.T) {
 			if err := e.store.Check(ctx, tt.query(req)); !errors.Is(err, tt.wantErr) {
 				t.Errorf("store.Check = %v, want %v", err, tt.wantErr)
 			}
-			eventually.True(t, 5*time.Second, "the embedded verifier to apply the revocation", func() bool {
-				_, err := e.srv.verifier.Verify(ctx, tok)
+			eventually.True(t, 5*time.Second, "a service's verifier to apply the revocation", func() bool {
+				_, err := svc.Verify(ctx, tok)
 				return errors.Is(err, tt.wantErr)
 			})
 		})
@@ -429,8 +430,9 @@ func TestRecordedWhileNATSDown(t *testing.T) {
 	if ev.ID != ans.ID {
 		t.Errorf("stream has %s, the 503 answer named %s", ev.ID, ans.ID)
 	}
-	eventually.True(t, 5*time.Second, "the embedded verifier to apply it", func() bool {
-		_, err := e.srv.verifier.Verify(ctx, tok)
+	svc := e.service(t)
+	eventually.True(t, 5*time.Second, "a service's verifier to apply it", func() bool {
+		_, err := svc.Verify(ctx, tok)
 		return errors.Is(err, verifier.ErrSessionRevoked)
 	})
 	// A retry now answers the same event, which the stream holds once.
@@ -553,52 +555,35 @@ func TestIntrospect(t *testing.T) {
 	})
 }
 
-// TestStaleFallback: with the stream unreachable past MaxStaleness, the
-// embedded verifier asks Redis: a session recorded revoked there is refused,
-// an unrevoked one accepted; with Redis down too it fails closed (ErrStale,
-// introspection 503).
-func TestStaleFallback(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MaxStaleness = time.Second })
+// TestIntrospectionWithoutNATS: introspection answers from the token
+// checker and the Redis records alone, so it keeps answering with NATS down:
+// a session recorded revoked is inactive, a live one active; with Redis down
+// too it fails closed (503).
+func TestIntrospectionWithoutNATS(t *testing.T) {
+	e := newEnv(t, nil)
 	ctx := testCtx(t)
-	revoked := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "s-stale-revoked"})
-	live := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "s-stale-live"})
-	for _, tok := range []string{revoked, live} {
-		if _, err := e.srv.verifier.Verify(ctx, tok); err != nil {
-			t.Fatalf("before: %v", err)
-		}
-	}
+	revoked := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "s-nonats-revoked"})
+	live := e.iss.Token(t, verifiertest.TokenOptions{SessionID: "s-nonats-live"})
 
 	e.nats.Shutdown()
-	eventually.True(t, 10*time.Second, "the verifier to become stale", func() bool { return e.srv.verifier.Health().Stale })
-	// Recorded in Redis only: the stream is down, so only the fallback can know.
-	if _, err := e.store.Record(ctx, verifiertest.Encoded(t, events.NewSession("rev.stale", "s-stale-revoked", time.Now())), time.Second, nil); err != nil {
+	if _, err := e.store.Record(ctx, verifiertest.Encoded(t, events.NewSession("rev.nonats", "s-nonats-revoked", time.Now())), time.Second, nil); err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	if _, err := e.srv.verifier.Verify(ctx, revoked); !errors.Is(err, verifier.ErrSessionRevoked) {
-		t.Errorf("revoked session while stale: %v, want ErrSessionRevoked", err)
-	}
-	if _, err := e.srv.verifier.Verify(ctx, live); err != nil {
-		t.Errorf("live session while stale: %v, want accepted", err)
-	}
 	if got := e.introspect(t, revoked).introspection(t); got["active"] != false {
-		t.Errorf("introspection of the revoked session while stale: %v", got)
+		t.Errorf("introspection of the revoked session with NATS down: %v", got)
 	}
 	if got := e.introspect(t, live).introspection(t); got["active"] != true {
-		t.Errorf("introspection of the live session while stale: %v", got)
+		t.Errorf("introspection of the live session with NATS down: %v", got)
 	}
 
 	e.redis.Stop()
-	if _, err := e.srv.verifier.Verify(ctx, live); !errors.Is(err, verifier.ErrStale) {
-		t.Errorf("live session while stale and Redis down: %v, want ErrStale", err)
+	for name, tok := range map[string]string{"live": live, "revoked": revoked} {
+		a := e.introspect(t, tok)
+		if a.status != http.StatusServiceUnavailable {
+			t.Errorf("introspection of the %s session with Redis down: status %d, want 503: %s", name, a.status, a.body)
+		}
+		a.errorBody(t)
 	}
-	if _, err := e.srv.verifier.Verify(ctx, revoked); !errors.Is(err, verifier.ErrStale) {
-		t.Errorf("revoked session while stale and Redis down: %v, want ErrStale", err)
-	}
-	a := e.introspect(t, live)
-	if a.status != http.StatusServiceUnavailable {
-		t.Errorf("introspection while stale and Redis down: status %d, want 503: %s", a.status, a.body)
-	}
-	a.errorBody(t)
 }
 
 // TestRedisFallbackDirect checks NewRedisFallback against the records.
@@ -665,7 +650,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	a := e.do(t, http.MethodGet, "/metrics", "", nil, nil)
 	for _, want := range []string{
 		`jwtrevoke_revoker_revocations_total{`, `outcome="created"`, `type="session"`, `outcome="invalid"`,
-		`jwtrevoke_revoker_publish_duration_seconds_bucket`, `jwtrevoke_verifier_ready`,
+		`jwtrevoke_revoker_publish_duration_seconds_bucket`,
 		`jwtrevoke_revoker_outbox_depth`, `jwtrevoke_revoker_outbox_oldest_age_seconds`,
 	} {
 		if !strings.Contains(string(a.body), want) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,14 +32,14 @@ const (
 )
 
 // Server is the revoker: the HTTP handlers plus the background work (stream
-// creation, the embedded verifier). Build it with [New], start [Server.Run],
+// creation, the outbox, the token checker's keys). Build it with [New], start [Server.Run],
 // serve [Server.Handler], and [Server.Close] it after Run returned.
 //
 // A Server is safe for concurrent use.
 type Server struct {
 	cfg       Config
 	creds     *httpx.Credentials
-	verifier  *verifier.Verifier
+	checker   *verifier.Checker // signature and claims; revocation is read from Redis
 	publisher *events.Publisher
 	metrics   *metrics
 	metricsH  http.Handler
@@ -54,7 +53,7 @@ type Server struct {
 }
 
 // New validates cfg and builds a Server. It does not contact NATS or Redis:
-// [Server.Run] creates the stream and starts the verifier.
+// [Server.Run] creates the stream and drains the outbox.
 func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -84,29 +83,21 @@ func New(cfg Config) (*Server, error) {
 		s.shutdownMetrics()
 		return nil, err
 	}
-	vcfg := verifier.Config{
+	// Introspection and revocation by token check a token's signature and
+	// claims here and its revocation against the Redis records: every
+	// revocation is recorded there before it is published, so they hold
+	// all the stream does and what the outbox has yet to deliver.
+	s.checker, err = verifier.NewChecker(keys, verifier.CheckerConfig{
 		Issuer:           cfg.Issuer,
 		Audiences:        cfg.Audiences,
 		Algorithms:       cfg.Algorithms,
-		Keys:             keys,
-		JetStream:        cfg.JetStream,
-		Stream:           cfg.Stream,
 		Leeway:           cfg.Leeway,
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
-		MaxStaleness:     cfg.MaxStaleness,
-		StalePolicy:      verifier.StaleFallback,
-		Fallback:         NewRedisFallback(cfg.Store),
 		Now:              cfg.Now,
-		Logger:           cfg.Logger.With("component", "verifier"),
-		MeterProvider:    mp,
-		TracerProvider:   cfg.TracerProvider,
-	}
-	if cfg.DisableStaleFallback {
-		vcfg.StalePolicy, vcfg.Fallback = verifier.StaleReject, nil
-	}
-	if s.verifier, err = verifier.New(vcfg); err != nil {
+	})
+	if err != nil {
 		s.shutdownMetrics()
-		return nil, fmt.Errorf("revoker: embedded verifier: %w", err)
+		return nil, fmt.Errorf("revoker: config: %w", err)
 	}
 	s.publisher = events.NewPublisher(cfg.JetStream, cfg.Stream)
 	tp := cfg.TracerProvider
@@ -130,13 +121,33 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Run creates or updates the revocation stream, retrying with backoff until
-// it succeeds (so the revoker may start before NATS), then drains the outbox
-// (recorded revocations the stream has not acknowledged) and runs the
-// embedded verifier until ctx ends; it returns nil then. It returns an error early
-// only for a condition a retry cannot fix (see verifier.Verifier.Run). Call
-// it once.
+// Run keeps the token checker's keys fresh (a JWKS) and creates or updates
+// the revocation stream, retrying with backoff until it succeeds (so the
+// revoker may start before NATS), then drains the outbox (recorded
+// revocations the stream has not acknowledged) until ctx ends; it returns
+// nil then. It returns an error early only for a condition a retry cannot
+// fix (see verifier.Checker.Run). Call it once.
 func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	keysErr := make(chan error, 1)
+	go func() {
+		err := s.checker.Run(ctx)
+		if err != nil {
+			cancel()
+		}
+		keysErr <- err
+	}()
+	s.publish(ctx)
+	cancel()
+	if err := <-keysErr; err != nil {
+		return fmt.Errorf("revoker: keys: %w", err)
+	}
+	return nil
+}
+
+// publish ensures the stream, then drains the outbox until ctx ends.
+func (s *Server) publish(ctx context.Context) {
 	log := s.cfg.Logger
 	backoff := minEnsureBackoff
 	for {
@@ -147,14 +158,14 @@ func (s *Server) Run(ctx context.Context) error {
 			break
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		log.Warn("revoker: cannot ensure the revocation stream yet, retrying", "stream", s.cfg.Stream, "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxEnsureBackoff)
@@ -162,33 +173,20 @@ func (s *Server) Run(ctx context.Context) error {
 	s.streamReady.Store(true)
 	log.Info("revoker: revocation stream ensured", "stream", s.cfg.Stream, "replicas", s.cfg.Replicas,
 		"max_age", s.cfg.streamOptions().MaxAge())
-	// Recorded revocations whose publish did not succeed (or whose
-	// revoker stopped) are delivered from the outbox by every replica.
-	var drained sync.WaitGroup
-	defer drained.Wait()
-	dctx, stop := context.WithCancel(ctx)
-	defer stop()
-	drained.Add(1)
-	go func() {
-		defer drained.Done()
-		// Records of the layout before the outbox move to the current
-		// one first (a no-op once done; safe on several replicas).
-		if n, err := s.cfg.Store.MigrateLegacy(dctx); err != nil {
-			log.Warn("revoker: records of the earlier Redis layout not migrated; retried at the next start", "err", err, "moved", n)
-		} else if n > 0 {
-			log.Info("revoker: migrated records of the earlier Redis layout", "moved", n)
-		}
-		s.drainOutbox(dctx)
-	}()
-	if err := s.verifier.Run(ctx); err != nil {
-		return fmt.Errorf("revoker: embedded verifier: %w", err)
+	// Records of the layout before the outbox move to the current one
+	// first (a no-op once done; safe on several replicas). Then recorded
+	// revocations whose publish did not succeed (or whose revoker stopped)
+	// are delivered from the outbox by every replica.
+	if n, err := s.cfg.Store.MigrateLegacy(ctx); err != nil {
+		log.Warn("revoker: records of the earlier Redis layout not migrated; retried at the next start", "err", err, "moved", n)
+	} else if n > 0 {
+		log.Info("revoker: migrated records of the earlier Redis layout", "moved", n)
 	}
-	return nil
+	s.drainOutbox(ctx)
 }
 
 // Ready reports nil when the revoker can serve every endpoint: the stream is
-// ensured, NATS is connected, Redis answers and the embedded verifier has
-// replayed the stream and has keys. Otherwise an error wrapping
+// ensured, NATS is connected, Redis answers and the token checker has keys. Otherwise an error wrapping
 // [ErrNotReady] says what is missing.
 func (s *Server) Ready(ctx context.Context) error {
 	if !s.streamReady.Load() {
@@ -202,18 +200,17 @@ func (s *Server) Ready(ctx context.Context) error {
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("redis unreachable", err))
 	}
-	if h := s.verifier.Health(); !h.Deciding() {
-		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause(h.Reason(),
-			fmt.Errorf("embedded verifier cannot decide (ready=%t stale=%t over_capacity=%t)", h.Ready, h.Stale, h.OverCapacity)))
+	if !s.checker.KeysReady() {
+		return fmt.Errorf("%w: %w", ErrNotReady, httpx.NotReadyBecause("keys not fetched yet", nil))
 	}
 	return nil
 }
 
-// Close releases the embedded verifier and the private metrics registry.
+// Close releases the token checker and the private metrics registry.
 // Call it after Run has returned. The JetStream connection and the Store's
 // Redis client belong to the caller.
 func (s *Server) Close() {
-	s.verifier.Close()
+	s.checker.Close()
 	s.shutdownMetrics()
 }
 

@@ -171,6 +171,17 @@ func (k *Checker) KeysReady() bool {
 	}
 }
 
+// Run runs the key source's background work, if it has any (a [JWKS] keeps
+// itself fresh), until ctx ends; then it returns nil. A [Verifier] runs its
+// Checker itself; run a Checker of your own beside the code that uses it.
+func (k *Checker) Run(ctx context.Context) error {
+	if r, ok := k.keys.(runner); ok {
+		return r.Run(ctx)
+	}
+	<-ctx.Done()
+	return nil
+}
+
 // Close releases the token cache.
 func (k *Checker) Close() {
 	if k.tokens != nil {

@@ -29,7 +29,7 @@ type Verifier struct {
 }
 
 // runner is a key source with background work (a JWKS refreshes itself);
-// [Verifier.Run] runs it.
+// [Checker.Run] runs it.
 type runner interface {
 	Run(ctx context.Context) error
 }
@@ -100,9 +100,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		}()
 	}
 	run(v.feed.Run)
-	if r, ok := v.cfg.Keys.(runner); ok {
-		run(r.Run)
-	}
+	run(v.checker.Run)
 	wg.Wait()
 	close(errc)
 	return <-errc
