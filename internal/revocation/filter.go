@@ -43,7 +43,7 @@ const minFilterKeys = 64
 // up to a power of two blocks; it is full, at 16 bits per key, after
 // 2*keys additions (the point at which the store rebuilds it).
 func newFilter(n int) *filter {
-	nb := uint64(1) << bits.Len64(uint64(max(n, minFilterKeys)*32/256-1))
+	nb := uint64(1) << bits.Len64(uint64((max(n, minFilterKeys)+7)/8-1)) // a block is 8 keys' 32 bits
 	return &filter{blocks: make([]filterBlock, nb), mask: nb - 1, keys: int64(nb) * 256 / 32}
 }
 

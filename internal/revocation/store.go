@@ -30,9 +30,12 @@
 // Check is the hot path. A Bloom filter of the held entries' key hashes
 // answers most misses from one CPU cache line (a look-up in ristretto's maps
 // misses the CPU cache at 1M entries). It is sized by what is held, not by
-// the capacity (32 bits per held entry, 4 bytes: 4 MiB at 1M, 512 KiB at
-// 100k): once twice the keys it was sized for were added to it (growth or
-// churn), it is rebuilt from what is held, at that size.
+// the capacity: a rebuild sizes it at 32 bits per entry held, rounded up to
+// a power of two blocks, and it is rebuilt once twice the keys it was sized
+// for were added to it (growth or churn), so it holds 16 to 64 bits per
+// entry (4 MiB at 1M held, 256 KiB at 100k, 16 KiB at 6k, where a filter
+// sized by the capacity took 4 MiB at any). After a burst has expired it is
+// rebuilt smaller.
 //
 // Merging is monotonic (promise 2) and follows the events' rule
 // ([events.Merge]): revoked ids are a union with the latest hold, a
@@ -666,9 +669,9 @@ func (s *Store) failClosed(hold int64) {
 }
 
 // rebuildFilter replaces the filter, whose bits only accumulate, by one
-// holding just the keys of entries that may still be held, sized for the
-// entries held: every entry with a hold is in an expiry bucket, every key
-// revocation in keys. Check goes on with the old filter, a superset, until
+// holding just the keys of entries that may still be held: every entry with
+// a hold is in an expiry bucket, every key revocation in keys. It is sized
+// for the entries held: 32 to 64 bits per key, 16 when it is next rebuilt. Check goes on with the old filter, a superset, until
 // the swap. The caller holds mu.
 func (s *Store) rebuildFilter() {
 	held := s.held.Load()
@@ -742,7 +745,7 @@ func (s *Store) sweep() {
 		delete(s.expiry, b)
 	}
 	// After a burst has expired, give its filter's memory back.
-	if f := s.filter.Load(); f.keys > minFilterKeys && s.held.Load()*4 < f.keys {
+	if f := s.filter.Load(); f.keys > minFilterKeys && s.held.Load()*8 < f.keys {
 		s.rebuildFilter()
 	}
 }
