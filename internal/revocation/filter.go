@@ -20,7 +20,9 @@ import (
 type filter struct {
 	blocks []filterBlock
 	mask   uint64 // len(blocks) - 1; len is a power of two
-	added  atomic.Int64
+	// keys is how many keys the filter is sized for, at 32 bits per key.
+	keys  int64
+	added atomic.Int64
 }
 
 // filterBlock is 256 bits, within one cache line: each key sets one bit in
@@ -34,12 +36,19 @@ var filterSalts = [8]uint32{
 	0x705495c7, 0x2df1424b, 0x9efc4947, 0x5c6bfb31,
 }
 
-// newFilter sizes a filter for n keys at 32 bits per key (16 per key after
-// 2n additions, the point at which the store rebuilds it).
+// minFilterKeys is the fewest keys a filter is sized for (256 bytes).
+const minFilterKeys = 64
+
+// newFilter sizes a filter for at least n keys at 32 bits per key, rounded
+// up to a power of two blocks; it is full, at 16 bits per key, after
+// 2*keys additions (the point at which the store rebuilds it).
 func newFilter(n int) *filter {
-	nb := uint64(1) << bits.Len64(uint64(max(n, 64)*32/256-1))
-	return &filter{blocks: make([]filterBlock, nb), mask: nb - 1}
+	nb := uint64(1) << bits.Len64(uint64((max(n, minFilterKeys)+7)/8-1)) // a block is 8 keys' 32 bits
+	return &filter{blocks: make([]filterBlock, nb), mask: nb - 1, keys: int64(nb) * 256 / 32}
 }
+
+// full reports whether f has had twice the keys it is sized for added.
+func (f *filter) full() bool { return f.added.Load() > 2*f.keys }
 
 func (f *filter) block(h uint64) (*filterBlock, uint32) {
 	// The cache shards on the low bits of h; use the high bits here.

@@ -29,8 +29,13 @@
 //
 // Check is the hot path. A Bloom filter of the held entries' key hashes
 // answers most misses from one CPU cache line (a look-up in ristretto's maps
-// misses the CPU cache at 1M entries); it is rebuilt from what is held once
-// churn has added twice the capacity to it.
+// misses the CPU cache at 1M entries). It is sized by what is held, not by
+// the capacity: a rebuild sizes it at 32 bits per entry held, rounded up to
+// a power of two blocks, and it is rebuilt once twice the keys it was sized
+// for were added to it (growth or churn), so it holds 16 to 64 bits per
+// entry (4 MiB at 1M held, 256 KiB at 100k, 16 KiB at 6k, where a filter
+// sized by the capacity took 4 MiB at any). After a burst has expired it is
+// rebuilt smaller.
 //
 // Merging is monotonic (promise 2) and follows the events' rule
 // ([events.Merge]): revoked ids are a union with the latest hold, a
@@ -242,7 +247,7 @@ func New(cfg Config) (*Store, error) {
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 	}
-	s.filter.Store(newFilter(cfg.Capacity))
+	s.filter.Store(newFilter(minFilterKeys))
 	for k := range numKinds {
 		s.keySeeds[k], s.sumSeeds[k] = maphash.MakeSeed(), maphash.MakeSeed()
 	}
@@ -424,7 +429,7 @@ func (s *Store) Apply(e events.Event) (changed bool, err error) {
 	if len(s.pending) >= maxPending {
 		s.confirm()
 	}
-	if s.filter.Load().added.Load() > 2*int64(s.cfg.Capacity) {
+	if s.filter.Load().full() {
 		s.rebuildFilter()
 	}
 	return changed, err
@@ -665,10 +670,12 @@ func (s *Store) failClosed(hold int64) {
 
 // rebuildFilter replaces the filter, whose bits only accumulate, by one
 // holding just the keys of entries that may still be held: every entry with
-// a hold is in an expiry bucket, every key revocation in keys. Check goes on
-// with the old filter, a superset, until the swap. The caller holds mu.
+// a hold is in an expiry bucket, every key revocation in keys. It is sized
+// for the entries held: 32 to 64 bits per key, 16 when it is next rebuilt. Check goes on with the old filter, a superset, until
+// the swap. The caller holds mu.
 func (s *Store) rebuildFilter() {
-	f := newFilter(s.cfg.Capacity)
+	held := s.held.Load()
+	f := newFilter(int(held))
 	for _, hs := range s.expiry {
 		for _, h := range hs {
 			f.add(h)
@@ -677,6 +684,10 @@ func (s *Store) rebuildFilter() {
 	for _, h := range s.keys {
 		f.add(h)
 	}
+	// An entry whose hold grew is in several buckets, its key added as many
+	// times to the same bits: count each held entry once, or duplicates
+	// would make the new filter look full already.
+	f.added.Store(held)
 	s.filter.Store(f)
 	s.rebuilds.Add(1)
 }
@@ -732,6 +743,10 @@ func (s *Store) sweep() {
 			s.expire(h, cut)
 		}
 		delete(s.expiry, b)
+	}
+	// After a burst has expired, give its filter's memory back.
+	if f := s.filter.Load(); f.keys > minFilterKeys && s.held.Load()*8 < f.keys {
+		s.rebuildFilter()
 	}
 }
 

@@ -922,23 +922,72 @@ func TestFilterRebuildLosesNothing(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	f := newFilter(10_000)
-	for i := range uint64(10_000) {
-		f.add(i * 0x9E3779B97F4A7C15)
+	key := func(i int) uint64 { return uint64(i) * 0x9E3779B97F4A7C15 }
+	for i := range 10_000 {
+		f.add(key(i))
 	}
-	for i := range uint64(10_000) {
-		if !f.mayContain(i * 0x9E3779B97F4A7C15) {
+	for i := range 10_000 {
+		if !f.mayContain(key(i)) {
 			t.Fatalf("false negative for %d", i)
 		}
 	}
-	fp := 0
-	const probes = 100_000
-	for i := range uint64(probes) {
-		if f.mayContain(i*0xC2B2AE3D27D4EB4F + 12345) {
-			fp++
+	// fpRate probes keys never added.
+	fpRate := func() float64 {
+		const probes = 100_000
+		fp := 0
+		for i := range uint64(probes) {
+			if f.mayContain(i*0xC2B2AE3D27D4EB4F + 12345) {
+				fp++
+			}
+		}
+		return float64(fp) / probes
+	}
+	if rate := fpRate(); rate > 0.01 {
+		t.Fatalf("false-positive rate %.4f at 32 bits per key or more", rate)
+	}
+	// Full (the store rebuilds it past this): 16 bits per key.
+	for i := 10_000; i < int(2*f.keys); i++ {
+		f.add(key(i))
+	}
+	if f.full() {
+		t.Fatal("full before 2*keys additions")
+	}
+	if rate := fpRate(); rate > 0.005 {
+		t.Fatalf("false-positive rate %.4f at 16 bits per key", rate)
+	}
+}
+
+// TestFilterFollowsHeld: the Bloom filter is sized by the entries held, not
+// by the capacity: a store of capacity 1M holding 10k entries spends about
+// 64 KiB on it, not 4 MiB, still finds every entry after growing, and gives
+// the memory back once a burst has expired.
+func TestFilterFollowsHeld(t *testing.T) {
+	const n = 10_000
+	clk := newClock(t0)
+	s := newStore(t, Config{Capacity: 1_000_000, Now: clk.Now})
+	mustApply(t, s, events.NewKey("k", "kid", t0))
+	for i := range n {
+		mustApply(t, s, events.NewToken("e", "j"+strconv.Itoa(i), t0.Add(time.Minute), t0))
+	}
+	mustSync(t, s)
+	bytes := func() int { return len(s.filter.Load().blocks) * 32 }
+	if b := bytes(); b > 16*(n+1) || b < 4*n {
+		t.Fatalf("filter of %d bytes for %d held, want 4 to 16 bytes per entry", b, n+1)
+	}
+	for i := range n {
+		if err := s.Check(Token{JTI: "j" + strconv.Itoa(i)}); !errors.Is(err, ErrTokenRevoked) {
+			t.Fatalf("j%d after the filter grew: %v", i, err)
 		}
 	}
-	if rate := float64(fp) / probes; rate > 0.01 {
-		t.Fatalf("false-positive rate %.4f at 32 bits per key", rate)
+	passHolds(s, clk, time.Hour)
+	s.sweep()
+	if b := bytes(); b != 32*minFilterKeys/8 {
+		t.Fatalf("filter of %d bytes once only the key is held, want %d", b, 32*minFilterKeys/8)
 	}
-	t.Logf("false positives: %d of %d", fp, probes)
+	if err := s.Check(Token{KID: "kid"}); !errors.Is(err, ErrKeyRevoked) {
+		t.Fatalf("key revocation after the filter shrank: %v", err)
+	}
+	if err := s.Check(Token{JTI: "j1"}); err != nil {
+		t.Fatalf("expired jti: %v", err)
+	}
 }
