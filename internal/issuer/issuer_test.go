@@ -17,8 +17,8 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
-	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )

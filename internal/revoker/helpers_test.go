@@ -20,9 +20,9 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
+	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
-	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier/verifiertest"
 )
