@@ -35,6 +35,7 @@ type metrics struct {
 	next   atomic.Uint32
 
 	applied  metric.Int64Counter
+	kinds    map[events.Kind]metric.MeasurementOption // built once: one per event is a replay's garbage
 	rejected metric.Int64Counter
 	lag      metric.Float64Histogram
 	reg      metric.Registration
@@ -48,6 +49,10 @@ func newMetrics(v *Verifier) (*metrics, error) {
 	meter := mp.Meter(meterName)
 	m := newCounters()
 	m.v = v
+	m.kinds = make(map[events.Kind]metric.MeasurementOption)
+	for _, k := range events.Kinds() {
+		m.kinds[k] = kindAttr(k)
+	}
 	var errs []error
 	must := func(err error) {
 		if err != nil {
@@ -193,12 +198,20 @@ func (m *metrics) close() {
 
 // EventApplied implements feed.Observer.
 func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
-	kind := metric.WithAttributes(attribute.String("kind", string(e.Kind)))
+	kind, ok := m.kinds[e.Kind]
+	if !ok {
+		kind = kindAttr(e.Kind)
+	}
 	m.applied.Add(context.Background(), 1, kind)
 	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind)
 	if m.v.cfg.OnApplied != nil {
 		m.v.cfg.OnApplied(e, applied)
 	}
+}
+
+// kindAttr is the attribute option of the events of kind k.
+func kindAttr(k events.Kind) metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("kind", string(k)))
 }
 
 // EventRejected implements feed.Observer. The feed logs the event.
