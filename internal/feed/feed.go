@@ -218,6 +218,7 @@ type Feed struct {
 	cfg     Config // defaults filled
 	log     *slog.Logger
 	tracer  trace.Tracer
+	tracing bool          // a TracerProvider was given: without one, no spans at all
 	created time.Time     // staleness origin before the first confirmation
 	readyCh chan struct{} // closed when the feed becomes ready
 	running atomic.Bool   // Run was called
@@ -265,7 +266,8 @@ func New(cfg Config) (*Feed, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.TracerProvider == nil {
+	tracing := cfg.TracerProvider != nil
+	if !tracing {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	return &Feed{
@@ -274,6 +276,7 @@ func New(cfg Config) (*Feed, error) {
 		tracer:  cfg.TracerProvider.Tracer("github.com/jwtrevoke/jwtrevoke/internal/feed"),
 		created: cfg.Now(),
 		readyCh: make(chan struct{}),
+		tracing: tracing,
 	}, nil
 }
 

@@ -116,8 +116,9 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 	// loop always drains batches to the end, so the reader never blocks
 	// for ever.
 	batches := make(chan []item, 4)
+	free := make(chan []item, cap(batches)+2) // handled batches, for reuse
 	readErr := make(chan error, 1)
-	go f.read(it, batches, readErr)
+	go f.read(it, batches, free, readErr)
 
 	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now(), first: l.attachments == 0}
 	l.attachments++
@@ -140,6 +141,11 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 			}
 			for i := range b {
 				l.handle(&b[i])
+			}
+			clear(b) // drop the messages before the batch is reused
+			select {
+			case free <- b[:0]:
+			default:
 			}
 		case <-timer.C:
 		}
@@ -233,14 +239,11 @@ func (l *loop) handle(it *item) {
 // reports whether the event was applied.
 func (l *loop) apply(it *item) bool {
 	f := l.f
-	parent := propagation.TraceContext{}.Extract(l.ctx, events.HeaderCarrier(it.msg.Headers()))
-	_, span := f.tracer.Start(parent, SpanName,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(AttrStreamSeq.Int64(int64(it.meta.Sequence.Stream))))
-	defer span.End()
-	if it.ev.ID != "" {
-		span.SetAttributes(AttrEventKind.String(string(it.ev.Kind)), AttrEventID.String(it.ev.ID))
+	span := noSpan
+	if f.tracing {
+		span = l.startSpan(it)
 	}
+	defer span.End()
 
 	err := it.err
 	if err == nil {
@@ -257,6 +260,22 @@ func (l *loop) apply(it *item) bool {
 	l.unsynced++
 	f.applied.Add(1)
 	return true
+}
+
+// noSpan is the span of an event applied without tracing: a no-op.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// startSpan starts the span of one event, a child of the trace context in
+// its headers.
+func (l *loop) startSpan(it *item) trace.Span {
+	parent := propagation.TraceContext{}.Extract(l.ctx, events.HeaderCarrier(it.msg.Headers()))
+	_, span := l.f.tracer.Start(parent, SpanName,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(AttrStreamSeq.Int64(int64(it.meta.Sequence.Stream))))
+	if it.ev.ID != "" {
+		span.SetAttributes(AttrEventKind.String(string(it.ev.Kind)), AttrEventID.String(it.ev.ID))
+	}
+	return span
 }
 
 // sync makes the applied events visible and, on success, advances the

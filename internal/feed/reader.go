@@ -1,11 +1,11 @@
 package feed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -21,15 +21,34 @@ type item struct {
 
 // read takes messages from it, decodes them and sends them in batches to
 // out, until it fails or is stopped; then it sends the error to errc and
-// closes out.
-func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, errc chan<- error) {
+// closes out. Batches come from free when the consumer has handed one back
+// (emptied), so a replay does not allocate a batch per readBatch messages.
+func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, free <-chan []item, errc chan<- error) {
 	defer close(out)
-	batch := make([]item, 0, readBatch)
-	var first time.Time // real clock, when the batch got its first item
+	fresh := func() []item {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return make([]item, 0, readBatch)
+		}
+	}
+	batch := fresh()
+	var (
+		first time.Time // real clock, when the batch got its first item
+		// wait ends a wait for more items flushAfter after first: one
+		// deadline per batch, not a timer per message (NextMaxWait).
+		wait     jetstream.NextOpt
+		stopWait context.CancelFunc
+	)
 	flush := func() {
+		if stopWait != nil {
+			stopWait()
+			wait, stopWait = nil, nil
+		}
 		if len(batch) > 0 {
 			out <- batch
-			batch = make([]item, 0, readBatch)
+			batch = fresh()
 		}
 	}
 	for {
@@ -38,9 +57,13 @@ func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, errc chan<-
 		if len(batch) == 0 {
 			msg, err = it.Next()
 		} else {
-			msg, err = it.Next(jetstream.NextMaxWait(max(flushAfter-time.Since(first), time.Millisecond)))
+			if wait == nil {
+				ctx, cancel := context.WithDeadline(context.Background(), first.Add(flushAfter))
+				wait, stopWait = jetstream.NextContext(ctx), cancel
+			}
+			msg, err = it.Next(wait)
 		}
-		if errors.Is(err, nats.ErrTimeout) {
+		if errors.Is(err, context.DeadlineExceeded) {
 			flush()
 			continue
 		}

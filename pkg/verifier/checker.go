@@ -140,10 +140,7 @@ func NewChecker(keys KeySource, cfg CheckerConfig) (*Checker, error) {
 		jwt.WithTimeFunc(cfg.Now),
 	)
 	if cfg.TokenCacheBytes > 0 {
-		var err error
-		if k.tokens, err = newTokenCache(cfg.TokenCacheBytes); err != nil {
-			return nil, err
-		}
+		k.tokens = newTokenCache(cfg.TokenCacheBytes)
 	}
 	return k, nil
 }

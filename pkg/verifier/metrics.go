@@ -3,7 +3,7 @@ package verifier
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,15 +23,19 @@ const meterName = "github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 type metrics struct {
 	v *Verifier
 
-	// outcomes counts Verify results in counterShards blocks of stride
-	// counters: in each block index 0 is "ok", 1+i is reasons[i], the last
-	// used one is "internal". Concurrent Verify calls add to a random block,
-	// so cores rarely write the same cache line (one shared counter made
-	// Verify on two cores slower than on one).
-	outcomes []atomic.Int64
-	stride   int
+	// blocks count Verify results, counterShards blocks of whole cache
+	// lines: in each block index 0 is "ok", 1+i is reasons[i], the last
+	// used one is "internal". A Verify adds to the block its P holds in
+	// shard (a sync.Pool keeps one per P), so cores rarely write the same
+	// cache line: one shared counter made Verify on two cores slower than
+	// on one, and a random block per call still moved a line between the
+	// cores about every other call.
+	blocks []counterBlock
+	shard  sync.Pool // of *counterBlock
+	next   atomic.Uint32
 
 	applied  metric.Int64Counter
+	kinds    map[events.Kind]metric.MeasurementOption // built once: one per event is a replay's garbage
 	rejected metric.Int64Counter
 	lag      metric.Float64Histogram
 	reg      metric.Registration
@@ -43,8 +47,12 @@ func newMetrics(v *Verifier) (*metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter(meterName)
-	stride := (len(reasons) + 2 + 7) &^ 7 // whole 64-byte lines per block
-	m := &metrics{v: v, stride: stride, outcomes: make([]atomic.Int64, counterShards*stride)}
+	m := newCounters()
+	m.v = v
+	m.kinds = make(map[events.Kind]metric.MeasurementOption)
+	for _, k := range events.Kinds() {
+		m.kinds[k] = kindAttr(k)
+	}
 	var errs []error
 	must := func(err error) {
 		if err != nil {
@@ -134,29 +142,50 @@ func b2i(b bool) int64 {
 // counterShards is the number of counter blocks (a power of two).
 const counterShards = 8
 
+// counterBlock is one shard of the outcome counters.
+type counterBlock []atomic.Int64
+
+// newCounters returns metrics with zeroed outcome counters and nothing else.
+func newCounters() *metrics {
+	stride := (len(reasons) + 2 + 7) &^ 7 // whole 64-byte lines per block
+	all := make([]atomic.Int64, counterShards*stride)
+	m := &metrics{blocks: make([]counterBlock, counterShards)}
+	for b := range m.blocks {
+		m.blocks[b] = all[b*stride : (b+1)*stride]
+	}
+	// A P without a block (at its first Verify, or after the GC emptied
+	// the pool) takes the next block in turn.
+	m.shard.New = func() any { return &m.blocks[m.next.Add(1)&(counterShards-1)] }
+	return m
+}
+
 // count records one Verify outcome. It allocates nothing.
 func (m *metrics) count(err error) {
-	block := m.outcomes[int(rand.Uint32()&(counterShards-1))*m.stride:]
+	b := m.shard.Get().(*counterBlock)
+	(*b)[outcomeIndex(err)].Add(1)
+	m.shard.Put(b)
+}
+
+// outcomeIndex is err's counter in a block.
+func outcomeIndex(err error) int {
 	if err == nil {
-		block[0].Add(1)
-		return
+		return 0
 	}
 	if ve, ok := err.(*verifyError); ok {
 		for i, r := range reasons {
 			if r.err == ve.reason {
-				block[i+1].Add(1)
-				return
+				return i + 1
 			}
 		}
 	}
-	block[len(reasons)+1].Add(1)
+	return len(reasons) + 1
 }
 
 // total sums counter i over every block.
 func (m *metrics) total(i int) int64 {
 	var n int64
-	for b := range counterShards {
-		n += m.outcomes[b*m.stride+i].Load()
+	for _, b := range m.blocks {
+		n += b[i].Load()
 	}
 	return n
 }
@@ -169,12 +198,20 @@ func (m *metrics) close() {
 
 // EventApplied implements feed.Observer.
 func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
-	kind := metric.WithAttributes(attribute.String("kind", string(e.Kind)))
+	kind, ok := m.kinds[e.Kind]
+	if !ok {
+		kind = kindAttr(e.Kind)
+	}
 	m.applied.Add(context.Background(), 1, kind)
 	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind)
 	if m.v.cfg.OnApplied != nil {
 		m.v.cfg.OnApplied(e, applied)
 	}
+}
+
+// kindAttr is the attribute option of the events of kind k.
+func kindAttr(k events.Kind) metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("kind", string(k)))
 }
 
 // EventRejected implements feed.Observer. The feed logs the event.
