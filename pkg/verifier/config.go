@@ -156,8 +156,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational logs; nil means slog.Default().
 	Logger *slog.Logger
-	// MeterProvider and TracerProvider; nil means the otel globals.
-	MeterProvider  metric.MeterProvider
+	// MeterProvider receives the metrics; nil means the otel global.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives a span per applied event; nil means no
+	// spans at all (pass otel.GetTracerProvider() for the global): the
+	// replay of a large stream is not paid for tracing nobody reads.
 	TracerProvider trace.TracerProvider
 }
 
