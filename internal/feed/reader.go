@@ -99,7 +99,7 @@ func (f *Feed) decode(msg jetstream.Msg) item {
 		return it
 	}
 	it.ev = e
-	if subj, err := e.Subject(); err != nil || subj != msg.Subject() {
+	if !e.OnSubject(msg.Subject()) {
 		it.err = fmt.Errorf("%w (%w)", ErrWrongSubject, events.ErrInvalid)
 	}
 	return it

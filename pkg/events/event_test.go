@@ -475,3 +475,30 @@ func TestValidValue(t *testing.T) {
 		t.Fatalf("unknown kind: %v", err)
 	}
 }
+
+// BenchmarkSubjectCheck: the check a consumer runs on every message, OnSubject,
+// beside the baseline of building the subject and comparing.
+func BenchmarkSubjectCheck(b *testing.B) {
+	now := time.Now()
+	e := NewToken("rev.b", "0123456789abcdefghijkl", now.Add(time.Hour), now)
+	subj, err := e.Subject()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("built", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s, err := e.Subject(); err != nil || s != subj {
+				b.Fatal("mismatch")
+			}
+		}
+	})
+	b.Run("OnSubject", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !e.OnSubject(subj) {
+				b.Fatal("mismatch")
+			}
+		}
+	})
+}

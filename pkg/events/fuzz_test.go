@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzDecode checks that Decode never panics, that whatever it accepts is
@@ -212,4 +213,40 @@ func differentialSeeds(tb testing.TB) [][]byte {
 		seeds = append(seeds, []byte(s))
 	}
 	return seeds
+}
+
+// FuzzOnSubject checks OnSubject against the subject Subject builds: true
+// exactly for that string, for every kind and value.
+func FuzzOnSubject(f *testing.F) {
+	f.Add(uint8(0), "alice", "revocations.jti.YWxpY2U")
+	f.Add(uint8(2), "alice", "revocations.sub.YWxpY2U")
+	f.Add(uint8(1), "ab", "revocations.sid.YWI")
+	f.Add(uint8(1), "abcd", "revocations.sid.YWJjZA")
+	f.Add(uint8(3), "k-1", "revocations.kid.ay0x")
+	f.Add(uint8(3), "k-1", "revocations.kid.ay0")
+	f.Add(uint8(0), "é?>", "revocations.jti.w6k_Pg")
+	f.Fuzz(func(t *testing.T, k uint8, value, subj string) {
+		now := time.Unix(1_800_000_000, 0)
+		var e Event
+		switch k % 4 {
+		case 0:
+			e = NewToken("rev.f", value, now.Add(time.Minute), now)
+		case 1:
+			e = NewSession("rev.f", value, now)
+		case 2:
+			e = NewSubject("rev.f", value, now, now)
+		default:
+			e = NewKey("rev.f", value, now)
+		}
+		want, err := e.Subject()
+		if err != nil {
+			return // not a revocable value: Decode never returns such an event
+		}
+		if !e.OnSubject(want) {
+			t.Fatalf("OnSubject(%q) = false for its own subject", want)
+		}
+		if got := e.OnSubject(subj); got != (subj == want) {
+			t.Fatalf("OnSubject(%q) = %t, subject is %q", subj, got, want)
+		}
+	})
 }
