@@ -224,7 +224,13 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 		}
 	}
 	ev = x.Event()
-	ack, err := s.deliver(ctx, x, x)
+	var opts []events.PublishOpt
+	if rec.First && !rec.Held {
+		// Nothing was recorded of it before, so the stream most likely
+		// holds nothing for it either: publish without reading first.
+		opts = append(opts, events.ExpectFirst())
+	}
+	ack, err := s.deliver(ctx, x, x, opts...)
 	if err != nil {
 		if errors.Is(err, events.ErrInvalid) {
 			return Result{}, typ, err // validated above: a bug, answered 500
@@ -241,14 +247,14 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 // record (a session's own flag), publishes pub's bytes, and once the stream
 // acknowledged removes the outbox entry if it still holds recorded's bytes
 // (the event as recorded). A failure after the record leaves the entry to
-// the outbox drainers.
-func (s *Server) deliver(ctx context.Context, pub, recorded events.Encoded) (*jetstream.PubAck, error) {
+// the outbox drainers. opts go to the publish.
+func (s *Server) deliver(ctx context.Context, pub, recorded events.Encoded, opts ...events.PublishOpt) (*jetstream.PubAck, error) {
 	ev := pub.Event()
 	if err := s.cfg.Store.FinishRecord(ctx, ev); err != nil {
 		return nil, err
 	}
 	pubStart := time.Now()
-	ack, err := s.publisher.PublishEncoded(ctx, pub)
+	ack, err := s.publisher.PublishEncoded(ctx, pub, opts...)
 	s.metrics.published(ctx, time.Since(pubStart), err == nil)
 	if err != nil {
 		return nil, err

@@ -70,6 +70,11 @@ type Recording struct {
 	Event events.Encoded
 	// Held is true when the idempotency key already held an event.
 	Held bool
+	// First is true when nothing of the thing was recorded before this
+	// event (no record of its jti, sid, subject or kid, live or not yet
+	// expired): the stream then most likely holds no event for it either
+	// ([events.ExpectFirst]).
+	First bool
 }
 
 // Record stores the restriction of an encoded event (validated once, by
@@ -126,11 +131,15 @@ func (s *Store) Record(ctx context.Context, x events.Encoded, leeway time.Durati
 	if err != nil {
 		return Recording{}, fmt.Errorf("store: record %s event: %w", ev.Kind, err)
 	}
-	if len(r) != 2 {
+	if len(r) < 2 {
 		return Recording{}, fmt.Errorf("store: record: unexpected reply %v", r)
 	}
 	if stored, _ := r[0].(int64); stored == 1 {
-		return Recording{Event: x}, nil
+		if len(r) != 3 {
+			return Recording{}, fmt.Errorf("store: record: unexpected reply %v", r)
+		}
+		first, _ := r[2].(int64)
+		return Recording{Event: x, First: first == 1}, nil
 	}
 	held, _ := r[1].(string)
 	got, err := events.DecodeEncoded([]byte(held))

@@ -35,8 +35,9 @@ end
 // ARGV[8] is 0). ARGV kind, event (JSON), event id, now (Unix ms), due (Unix
 // ms), the kind's parameter (token: hold until, Unix ms; subject: epoch, ns),
 // retention (ms), idempotency ttl (ms, 0: none).
-// Returns {1, event} when recorded now, {0, held event} when the
-// idempotency record already held one (nothing written).
+// Returns {1, event, first} when recorded now (first: 1 when there was no
+// record of the thing before), {0, held event} when the idempotency record
+// already held one (nothing written).
 //
 // Records merge monotonically: a token record keeps its first event and
 // lives until the latest hold asked for (PEXPIREAT GT: Redis 7.0); session
@@ -50,18 +51,24 @@ if ARGV[8] ~= '0' then
   redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[8])
 end
 local kind = ARGV[1]
+local first = 0
 if kind == 'token' then
-  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PXAT', ARGV[6]) then
+  if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PXAT', ARGV[6]) then
+    first = 1
+  else
     redis.call('PEXPIREAT', KEYS[1], ARGV[6], 'GT')
   end
 elseif kind == 'session' then
-  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[7]) then
+  if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[7]) then
+    first = 1
+  else
     redis.call('PEXPIRE', KEYS[1], ARGV[7], 'GT')
   end
 elseif kind == 'key' then
-  redis.call('SET', KEYS[1], ARGV[2], 'NX')
+  if redis.call('SET', KEYS[1], ARGV[2], 'NX') then first = 1 end
 elseif kind == 'subject' then
   local cur = redis.call('GET', KEYS[1])
+  if not cur then first = 1 end
   if not cur or cmp(ARGV[6], cur) > 0 then
     redis.call('SET', KEYS[1], ARGV[6], 'PX', ARGV[7])
   else
@@ -73,7 +80,7 @@ end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
 redis.call('ZADD', KEYS[4], 'NX', ARGV[5], ARGV[3])
-return {1, ARGV[2]}
+return {1, ARGV[2], first}
 `)
 
 // scriptRevokeSession: KEYS[1] the session; ARGV retention (ms). Flags it

@@ -108,6 +108,29 @@ func TestRecordCheck(t *testing.T) {
 	}
 }
 
+// TestRecordFirst: Record says whether the thing had no record before, for
+// every kind: the revoker then publishes without reading the stream first.
+func TestRecordFirst(t *testing.T) {
+	ctx := testCtx(t)
+	e := newEnv(t)
+	now := time.Now().UTC()
+	for _, tt := range []struct{ first, again events.Event }{
+		{events.NewToken("t1", "jti-first", now.Add(time.Hour), now), events.NewToken("t2", "jti-first", now.Add(2*time.Hour), now)},
+		{events.NewSession("s1", "sid-first", now), events.NewSession("s2", "sid-first", now)},
+		{events.NewSubject("u1", "carol", now, now), events.NewSubject("u2", "carol", now.Add(time.Second), now.Add(time.Second))},
+		{events.NewKey("k1", "kid-first", now), events.NewKey("k2", "kid-first", now)},
+	} {
+		rec, err := e.st.Record(ctx, verifiertest.Encoded(t, tt.first), time.Minute, nil)
+		if err != nil || !rec.First {
+			t.Fatalf("%s: first Record = %+v, %v; want First", tt.first.Kind, rec, err)
+		}
+		rec, err = e.st.Record(ctx, verifiertest.Encoded(t, tt.again), time.Minute, nil)
+		if err != nil || rec.First {
+			t.Fatalf("%s: second Record = %+v, %v; want not First", tt.first.Kind, rec, err)
+		}
+	}
+}
+
 // TestRecordRefusesInvalidEvent: an invalid event cannot be encoded, so the
 // only invalid thing Record can be given is the zero Encoded.
 func TestRecordRefusesInvalidEvent(t *testing.T) {

@@ -212,6 +212,20 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, er
 	return p.PublishEncoded(ctx, x)
 }
 
+// PublishOpt changes how [Publisher.PublishEncoded] publishes.
+type PublishOpt func(*publishOpts)
+
+type publishOpts struct{ first bool }
+
+// ExpectFirst says the caller holds no earlier event for the subject (it
+// has recorded none): the first attempt is a publish on the condition that
+// the stream holds no event for the subject, without reading the subject's
+// last event first, which saves a round trip to the stream's leader. If the
+// stream does hold one, the server refuses that publish and PublishEncoded
+// goes on as without the option (read, cover check, conditional publish),
+// so a wrong guess costs one refused publish and never an event.
+func ExpectFirst() PublishOpt { return func(o *publishOpts) { o.first = true } }
+
 // PublishEncoded stores x's event, as x's bytes, and returns only once the
 // stream acknowledged it (the event is then stored, replicated where the
 // stream is). When the stream already holds an event for the same thing
@@ -219,7 +233,11 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, er
 // names that event's sequence, with Duplicate set. A retry of the same
 // event is therefore stored once. The zero Encoded is refused with an error
 // wrapping [ErrInvalid].
-func (p *Publisher) PublishEncoded(ctx context.Context, x Encoded) (*jetstream.PubAck, error) {
+func (p *Publisher) PublishEncoded(ctx context.Context, x Encoded, opts ...PublishOpt) (*jetstream.PubAck, error) {
+	var o publishOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
 	m, err := NewMsg(ctx, x)
 	if err != nil {
 		return nil, err
@@ -229,19 +247,23 @@ func (p *Publisher) PublishEncoded(ctx context.Context, x Encoded) (*jetstream.P
 	if err != nil {
 		return nil, fmt.Errorf("events: publish %s: stream %s: %w", e.ID, p.stream, err)
 	}
+	read := !o.first
 	for range maxCASAttempts {
 		var lastSeq uint64
-		last, err := stream.GetLastMsgForSubject(ctx, m.Subject)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
-			return nil, fmt.Errorf("events: publish %s: read the subject's last event: %w", e.ID, err)
-		default:
-			lastSeq = last.Sequence
-			if prev, err := Decode(last.Data); err == nil && prev.Covers(*e) {
-				return &jetstream.PubAck{Stream: p.stream, Sequence: last.Sequence, Duplicate: true}, nil
+		if read {
+			last, err := stream.GetLastMsgForSubject(ctx, m.Subject)
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+			case err != nil:
+				return nil, fmt.Errorf("events: publish %s: read the subject's last event: %w", e.ID, err)
+			default:
+				lastSeq = last.Sequence
+				if prev, err := Decode(last.Data); err == nil && prev.Covers(*e) {
+					return &jetstream.PubAck{Stream: p.stream, Sequence: last.Sequence, Duplicate: true}, nil
+				}
 			}
 		}
+		read = true
 		ack, err := p.js.PublishMsg(ctx, m, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(p.stream),
 			jetstream.WithExpectLastSequencePerSubject(lastSeq))
 		if err == nil {
@@ -250,7 +272,7 @@ func (p *Publisher) PublishEncoded(ctx context.Context, x Encoded) (*jetstream.P
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			continue // another publisher got there first: read again
+			continue // the subject holds an event we have not read: read it
 		}
 		return nil, fmt.Errorf("events: publish %s: %w", e.ID, err)
 	}

@@ -110,6 +110,59 @@ func TestPublisherKeepsMostRestrictive(t *testing.T) {
 	}
 }
 
+// TestPublishExpectFirst: a publish that expects to be the subject's first
+// event keeps the publisher's rules when the guess is wrong: an event the
+// stream holds that covers it wins, an older one is replaced.
+func TestPublishExpectFirst(t *testing.T) {
+	srv := verifiertest.RunJetStream(t)
+	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
+	_, js := srv.Connect(t)
+	ctx := ctxT(t)
+	p := events.NewPublisher(js, "")
+	now := time.Now()
+	encode := func(e events.Event) events.Encoded {
+		x, err := events.NewEncoded(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+
+	// Right guess: published.
+	newer := events.NewSubject("first.newer", "dave", now, now)
+	ack1, err := p.PublishEncoded(ctx, encode(newer), events.ExpectFirst())
+	if err != nil || ack1.Duplicate {
+		t.Fatalf("first event: %+v, %v", ack1, err)
+	}
+	// Wrong guess, and the stream's event covers it: not published.
+	older := events.NewSubject("first.older", "dave", now.Add(-time.Minute), now)
+	ack2, err := p.PublishEncoded(ctx, encode(older), events.ExpectFirst())
+	if err != nil || !ack2.Duplicate || ack2.Sequence != ack1.Sequence {
+		t.Fatalf("older epoch expecting first: %+v, %v; want the newer event's sequence %d as a duplicate", ack2, err, ack1.Sequence)
+	}
+	// Wrong guess, and it is newer: published after the stream's event.
+	newest := events.NewSubject("first.newest", "dave", now.Add(time.Second), now.Add(time.Second))
+	ack3, err := p.PublishEncoded(ctx, encode(newest), events.ExpectFirst())
+	if err != nil || ack3.Duplicate || ack3.Sequence <= ack1.Sequence {
+		t.Fatalf("newer epoch expecting first: %+v, %v", ack3, err)
+	}
+	s, err := js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := newest.Subject()
+	last, err := s.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := events.Decode(last.Data); err != nil || !got.Epoch.Equal(newest.Epoch) || last.Sequence != ack3.Sequence {
+		t.Fatalf("stream holds %+v at %d (%v), want the newest epoch at %d", got, last.Sequence, err, ack3.Sequence)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream info %+v, %v: want 1 message (one per subject)", info, err)
+	}
+}
+
 // TestConcurrentPublishersConverge: many publishers racing on one subject
 // with different epochs leave the largest in the stream.
 func TestConcurrentPublishersConverge(t *testing.T) {
