@@ -78,10 +78,12 @@ const (
 	// the stream (server unreachable, stream missing).
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
-	// pullCheckAfter is how long a new attachment may receive nothing
-	// before the feed asks whether its pull request reached the consumer
-	// (see loop.checkPull).
+	// pullCheckAfter is how long a starting feed's new attachment may go
+	// without a message or a pull request the server shows before it is
+	// replaced; pullRetry is how often the feed asks meanwhile (see
+	// loop.checkPull).
 	pullCheckAfter = 250 * time.Millisecond
+	pullRetry      = 25 * time.Millisecond
 	// resetAttempts is how many times the ordered consumer tries to recreate
 	// itself after a gap or a reconnect before the feed starts over, which
 	// re-reads the stream's configuration and notices a recreated stream.

@@ -89,7 +89,7 @@ func (l *loop) probe() {
 	defer cancel()
 	info, err := l.att.cons.Info(ctx)
 	l.lastProbe = time.Now()
-	if err == nil && l.pullLost(info) {
+	if err == nil && l.notePull(info) {
 		return
 	}
 	if err != nil {
@@ -106,6 +106,12 @@ func (l *loop) probe() {
 			l.att.lost = fmt.Errorf("feed: the server lost the consumer, attaching anew after seq %d: %w", l.pos.seq, err)
 			l.att.detach()
 		}
+		return
+	}
+	if l.pullCheckPending() {
+		// Not ready before the server holds this attachment's pull
+		// request (see checkPull): until then nothing proves that what
+		// is published next will reach it.
 		return
 	}
 	// Nothing pending at the consumer proves nothing by itself: an R1
@@ -149,53 +155,59 @@ func (l *loop) probe() {
 	l.settle()
 }
 
-// pullCheckDue reports whether checkPull should run now: once per
-// attachment of a feed that is not ready yet (a starting replica) and has
-// received nothing pullCheckAfter after attaching. Later, every probe
-// looks too (pullLost), on the first attachment of a Run even once ready:
-// a replica that became ready on an empty stream learns of its lost pull
-// when the first events wait, within a probe interval. A ready feed re-attaches
-// after a failover (the probe finds its consumer gone) into a cluster still
-// electing leaders, where a new consumer may show no waiting pull request
-// for a while without anything being lost; replacing it then would only
-// add churn, and the probe already covers consumers that are gone.
+// pullCheckDue reports whether checkPull should run now: every pullRetry
+// while it is pending.
 func (l *loop) pullCheckDue() bool {
-	return l.pullCheckPending() && time.Since(l.att.since) >= pullCheckAfter
+	return l.pullCheckPending() && time.Since(l.att.lastPullCheck) >= pullRetry
 }
 
-// pullCheckPending reports whether checkPull is still to run for this
-// attachment, now or once pullCheckAfter has passed.
+// pullCheckPending reports whether a feed that is not ready yet has still
+// to see that the server holds its attachment's pull request: nothing
+// received and no waiting request seen.
 func (l *loop) pullCheckPending() bool {
-	return !l.att.received && !l.att.pullChecked && !l.f.ready.Load()
+	return !l.att.received && !l.att.pullHeld && !l.f.ready.Load()
 }
 
 // checkPull asks the server whether the consumer holds the feed's pull
-// request while messages wait for it. A pull request published before the
-// new consumer's interest has reached this client's server (it lives on
-// another node of a cluster that formed moments ago, say) is dropped
-// without a word; the consumer then shows no waiting request, and nats.go
-// would ask again only after two missed heartbeats, 2 s on
-// (docs/propagation.md). Attach anew at once instead.
+// request. A pull request published before the new consumer's interest has
+// reached this client's server (it lives on another node of a cluster that
+// formed moments ago, say) is dropped without a word; nats.go would ask
+// again only after two missed heartbeats, 2 s on (docs/propagation.md). A
+// starting feed therefore becomes ready only once a message arrived or the
+// consumer shows a waiting request, and attaches anew when neither happened
+// within pullCheckAfter.
 func (l *loop) checkPull() {
-	l.att.pullChecked = true
+	l.att.lastPullCheck = time.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, max(l.f.cfg.ProbeInterval, time.Second))
 	defer cancel()
 	info, err := l.att.cons.Info(ctx)
 	if err == nil {
-		l.pullLost(info) // a failed look-up is the probe's business
+		l.notePull(info) // a failed look-up is the probe's business
 	}
 }
 
-// pullLost attaches anew, and reports true, when info shows messages waiting
-// for an attachment that has received nothing and holds no pull request.
-// It judges only the first attachment of a Run and attachments of a feed not
-// ready yet: see pullCheckDue.
-func (l *loop) pullLost(info *jetstream.ConsumerInfo) bool {
-	if l.att.received || info.NumWaiting > 0 || info.NumPending == 0 || (!l.att.first && l.f.ready.Load()) {
+// notePull reads the consumer's info for the state of the feed's pull
+// request: a waiting request means the server holds it (a starting feed
+// then probes at once, to become ready); none, for a starting attachment
+// that has received nothing pullCheckAfter after it began, means it was
+// lost: the feed attaches anew and notePull reports true.
+func (l *loop) notePull(info *jetstream.ConsumerInfo) (lost bool) {
+	if l.att.received || l.f.ready.Load() {
+		return false
+	}
+	if info.NumWaiting > 0 {
+		if !l.att.pullHeld {
+			l.att.pullHeld = true
+			l.lastProbe = time.Time{}
+		}
+		return false
+	}
+	if l.att.pullHeld || time.Since(l.att.since) < pullCheckAfter {
 		return false
 	}
 	l.f.lostPulls.Add(1)
-	l.att.lost = fmt.Errorf("feed: messages wait but the server holds no pull request of this feed; attaching anew after seq %d", l.pos.seq)
+	l.att.lost = fmt.Errorf("feed: the server holds no pull request of this feed %s after attaching; attaching anew after seq %d",
+		pullCheckAfter, l.pos.seq)
 	l.att.detach()
 	return true
 }

@@ -25,7 +25,6 @@ type loop struct {
 	att attachment
 	freshness
 
-	attachments int       // attachments made by this Run
 	unsynced    int       // events applied since the last successful Sync
 	syncFailing bool      // the last Sync failed
 	lastSyncTry time.Time // real clock
@@ -48,11 +47,12 @@ type attachment struct {
 	detach func()
 	lost   error
 	// since is when the attachment began (real clock); received is set by
-	// the first message; pullChecked once checkPull has run.
-	since       time.Time
-	received    bool
-	pullChecked bool
-	first       bool // the first attachment of this Run
+	// the first message, pullHeld once the consumer showed a waiting pull
+	// request; lastPullCheck is when checkPull last asked.
+	since         time.Time
+	received      bool
+	pullHeld      bool
+	lastPullCheck time.Time
 }
 
 // consume attaches an ordered consumer to the stream, resuming after the
@@ -120,8 +120,7 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 	readErr := make(chan error, 1)
 	go f.read(it, batches, free, readErr)
 
-	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now(), first: l.attachments == 0}
-	l.attachments++
+	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now()}
 	if subjects := stream.CachedInfo().Config.Subjects; len(subjects) == 1 {
 		l.att.filter = subjects[0]
 	}
@@ -166,7 +165,7 @@ func (l *loop) wait() time.Duration {
 		w = min(w, every-time.Since(l.lastSyncTry))
 	}
 	if l.pullCheckPending() {
-		w = min(w, pullCheckAfter-time.Since(l.att.since))
+		w = min(w, pullRetry-time.Since(l.att.lastPullCheck))
 	}
 	return max(w, time.Millisecond)
 }

@@ -50,25 +50,34 @@ func TestLostFirstPull(t *testing.T) {
 	}
 }
 
-// TestLostPullOnceReady: a feed ready at once on an empty stream whose pull
-// was lost notices it at the probe after the first event waits, not after
-// two missed heartbeats, and applies it.
-func TestLostPullOnceReady(t *testing.T) {
+// TestNotReadyWithoutPull: on an empty stream, where no message can show
+// that pulls get through, a starting feed is not ready while the server
+// drops its pull requests (it attaches anew every pullCheckAfter, counting
+// LostPulls), and is ready once they get through; an event published then
+// is applied without waiting for heartbeats.
+func TestNotReadyWithoutPull(t *testing.T) {
 	srv, js := lostPullServer(t)
 	const pulls = "$JS.API.CONSUMER.MSG.NEXT.REVOCATIONS.*"
 	if err := srv.GlobalAccount().AddMapping(pulls, "nowhere.$1"); err != nil {
 		t.Fatal(err)
 	}
-	f := runFeed(t, feed.Config{JetStream: js, Applier: newMapApplier(), ProbeInterval: 200 * time.Millisecond})
-	waitReady(t, f) // an empty stream is current at once
+	f := runFeed(t, feed.Config{JetStream: js, Applier: newMapApplier()})
+	eventually.True(t, testTimeout, "the feed to notice its lost pull request twice", func() bool { return f.Status().LostPulls >= 2 })
+	if f.Ready() {
+		t.Fatal("ready on an empty stream though the server never held a pull request of the feed")
+	}
+	srv.GlobalAccount().RemoveMapping(pulls)
+	waitReady(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
+	start := time.Now()
 	if _, err := events.Publish(ctx, js, tokenEvent("late", 0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually.True(t, testTimeout, "the probe to notice the lost pull", func() bool { return f.Status().LostPulls > 0 })
-	srv.GlobalAccount().RemoveMapping(pulls)
 	eventually.True(t, testTimeout, "the event to be applied", func() bool { return f.Status().Applied == 1 })
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("event applied %s after its publish, want well under a heartbeat (1 s)", d)
+	}
 }
 
 // lostPullServer starts a JetStream server of its own (the test changes its
