@@ -225,7 +225,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	}
 	ev = x.Event()
 	var opts []events.PublishOpt
-	if rec.First && !rec.Held {
+	if rec.First { // never set for an event the idempotency key held
 		// Nothing was recorded of it before, so the stream most likely
 		// holds nothing for it either: publish without reading first.
 		opts = append(opts, events.ExpectFirst())
