@@ -347,11 +347,13 @@ func (r *Remote) fetch(ctx context.Context, f *inflight) {
 	r.inflight = nil
 	r.mu.Unlock()
 
-	f.err = err
-	close(f.done)
+	// Ready before the waiters return: a Refresh that succeeded sees the
+	// source ready.
 	if err == nil {
 		r.readyOnce.Do(func() { close(r.ready) })
 	}
+	f.err = err
+	close(f.done)
 
 	if err != nil {
 		r.log.WarnContext(ctx, "keyset: jwks fetch failed, keeping previous keys",
