@@ -103,24 +103,37 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("feed: consume: %w", err)
 	}
-	defer it.Stop()
-	// Next does not watch ctx while the consumer resets itself; stopping
-	// the iterator ends any wait.
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	// The reader's Next watches actx: stopping the iterator is not enough
+	// to end it. nats.go's ordered consumer holds its lock while it
+	// recreates its consumer (a request of up to 10 s), so Stop can wait
+	// that long, and a Stop that lands during such a reset leaves the new
+	// inner subscription running (nats.go v1.55.0). detach therefore
+	// cancels actx and stops the iterator without waiting for it, and the
+	// loop below returns as soon as actx ends; whatever the reader still
+	// sends is drained in the background.
+	actx, cancel := context.WithCancel(ctx)
+	detach := func() {
+		cancel()
+		go it.Stop()
+	}
 	f.log.Debug("feed attached", "from_seq", l.pos.seq+1)
 
 	// Decoding runs on a reader goroutine, applying on this one: replay
-	// then uses two cores. The reader ends when the iterator does (ctx
-	// ended, connection closed, consumer lost) and closes batches; this
-	// loop always drains batches to the end, so the reader never blocks
-	// for ever.
+	// then uses two cores. The reader ends when Next fails (actx ended,
+	// connection closed, consumer lost) and closes batches.
 	batches := make(chan []item, 4)
 	free := make(chan []item, cap(batches)+2) // handled batches, for reuse
 	readErr := make(chan error, 1)
-	go f.read(it, batches, free, readErr)
+	go f.read(actx, it, batches, free, readErr)
+	defer func() {
+		detach()
+		go func() { // until the reader ends
+			for range batches {
+			}
+		}()
+	}()
 
-	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: it.Stop, since: time.Now()}
+	l.att = attachment{stream: stream, cons: cons, filter: ">", detach: detach, since: time.Now()}
 	if subjects := stream.CachedInfo().Config.Subjects; len(subjects) == 1 {
 		l.att.filter = subjects[0]
 	}
@@ -147,6 +160,8 @@ func (l *loop) consume(ctx context.Context) (attached bool, err error) {
 			default:
 			}
 		case <-timer.C:
+		case <-actx.Done():
+			return true, l.att.lost // nil when ctx ended: Run returns
 		}
 		l.housekeep()
 		timer.Reset(l.wait())

@@ -20,10 +20,10 @@ type item struct {
 }
 
 // read takes messages from it, decodes them and sends them in batches to
-// out, until it fails or is stopped; then it sends the error to errc and
-// closes out. Batches come from free when the consumer has handed one back
+// out, until it fails, is stopped or ctx ends; then it sends the error to
+// errc and closes out. Batches come from free when the consumer has handed one back
 // (emptied), so a replay does not allocate a batch per readBatch messages.
-func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, free <-chan []item, errc chan<- error) {
+func (f *Feed) read(ctx context.Context, it jetstream.MessagesContext, out chan<- []item, free <-chan []item, errc chan<- error) {
 	defer close(out)
 	fresh := func() []item {
 		select {
@@ -34,6 +34,7 @@ func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, free <-chan
 		}
 	}
 	batch := fresh()
+	next := jetstream.NextContext(ctx) // one option for every wait on an empty batch
 	var (
 		first time.Time // real clock, when the batch got its first item
 		// wait ends a wait for more items flushAfter after first: one
@@ -55,15 +56,15 @@ func (f *Feed) read(it jetstream.MessagesContext, out chan<- []item, free <-chan
 		var msg jetstream.Msg
 		var err error
 		if len(batch) == 0 {
-			msg, err = it.Next()
+			msg, err = it.Next(next)
 		} else {
 			if wait == nil {
-				ctx, cancel := context.WithDeadline(context.Background(), first.Add(flushAfter))
-				wait, stopWait = jetstream.NextContext(ctx), cancel
+				dctx, cancel := context.WithDeadline(ctx, first.Add(flushAfter))
+				wait, stopWait = jetstream.NextContext(dctx), cancel
 			}
 			msg, err = it.Next(wait)
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			flush()
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,7 +98,9 @@ func run(tb testing.TB, v *Verifier) {
 				tb.Errorf("Run: %v", err)
 			}
 		case <-time.After(10 * time.Second):
-			tb.Errorf("Run did not return within 10s of cancel")
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			tb.Errorf("Run did not return within 10s of cancel; goroutines:\n%s", stacks.String())
 		}
 		v.Close()
 	})
