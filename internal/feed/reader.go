@@ -34,12 +34,14 @@ func (f *Feed) read(ctx context.Context, it jetstream.MessagesContext, out chan<
 		}
 	}
 	batch := fresh()
-	next := jetstream.NextContext(ctx) // one option for every wait on an empty batch
+	// The options are kept as slices: a variadic call with a fresh
+	// argument list allocates it, once per message.
+	next := []jetstream.NextOpt{jetstream.NextContext(ctx)} // every wait on an empty batch
 	var (
 		first time.Time // real clock, when the batch got its first item
 		// wait ends a wait for more items flushAfter after first: one
 		// deadline per batch, not a timer per message (NextMaxWait).
-		wait     jetstream.NextOpt
+		wait     []jetstream.NextOpt
 		stopWait context.CancelFunc
 	)
 	flush := func() {
@@ -56,13 +58,13 @@ func (f *Feed) read(ctx context.Context, it jetstream.MessagesContext, out chan<
 		var msg jetstream.Msg
 		var err error
 		if len(batch) == 0 {
-			msg, err = it.Next(next)
+			msg, err = it.Next(next...)
 		} else {
 			if wait == nil {
 				dctx, cancel := context.WithDeadline(ctx, first.Add(flushAfter))
-				wait, stopWait = jetstream.NextContext(dctx), cancel
+				wait, stopWait = []jetstream.NextOpt{jetstream.NextContext(dctx)}, cancel
 			}
-			msg, err = it.Next(wait)
+			msg, err = it.Next(wait...)
 		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			flush()

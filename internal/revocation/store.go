@@ -476,6 +476,13 @@ func (s *Store) applyLocked(h uint64, ne *entry) (changed bool, err error) {
 // whether the cache's slot h holds (or is about to hold) another id. The
 // caller holds mu.
 func (s *Store) current(h, sum uint64) (cur *entry, occupied bool) {
+	// Every entry reachable under h, pending, cached or in overflow, had h
+	// added to the filter first, and a rebuilt filter holds every key still
+	// in a bucket: absent from the filter is absent everywhere, without
+	// ristretto's look-up (most of a replay's Applies are of new ids).
+	if !s.filter.Load().mayContain(h) {
+		return nil, false
+	}
 	if p, ok := s.pending[h]; ok {
 		if p.sum == sum {
 			return p, false

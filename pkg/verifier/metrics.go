@@ -35,7 +35,7 @@ type metrics struct {
 	next   atomic.Uint32
 
 	applied  metric.Int64Counter
-	kinds    map[events.Kind]metric.MeasurementOption // built once: one per event is a replay's garbage
+	kinds    map[events.Kind]kindOptions // built once: one per event is a replay's garbage
 	rejected metric.Int64Counter
 	lag      metric.Float64Histogram
 	reg      metric.Registration
@@ -49,9 +49,9 @@ func newMetrics(v *Verifier) (*metrics, error) {
 	meter := mp.Meter(meterName)
 	m := newCounters()
 	m.v = v
-	m.kinds = make(map[events.Kind]metric.MeasurementOption)
+	m.kinds = make(map[events.Kind]kindOptions)
 	for _, k := range events.Kinds() {
-		m.kinds[k] = kindAttr(k)
+		m.kinds[k] = newKindOptions(k)
 	}
 	var errs []error
 	must := func(err error) {
@@ -200,18 +200,25 @@ func (m *metrics) close() {
 func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
 	kind, ok := m.kinds[e.Kind]
 	if !ok {
-		kind = kindAttr(e.Kind)
+		kind = newKindOptions(e.Kind)
 	}
-	m.applied.Add(context.Background(), 1, kind)
-	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind)
+	m.applied.Add(context.Background(), 1, kind.add...)
+	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind.record...)
 	if m.v.cfg.OnApplied != nil {
 		m.v.cfg.OnApplied(e, applied)
 	}
 }
 
-// kindAttr is the attribute option of the events of kind k.
-func kindAttr(k events.Kind) metric.MeasurementOption {
-	return metric.WithAttributes(attribute.String("kind", string(k)))
+// kindOptions holds the attribute option of the events of one kind as the
+// slices the instruments take, so that passing them allocates nothing.
+type kindOptions struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+func newKindOptions(k events.Kind) kindOptions {
+	o := metric.WithAttributes(attribute.String("kind", string(k)))
+	return kindOptions{add: []metric.AddOption{o}, record: []metric.RecordOption{o}}
 }
 
 // EventRejected implements feed.Observer. The feed logs the event.

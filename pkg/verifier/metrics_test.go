@@ -104,3 +104,17 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("no staleness gauge in %v", gauges)
 	}
 }
+
+// TestEventAppliedAllocatesNothing: the feed reports every replayed event;
+// with the default (no-op) meter provider that costs no garbage.
+func TestEventAppliedAllocatesNothing(t *testing.T) {
+	m, err := newMetrics(&Verifier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	e := events.NewSession("ses-1", "s1", time.Now())
+	if n := testing.AllocsPerRun(1000, func() { m.EventApplied(e, e.IssuedAt, time.Now()) }); n != 0 {
+		t.Fatalf("EventApplied: %v allocations, want 0", n)
+	}
+}
