@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +30,25 @@ type CheckerConfig struct {
 	// Required: there is no default, so an algorithm is never accepted by
 	// accident. "none" and HMAC algorithms are never accepted.
 	Algorithms []string
+	// SessionClaim names the claim that carries the session id
+	// ([Claims.SessionID], what a session revocation names). Default
+	// "sid"; a provider may use another ("session_state" at older
+	// Keycloaks). Like every claim it is read by its exact name.
+	SessionClaim string
+	// TokenIDClaim names the claim that carries the token id ([Claims.ID],
+	// what a token revocation names). Default "jti"; Entra ID puts it in
+	// "uti".
+	TokenIDClaim string
+	// TokenIDOptional accepts tokens without a token id. Such a token can
+	// still be revoked by its session, subject or key, never on its own.
+	// Default false: a token without one is refused (ErrClaims).
+	TokenIDOptional bool
+	// Providers are further issuers whose tokens are trusted, each with its
+	// own keys, audiences, algorithms and claim names (a migration from
+	// one provider to another, or an outside provider beside this
+	// project's issuer). A token is checked by the rules of the issuer its
+	// iss names; the rest of this config applies to all of them.
+	Providers []Provider
 	// Leeway tolerated on exp, nbf and iat for clock skew. Default 5s, at
 	// most 1m.
 	Leeway time.Duration
@@ -54,22 +74,28 @@ type CheckerConfig struct {
 // withDefaults validates c and returns a copy with defaults filled in; every
 // problem is reported through bad.
 func (c CheckerConfig) withDefaults(bad func(format string, args ...any)) CheckerConfig {
-	if c.Issuer == "" {
-		bad("Issuer is required")
-	}
-	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
-		bad("Audiences is required and must not contain an empty value")
-	}
-	if len(c.Algorithms) == 0 {
-		bad("Algorithms is required (an explicit allow-list of %v)", supportedAlgorithms)
-	}
-	for _, a := range c.Algorithms {
-		if !slices.Contains(supportedAlgorithms, a) {
-			bad("algorithm %q not supported (use %v)", a, supportedAlgorithms)
+	own := c.own(nil).withDefaults("", bad)
+	c.Audiences, c.Algorithms, c.SessionClaim, c.TokenIDClaim = own.Audiences, own.Algorithms, own.SessionClaim, own.TokenIDClaim
+	issuers := map[string]string{c.Issuer: "Issuer"}
+	names := map[string]bool{}
+	c.Providers = slices.Clone(c.Providers)
+	for i, p := range c.Providers {
+		where := fmt.Sprintf("Providers[%d] (%s): ", i, p.Name)
+		if p.Name == "" {
+			bad("Providers[%d]: Name is required", i)
+		} else if names[p.Name] {
+			bad("%sName is used twice", where)
 		}
+		names[p.Name] = true
+		if p.Keys == nil {
+			bad("%sKeys is required: StaticKeys, NewJWKS or your own KeySource", where)
+		}
+		if other, ok := issuers[p.Issuer]; ok && p.Issuer != "" {
+			bad("%sIssuer %q is already %s's: one issuer, one set of rules", where, p.Issuer, other)
+		}
+		issuers[p.Issuer] = "Providers[" + strconv.Itoa(i) + "]"
+		c.Providers[i] = p.withDefaults(where, bad)
 	}
-	c.Audiences = slices.Clone(c.Audiences)
-	c.Algorithms = slices.Clone(c.Algorithms)
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
 	}
@@ -97,6 +123,79 @@ func (c CheckerConfig) withDefaults(bad func(format string, args ...any)) Checke
 	return c
 }
 
+// Provider is an issuer a [Checker] trusts beside its own (see
+// CheckerConfig.Providers): what its tokens look like and the keys that
+// sign them. The fields mean what CheckerConfig's fields of the same names
+// mean, with the same defaults.
+type Provider struct {
+	// Name identifies the provider in errors and logs. Required, unique.
+	Name string
+	// Issuer is the exact iss of its tokens. Required.
+	Issuer string
+	// Keys verifies its signatures. Required.
+	Keys KeySource
+	// Audiences and Algorithms are required, as for the own issuer.
+	Audiences  []string
+	Algorithms []string
+	// SessionClaim, TokenIDClaim and TokenIDOptional: where its tokens
+	// carry the session id and the token id (docs/providers.md).
+	SessionClaim    string
+	TokenIDClaim    string
+	TokenIDOptional bool
+}
+
+// own returns the rules of the config's own issuer, with keys, as a
+// Provider.
+func (c CheckerConfig) own(keys KeySource) Provider {
+	return Provider{
+		Issuer: c.Issuer, Keys: keys, Audiences: c.Audiences, Algorithms: c.Algorithms,
+		SessionClaim: c.SessionClaim, TokenIDClaim: c.TokenIDClaim, TokenIDOptional: c.TokenIDOptional,
+	}
+}
+
+// withDefaults validates p's rules, reporting each problem through bad
+// prefixed with where, and returns a copy with defaults filled in.
+func (p Provider) withDefaults(where string, bad func(format string, args ...any)) Provider {
+	if p.Issuer == "" {
+		bad("%sIssuer is required", where)
+	}
+	if len(p.Audiences) == 0 || slices.Contains(p.Audiences, "") {
+		bad("%sAudiences is required and must not contain an empty value", where)
+	}
+	if len(p.Algorithms) == 0 {
+		bad("%sAlgorithms is required (an explicit allow-list of %v)", where, supportedAlgorithms)
+	}
+	for _, a := range p.Algorithms {
+		if !slices.Contains(supportedAlgorithms, a) {
+			bad("%salgorithm %q not supported (use %v)", where, a, supportedAlgorithms)
+		}
+	}
+	p.Audiences = slices.Clone(p.Audiences)
+	p.Algorithms = slices.Clone(p.Algorithms)
+	if p.SessionClaim == "" {
+		p.SessionClaim = "sid"
+	}
+	if p.TokenIDClaim == "" {
+		p.TokenIDClaim = "jti"
+	}
+	for _, f := range [...]struct{ field, name string }{{"SessionClaim", p.SessionClaim}, {"TokenIDClaim", p.TokenIDClaim}} {
+		if slices.Contains(registeredClaims[:], f.name) {
+			bad("%s%s %q is a claim the verifier reads for another purpose", where, f.field, f.name)
+		}
+	}
+	if p.SessionClaim == p.TokenIDClaim {
+		bad("%sSessionClaim and TokenIDClaim are both %q: a session id is not a token id", where, p.SessionClaim)
+	}
+	return p
+}
+
+// trust is one trusted issuer's rules, resolved once.
+type trust struct {
+	Provider
+	methods   map[string]jwt.SigningMethod // the allow-list
+	validator *jwt.Validator
+}
+
 // Checker checks access tokens by their keys and claims alone: size,
 // header, key, signature, claims and expiry — no revocation state, no
 // stream. A [Verifier] is a Checker plus the revocation state and its feed;
@@ -105,16 +204,16 @@ func (c CheckerConfig) withDefaults(bad func(format string, args ...any)) Checke
 //
 // A Checker is safe for concurrent use.
 type Checker struct {
-	cfg       CheckerConfig
-	keys      KeySource
-	methods   map[string]jwt.SigningMethod // the allow-list, resolved once
-	validator *jwt.Validator
-	tokens    *tokenCache // nil when disabled
+	cfg    CheckerConfig
+	trusts []*trust          // the own issuer first, then the providers
+	byIss  map[string]*trust // by exact iss
+	tokens *tokenCache       // nil when disabled
 }
 
-// NewChecker validates cfg and returns a Checker that verifies signatures
-// with keys ([StaticKeys], a [JWKS] — run it — or any [KeySource]). Every
-// misconfiguration is reported here, at once.
+// NewChecker validates cfg and returns a Checker that verifies the own
+// issuer's signatures with keys ([StaticKeys], a [JWKS] — run it — or any
+// [KeySource]) and each provider's with its own. Every misconfiguration is
+// reported here, at once.
 func NewChecker(keys KeySource, cfg CheckerConfig) (*Checker, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -127,18 +226,23 @@ func NewChecker(keys KeySource, cfg CheckerConfig) (*Checker, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	k := &Checker{cfg: cfg, keys: keys, methods: make(map[string]jwt.SigningMethod, len(cfg.Algorithms))}
-	for _, alg := range cfg.Algorithms {
-		k.methods[alg] = jwt.GetSigningMethod(alg)
+	k := &Checker{cfg: cfg, byIss: make(map[string]*trust, 1+len(cfg.Providers))}
+	for _, p := range append([]Provider{cfg.own(keys)}, cfg.Providers...) {
+		t := &trust{Provider: p, methods: make(map[string]jwt.SigningMethod, len(p.Algorithms))}
+		for _, alg := range p.Algorithms {
+			t.methods[alg] = jwt.GetSigningMethod(alg)
+		}
+		t.validator = jwt.NewValidator(
+			jwt.WithIssuer(p.Issuer),
+			jwt.WithAudience(p.Audiences...),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(cfg.Now),
+		)
+		k.trusts = append(k.trusts, t)
+		k.byIss[p.Issuer] = t
 	}
-	k.validator = jwt.NewValidator(
-		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audiences...),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(cfg.Leeway),
-		jwt.WithTimeFunc(cfg.Now),
-	)
 	if cfg.TokenCacheBytes > 0 {
 		k.tokens = newTokenCache(cfg.TokenCacheBytes)
 	}
@@ -158,25 +262,61 @@ func (k *Checker) Check(ctx context.Context, raw string) (*Claims, error) {
 	return k.check(ctx, raw, k.cfg.Now())
 }
 
-// KeysReady reports whether the key source can answer (see KeySource.Ready).
+// KeysReady reports whether every trusted issuer's key source can answer
+// (see KeySource.Ready): a Checker that cannot check some issuer's tokens
+// is not ready, as it would refuse them all.
 func (k *Checker) KeysReady() bool {
-	select {
-	case <-k.keys.Ready():
-		return true
-	default:
-		return false
+	for _, t := range k.trusts {
+		select {
+		case <-t.Keys.Ready():
+		default:
+			return false
+		}
 	}
+	return true
 }
 
-// Run runs the key source's background work, if it has any (a [JWKS] keeps
-// itself fresh), until ctx ends; then it returns nil. A [Verifier] runs its
-// Checker itself; run a Checker of your own beside the code that uses it.
+// waitKeys blocks until every key source is ready or ctx ends.
+func (k *Checker) waitKeys(ctx context.Context) error {
+	for _, t := range k.trusts {
+		select {
+		case <-t.Keys.Ready():
+		case <-ctx.Done():
+			return fmt.Errorf("verifier: wait for keys: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Run runs the key sources' background work, for those that have any (a
+// [JWKS] keeps itself fresh), until ctx ends; then it returns nil, or the
+// first error a key source returned. A [Verifier] runs its Checker itself;
+// run a Checker of your own beside the code that uses it.
 func (k *Checker) Run(ctx context.Context) error {
-	if r, ok := k.keys.(runner); ok {
-		return r.Run(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(k.trusts))
+	n := 0
+	for _, t := range k.trusts {
+		if r, ok := t.Keys.(runner); ok {
+			n++
+			go func() {
+				err := r.Run(ctx)
+				if err != nil {
+					cancel()
+				}
+				errc <- err
+			}()
+		}
 	}
 	<-ctx.Done()
-	return nil
+	var first error
+	for range n {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Close releases the token cache.
@@ -233,7 +373,10 @@ var segment = base64.RawURLEncoding.Strict()
 
 // parse checks everything that can be checked from the token alone: the
 // header, the key, the signature (before the claims are even decoded), then
-// the claims, with golang-jwt's signing methods and claims validator.
+// the claims, with golang-jwt's signing methods and claims validator. With
+// several trusted issuers, the iss claim is read first, alone, to choose the
+// issuer whose algorithms, keys and claim rules apply; nothing else of the
+// claims is read before the signature is verified with that issuer's keys.
 func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 	dot1 := strings.IndexByte(raw, '.')
 	if dot1 < 0 {
@@ -260,8 +403,18 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fail(ErrMalformed, "header is not a json object")
 	}
+	t := k.trusts[0]
+	var cb []byte // the decoded claims, once decoded
+	if len(k.trusts) > 1 {
+		if cb, err = segment.DecodeString(raw[dot1+1 : dot2]); err != nil {
+			return nil, fail(ErrMalformed, "claims are not base64url")
+		}
+		if t, err = k.trustOf(cb); err != nil {
+			return nil, err
+		}
+	}
 	alg, _ := stringValue(lookup(header, "alg"))
-	method, ok := k.methods[alg]
+	method, ok := t.methods[alg]
 	if !ok {
 		return nil, fail(ErrAlgorithm, "")
 	}
@@ -275,7 +428,7 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 	if !ok || !validKID(kid) {
 		return nil, fail(ErrHeader, "kid missing or not a short printable string")
 	}
-	key, err := k.keys.Key(ctx, kid)
+	key, err := t.Keys.Key(ctx, kid)
 	if errors.Is(err, ErrUnknownKey) {
 		return nil, fail(ErrUnknownKey, "") // the kid is token content: not echoed
 	}
@@ -294,15 +447,16 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 	if err := method.Verify(raw[:dot2], sig, key.Public); err != nil {
 		return nil, fail(ErrSignature, "")
 	}
-	cb, err := segment.DecodeString(raw[dot1+1 : dot2])
-	if err != nil {
-		return nil, fail(ErrMalformed, "claims are not base64url")
+	if cb == nil {
+		if cb, err = segment.DecodeString(raw[dot1+1 : dot2]); err != nil {
+			return nil, fail(ErrMalformed, "claims are not base64url")
+		}
 	}
-	tc, err := decodeClaims(cb)
+	tc, err := decodeClaims(cb, t.SessionClaim, t.TokenIDClaim)
 	if err != nil {
 		return nil, err
 	}
-	if err := k.validator.Validate(&tc); err != nil {
+	if err := t.validator.Validate(&tc); err != nil {
 		return nil, classifyClaims(err)
 	}
 	// sub, jti and sid must be values a revocation can name (pkg/events
@@ -310,10 +464,10 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 	switch {
 	case events.ValidValue(events.KindSubject, tc.Subject) != nil:
 		return nil, fail(ErrClaims, "sub missing, longer than 256 bytes or not printable")
-	case events.ValidValue(events.KindToken, tc.ID) != nil:
-		return nil, fail(ErrClaims, "jti missing, longer than 256 bytes or not printable")
+	case (tc.ID != "" || !t.TokenIDOptional) && events.ValidValue(events.KindToken, tc.ID) != nil:
+		return nil, fail(ErrClaims, t.TokenIDClaim+" missing, longer than 256 bytes or not printable")
 	case tc.SessionID != "" && events.ValidValue(events.KindSession, tc.SessionID) != nil:
-		return nil, fail(ErrClaims, "sid longer than 256 bytes or not printable")
+		return nil, fail(ErrClaims, t.SessionClaim+" longer than 256 bytes or not printable")
 	case tc.IssuedAt.IsZero():
 		return nil, fail(ErrClaims, "iat missing")
 	case tc.ExpiresAt.Sub(tc.IssuedAt.Time) > k.cfg.MaxTokenLifetime:
@@ -337,6 +491,28 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// trustOf returns the trusted issuer that the claims set cb names in iss,
+// read by its exact name.
+func (k *Checker) trustOf(cb []byte) (*trust, error) {
+	var buf [smallObject]member
+	members, err := readObject(cb, buf[:])
+	if errors.Is(err, errDuplicateName) {
+		return nil, fail(ErrMalformed, "a claim appears twice")
+	}
+	if err != nil {
+		return nil, fail(ErrMalformed, "claims are not a valid json object")
+	}
+	iss, ok := stringValue(lookup(members, "iss"))
+	if !ok {
+		return nil, fail(ErrClaims, "iss missing or not a string")
+	}
+	t, ok := k.byIss[iss]
+	if !ok {
+		return nil, fail(ErrClaims, "wrong iss") // token content: not echoed
+	}
+	return t, nil
 }
 
 // classifyClaims maps golang-jwt's validator errors to the verifier's

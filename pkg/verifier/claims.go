@@ -23,9 +23,11 @@ type Claims struct {
 	Subject string
 	// Audience is aud.
 	Audience []string
-	// SessionID is sid; empty when the token has none.
+	// SessionID is sid (or the configured SessionClaim); empty when the
+	// token has none.
 	SessionID string
-	// ID is jti.
+	// ID is jti (or the configured TokenIDClaim); empty only when
+	// TokenIDOptional let a token without one through.
 	ID string
 	// KeyID is the kid of the key that verified the signature.
 	KeyID string
@@ -126,9 +128,15 @@ type tokenClaims struct {
 	SessionID string
 }
 
+// registeredClaims are the claims the verifier reads under their own names;
+// the session and token-id claims are configurable and must be others.
+var registeredClaims = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat"}
+
 // decodeClaims reads the claims the verifier uses from the claims set b,
-// each by its exact name (see readObject); a null claim is an absent one.
-func decodeClaims(b []byte) (tokenClaims, error) {
+// each by its exact name (see readObject), the session id from the claim
+// named sid and the token id from the one named jti; a null claim is an
+// absent one.
+func decodeClaims(b []byte, sid, jti string) (tokenClaims, error) {
 	var (
 		tc  tokenClaims
 		buf [smallObject]member
@@ -143,7 +151,7 @@ func decodeClaims(b []byte) (tokenClaims, error) {
 	for _, f := range [...]struct {
 		name string
 		dst  *string
-	}{{"iss", &tc.Issuer}, {"sub", &tc.Subject}, {"jti", &tc.ID}, {"sid", &tc.SessionID}} {
+	}{{"iss", &tc.Issuer}, {"sub", &tc.Subject}, {jti, &tc.ID}, {sid, &tc.SessionID}} {
 		if raw := lookup(members, f.name); raw != nil {
 			var ok bool
 			if *f.dst, ok = stringValue(raw); !ok {

@@ -103,6 +103,19 @@ type Config struct {
 	// Required: there is no default, so an algorithm is never accepted by
 	// accident. "none" and HMAC algorithms are never accepted.
 	Algorithms []string
+	// SessionClaim, TokenIDClaim and TokenIDOptional say where a token
+	// carries its session id and token id: defaults "sid" and "jti", a
+	// token id required (see [CheckerConfig]).
+	SessionClaim    string
+	TokenIDClaim    string
+	TokenIDOptional bool
+	// Providers are further issuers whose tokens are trusted, each with its
+	// own keys, audiences, algorithms and claim names (see
+	// [CheckerConfig]). Until revocations are scoped to an issuer, a
+	// revocation applies to the tokens of every trusted issuer: a logout
+	// of subject "alice" at one logs out every issuer's "alice", which
+	// refuses more, never less.
+	Providers []Provider
 
 	// Keys verifies signatures: [StaticKeys], a [JWKS] from [NewJWKS]
 	// (fetched and cached; [Verifier.Run] keeps it fresh) or any
@@ -170,6 +183,10 @@ func (c Config) checkerConfig() CheckerConfig {
 		Issuer:           c.Issuer,
 		Audiences:        c.Audiences,
 		Algorithms:       c.Algorithms,
+		SessionClaim:     c.SessionClaim,
+		TokenIDClaim:     c.TokenIDClaim,
+		TokenIDOptional:  c.TokenIDOptional,
+		Providers:        c.Providers,
 		Leeway:           c.Leeway,
 		MaxTokenLifetime: c.MaxTokenLifetime,
 		MaxTokenSize:     c.MaxTokenSize,
@@ -196,6 +213,7 @@ func (c Config) withDefaults() (Config, error) {
 	k := c.checkerConfig().withDefaults(bad)
 	c.Audiences, c.Algorithms, c.Leeway, c.MaxTokenLifetime = k.Audiences, k.Algorithms, k.Leeway, k.MaxTokenLifetime
 	c.MaxTokenSize, c.Now = k.MaxTokenSize, k.Now
+	c.SessionClaim, c.TokenIDClaim = k.SessionClaim, k.TokenIDClaim
 	if c.JetStream == nil {
 		bad("JetStream is required: revocations arrive through it")
 	}

@@ -35,7 +35,10 @@
 //  3. Signature, with the key's type matched to the alg.
 //  4. Claims: exp (required), nbf, iat (required, not in the future), iss
 //     (exact), aud (one of Config.Audiences), sub and jti (required), and
-//     exp - iat at most Config.MaxTokenLifetime; then Config.Validate.
+//     exp - iat at most Config.MaxTokenLifetime; then Config.Validate. An
+//     outside provider's names for the session and the token id are
+//     Config.SessionClaim and Config.TokenIDClaim (Entra ID: uti);
+//     Config.TokenIDOptional accepts tokens with none (docs/providers.md).
 //  5. Only then revocation: the signing key, the jti, the session (sid), and
 //     the subject's logout epoch (a token whose iat is not after the epoch
 //     is revoked; iat and epochs compare to the nanosecond).

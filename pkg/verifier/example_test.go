@@ -2,7 +2,9 @@ package verifier_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -144,4 +146,45 @@ func ExampleNewChecker() {
 	// Output:
 	// alice s-1 <nil>
 	// claims true
+}
+
+// ExampleCheckerConfig_providers trusts an outside provider beside the own
+// issuer: each token is checked with the keys and rules of the issuer its
+// iss names, here a provider that signs with ES256 and carries its token id
+// in "uti".
+func ExampleCheckerConfig_providers() {
+	ownPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	own, _ := verifier.StaticKeys(verifier.Key{ID: "own-1", Algorithm: verifier.EdDSA, Public: ownPub})
+	idpKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	idp, _ := verifier.StaticKeys(verifier.Key{ID: "idp-1", Algorithm: verifier.ES256, Public: &idpKey.PublicKey})
+	checker, err := verifier.NewChecker(own, verifier.CheckerConfig{
+		Issuer:     "https://issuer.example",
+		Audiences:  []string{"api"},
+		Algorithms: []string{verifier.EdDSA},
+		Providers: []verifier.Provider{{
+			Name:         "entra",
+			Issuer:       "https://login.example/tenant/v2.0",
+			Keys:         idp,
+			Audiences:    []string{"api://orders"},
+			Algorithms:   []string{verifier.ES256},
+			TokenIDClaim: "uti",
+		}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer checker.Close()
+
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": "https://login.example/tenant/v2.0", "aud": "api://orders", "sub": "bob", "uti": "u-1",
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+	})
+	tok.Header["kid"] = "idp-1"
+	raw, _ := tok.SignedString(idpKey)
+	c, err := checker.Check(context.Background(), raw)
+	fmt.Println(c.Issuer, c.Subject, c.ID, err)
+	// Output:
+	// https://login.example/tenant/v2.0 bob u-1 <nil>
 }

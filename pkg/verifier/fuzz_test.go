@@ -11,8 +11,8 @@ import (
 
 // FuzzVerify feeds arbitrary strings to Verify: it must never panic, never
 // return claims with an error, and never accept anything but tokens the
-// issuer signed. Seeds are in testdata/fuzz/FuzzVerify and replayed by every
-// `go test`.
+// issuer signed. Its seeds (a token signed at test time among them, so they
+// cannot be files) are added here and replayed by every `go test`.
 func FuzzVerify(f *testing.F) {
 	e := newEnv(f)
 	v := e.verifier(f, nil)
@@ -25,13 +25,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(good + "." + good)
 	f.Fuzz(func(t *testing.T, raw string) {
 		c, err := v.Verify(context.Background(), raw)
-		if err != nil {
-			if c != nil {
-				t.Fatalf("claims returned with error %v", err)
-			}
-			if !errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("error %v is in neither class", err)
-			}
+		if refused(t, c, err) {
 			return
 		}
 		if raw != good {
@@ -40,6 +34,68 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted a token the issuer did not sign: %q", raw)
 		}
 	})
+}
+
+// FuzzCheckProviders feeds arbitrary strings to a Checker trusting two
+// issuers, which reads a token's iss before its signature to choose the
+// issuer's rules: never a panic, never claims with an error, never a token
+// accepted but the two each issuer signed, each under its own issuer.
+func FuzzCheckProviders(f *testing.F) {
+	own := verifiertest.NewIssuer(f)
+	idp := verifiertest.NewIssuer(f, verifiertest.WithIssuer("https://idp.example.test"), verifiertest.WithAlgorithm(ES256))
+	keys := func(i *verifiertest.Issuer) KeySource {
+		k, err := StaticKeys(Key{ID: i.KeyID(), Algorithm: i.Algorithm(), Public: i.PublicKey()})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return k
+	}
+	k, err := NewChecker(keys(own), CheckerConfig{
+		Issuer: own.Issuer(), Audiences: []string{own.Audience()}, Algorithms: []string{own.Algorithm()},
+		Providers:       []Provider{{Name: "idp", Issuer: idp.Issuer(), Keys: keys(idp), Audiences: []string{idp.Audience()}, Algorithms: []string{ES256}}},
+		TokenCacheBytes: -1,
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(k.Close)
+	signed := map[string]string{
+		own.Token(f, verifiertest.TokenOptions{}): own.Issuer(),
+		idp.Token(f, verifiertest.TokenOptions{}): idp.Issuer(),
+	}
+	for raw := range signed {
+		f.Add(raw)
+		parts := strings.Split(raw, ".")
+		f.Add(parts[0] + "." + parts[1] + ".")        // no signature
+		f.Add(parts[0] + ".e30." + parts[2])          // empty claims
+		f.Add(parts[0] + ".eyJpc3MiOjF9." + parts[2]) // {"iss":1}
+	}
+	f.Add("eyJhbGciOiJFUzI1NiIsImtpZCI6ImsifQ.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLnRlc3QiLCJpc3MiOiJ4In0.AA") // iss twice
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := k.Check(context.Background(), raw)
+		if refused(t, c, err) {
+			return
+		}
+		if iss, ok := signed[raw]; !ok || c.Issuer != iss {
+			t.Fatalf("accepted %q as a token of %q", raw, c.Issuer)
+		}
+	})
+}
+
+// refused reports whether a check refused the token, failing t unless the
+// refusal is well-formed: no claims, and an error in one of the two classes.
+func refused(t *testing.T, c *Claims, err error) bool {
+	t.Helper()
+	if err == nil {
+		return false
+	}
+	if c != nil {
+		t.Fatalf("claims returned with error %v", err)
+	}
+	if !errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("error %v is in neither class", err)
+	}
+	return true
 }
 
 // FuzzParseNumericDate checks the exact iat/exp reader against itself:

@@ -112,12 +112,7 @@ func (v *Verifier) WaitReady(ctx context.Context) error {
 	if err := v.feed.WaitReady(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-v.cfg.Keys.Ready():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("verifier: wait for keys: %w", ctx.Err())
-	}
+	return v.checker.waitKeys(ctx)
 }
 
 // Ready reports whether the verifier can decide: the revocation stream has

@@ -191,6 +191,46 @@ func TestVerifyClaims(t *testing.T) {
 	}
 }
 
+// TestClaimNames: a provider's own names for the session and token id
+// (Entra's uti, an older Keycloak's session_state) are read exactly, and a
+// token without a token id passes only where that is configured — and is
+// still revoked by its session.
+func TestClaimNames(t *testing.T) {
+	e := newEnv(t)
+	provider := e.verifier(t, func(c *Config) {
+		c.SessionClaim, c.TokenIDClaim, c.TokenIDOptional = "session_state", "uti", true
+	})
+	strict := e.verifier(t, nil)
+	entra := e.iss.Token(t, verifiertest.TokenOptions{Extra: map[string]any{
+		"jti": nil, "sid": nil, "uti": "uti-1", "session_state": "ss-1",
+	}})
+	noID := e.iss.Token(t, verifiertest.TokenOptions{Extra: map[string]any{"jti": nil, "sid": nil, "session_state": "ss-2"}})
+	wrongCase := e.iss.Token(t, verifiertest.TokenOptions{Extra: map[string]any{"jti": nil, "UTI": "uti-3", "session_state": "ss-3"}})
+
+	c, err := provider.Verify(context.Background(), entra)
+	if err != nil || c.ID != "uti-1" || c.SessionID != "ss-1" {
+		t.Fatalf("provider names: claims %+v, %v; want ID uti-1, SessionID ss-1", c, err)
+	}
+	c, err = provider.Verify(context.Background(), wrongCase)
+	if err != nil || c.ID != "" || c.SessionID != "ss-3" {
+		t.Fatalf("UTI is not uti: claims %+v, %v; want no ID", c, err)
+	}
+	if _, err := strict.Verify(context.Background(), noID); !errors.Is(err, ErrClaims) || !strings.Contains(err.Error(), "jti missing") {
+		t.Fatalf("default names, no jti: %v, want ErrClaims naming jti", err)
+	}
+	if c, err := provider.Verify(context.Background(), noID); err != nil || c.ID != "" {
+		t.Fatalf("no token id, optional: %+v, %v; want accepted with no ID", c, err)
+	}
+
+	e.srv.Revoke(t, events.NewToken(eventID("tok"), "uti-1", time.Now().Add(time.Hour), time.Now()))
+	e.srv.Revoke(t, events.NewSession(eventID("ses"), "ss-2", time.Now()))
+	eventually.True(t, 10*time.Second, "both revocations enforced", func() bool {
+		_, err1 := provider.Verify(context.Background(), entra)
+		_, err2 := provider.Verify(context.Background(), noID)
+		return errors.Is(err1, ErrTokenRevoked) && errors.Is(err2, ErrSessionRevoked)
+	})
+}
+
 func TestValidateAddsFailures(t *testing.T) {
 	e := newEnv(t)
 	errNoAdmin := errors.New("no admin role")
@@ -246,6 +286,9 @@ func TestConfigValidation(t *testing.T) {
 		{"tiny max size", func(c *Config) { c.MaxTokenSize = 10 }, "MaxTokenSize"},
 		{"fallback without one", func(c *Config) { c.StalePolicy = StaleFallback }, "needs a Fallback"},
 		{"negative capacity", func(c *Config) { c.Capacity = -1 }, "Capacity"},
+		{"token id in sub", func(c *Config) { c.TokenIDClaim = "sub" }, `TokenIDClaim "sub"`},
+		{"session in exp", func(c *Config) { c.SessionClaim = "exp" }, `SessionClaim "exp"`},
+		{"one claim for both", func(c *Config) { c.SessionClaim, c.TokenIDClaim = "uti", "uti" }, "a session id is not a token id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
