@@ -345,7 +345,7 @@ func testKey(tb testing.TB, alg string) issuer.SigningKey {
 // recordLogoutAll records a logout-all of sub at now in Redis as the revoker
 // does (the next epoch after the recorded one) and returns its epoch.
 func recordLogoutAll(ctx context.Context, st *store.Store, sub string, now time.Time) (time.Time, error) {
-	cur, err := st.SubjectEpoch(ctx, sub)
+	cur, err := st.SubjectEpoch(ctx, "", sub)
 	if err != nil {
 		return time.Time{}, err
 	}

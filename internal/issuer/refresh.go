@@ -90,7 +90,7 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 		outcome("revoked")
 		return TokenResponse{}, errInvalidGrant
 	}
-	epoch, err := s.cfg.Store.SubjectEpoch(ctx, sess.Subject)
+	epoch, err := s.cfg.Store.SubjectEpoch(ctx, s.cfg.Issuer, sess.Subject)
 	if err != nil {
 		outcome("error")
 		return TokenResponse{}, s.storeDown(err)

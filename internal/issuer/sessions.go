@@ -135,7 +135,7 @@ func extraClaims(in map[string]json.RawMessage) (map[string]any, error) {
 // startSession creates a session for sub and mints its first token pair.
 func (s *Server) startSession(ctx context.Context, sub string, claims map[string]any, grant string) (TokenResponse, error) {
 	iat := microseconds(s.cfg.Now())
-	epoch, err := s.cfg.Store.SubjectEpoch(ctx, sub)
+	epoch, err := s.cfg.Store.SubjectEpoch(ctx, s.cfg.Issuer, sub)
 	if err != nil {
 		return TokenResponse{}, s.storeDown(err)
 	}

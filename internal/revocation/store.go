@@ -174,7 +174,8 @@ type Store struct {
 	// seen[k] is set once an event of kind k was applied, before its entry
 	// is written; Check skips looking up kinds never seen (most deployments
 	// never revoke a key, so most Checks do three look-ups, not four).
-	seen [numKinds]atomic.Bool
+	// scoped[k] is the same for events of kind k scoped to an issuer.
+	seen, scoped [numKinds]atomic.Bool
 
 	// mu serializes the writers (Apply, Sync, the sweep, Close) and guards
 	// expiry, keys, and every write to the cache. It is held across
@@ -295,10 +296,26 @@ func (s *Store) Close() {
 	s.cache.Close()
 }
 
-func (s *Store) hash(k kind, id string) uint64 { return maphash.String(s.keySeeds[k], id) }
+// hash is the key of the entry of (k, iss, id) in the cache; sum its second
+// hash. An issuer-scoped id hashes as iss, a zero byte, id: identifiers and
+// issuers hold no control character, so a scoped and an unscoped id, or two
+// issuers' ids, are never the same bytes.
+func (s *Store) hash(k kind, iss, id string) uint64 { return hashOf(s.keySeeds[k], iss, id) }
 
-func (s *Store) sum(k kind, id string) uint64 {
-	return maphash.String(s.sumSeeds[k], id)&^kindBits | uint64(k)
+func (s *Store) sum(k kind, iss, id string) uint64 {
+	return hashOf(s.sumSeeds[k], iss, id)&^kindBits | uint64(k)
+}
+
+func hashOf(seed maphash.Seed, iss, id string) uint64 {
+	if iss == "" {
+		return maphash.String(seed, id)
+	}
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(iss)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64()
 }
 
 // holdOf returns until when e matters, UnixNano on the Config.Now clock.
@@ -328,26 +345,19 @@ func (s *Store) Check(t Token) error {
 		s.failUntil.CompareAndSwap(fu, 0)
 	}
 	f := s.filter.Load()
-	if t.KID != "" && s.seen[kindKey].Load() {
-		if e := s.lookup(f, kindKey, t.KID); e != nil {
-			return revoked(ErrKeyRevoked, e)
-		}
+	if e := s.lookup(f, kindKey, t.KID, t.Iss); e != nil {
+		return revoked(ErrKeyRevoked, e)
 	}
-	if t.JTI != "" && s.seen[kindToken].Load() {
-		if e := s.lookup(f, kindToken, t.JTI); e != nil {
-			return revoked(ErrTokenRevoked, e)
-		}
+	if e := s.lookup(f, kindToken, t.JTI, t.Iss); e != nil {
+		return revoked(ErrTokenRevoked, e)
 	}
-	if t.SID != "" && s.seen[kindSession].Load() {
-		if e := s.lookup(f, kindSession, t.SID); e != nil {
-			return revoked(ErrSessionRevoked, e)
-		}
+	if e := s.lookup(f, kindSession, t.SID, t.Iss); e != nil {
+		return revoked(ErrSessionRevoked, e)
 	}
-	if t.Sub != "" && s.seen[kindSubject].Load() {
-		// A subject's bound is its epoch.
-		if e := s.lookup(f, kindSubject, t.Sub); e != nil && events.EpochRevokes(t.IssuedAt, time.Unix(0, e.bound)) {
-			return revoked(ErrSubjectRevoked, e)
-		}
+	// A subject's bound is its epoch; the larger of the two entries' (for
+	// every issuer, for the token's) decides, in one comparison.
+	if e := s.lookup(f, kindSubject, t.Sub, t.Iss); e != nil && events.EpochRevokes(t.IssuedAt, time.Unix(0, e.bound)) {
+		return revoked(ErrSubjectRevoked, e)
 	}
 	return nil
 }
@@ -360,13 +370,37 @@ func revoked(sentinel error, e *entry) error {
 	return fmt.Errorf("%w (reason: %s)", sentinel, r)
 }
 
-// lookup returns the entry of (k, id) if f may hold its key, or nil.
-func (s *Store) lookup(f *filter, k kind, id string) *entry {
-	h := s.hash(k, id)
+// lookup returns the entry of kind k restricting id of a token of issuer
+// iss: the unscoped entry of id or the one scoped to iss, whichever ranks
+// first by the merge rule when both exist; nil when neither does. Kinds
+// never applied are not looked up, nor keys f does not hold.
+func (s *Store) lookup(f *filter, k kind, id, iss string) *entry {
+	if id == "" {
+		return nil
+	}
+	var all, own *entry
+	if s.seen[k].Load() {
+		all = s.lookupKey(f, k, "", id)
+	}
+	if iss != "" && s.scoped[k].Load() {
+		own = s.lookupKey(f, k, iss, id)
+	}
+	switch {
+	case all == nil:
+		return own
+	case own == nil:
+		return all
+	}
+	return combine(all, own)
+}
+
+// lookupKey returns the entry of (k, iss, id) if f may hold its key, or nil.
+func (s *Store) lookupKey(f *filter, k kind, iss, id string) *entry {
+	h := s.hash(k, iss, id)
 	if !f.mayContain(h) {
 		return nil
 	}
-	return s.find(h, s.sum(k, id))
+	return s.find(h, s.sum(k, iss, id))
 }
 
 // find returns the entry of key h and sum sum, newest first: the pending
@@ -410,22 +444,27 @@ func (s *Store) Apply(e events.Event) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	iss := e.Issuer
 	// A token is still accepted at exp+leeway itself, so a hold equal to
 	// now still matters.
 	if hold := e.HoldUntil(s.cfg.MaxTokenLifetime, s.cfg.Leeway); !hold.IsZero() && hold.Before(s.cfg.Now()) {
 		return false, nil // every token it affects has expired
 	}
-	ne := &entry{sum: s.sum(k, id)}
+	ne := &entry{sum: s.sum(k, iss, id)}
 	if b := e.Bound(); !b.IsZero() {
 		ne.bound = b.UnixNano()
 	}
 	if e.Reason != "" {
 		ne.reason = unique.Make(e.Reason)
 	}
-	if !s.seen[k].Load() {
-		s.seen[k].Store(true)
+	seen := &s.seen[k]
+	if iss != "" {
+		seen = &s.scoped[k]
 	}
-	changed, err = s.applyLocked(s.hash(k, id), ne)
+	if !seen.Load() {
+		seen.Store(true)
+	}
+	changed, err = s.applyLocked(s.hash(k, iss, id), ne)
 	if len(s.pending) >= maxPending {
 		s.confirm()
 	}

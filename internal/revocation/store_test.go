@@ -455,7 +455,7 @@ func TestCacheLossDetected(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
 		mustApply(t, s, events.NewSession("e", "sid", t0))
 		mustSync(t, s)
-		h, e := s.hash(kindSession, "sid"), s.entryOf(kindSession, "sid")
+		h, e := s.hash(kindSession, "", "sid"), s.entryOf(kindSession, "sid")
 		s.cache.Del(h) // as ristretto does before it calls OnEvict
 		s.cache.Wait()
 		s.onEvict(&ristretto.Item[*entry]{Key: h, Value: e})
@@ -471,8 +471,8 @@ func TestCacheLossDetected(t *testing.T) {
 	})
 	t.Run("live entry refused", func(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
-		e := &entry{sum: s.sum(kindToken, "j"), bound: t0.Add(time.Hour).UnixNano()}
-		s.onReject(&ristretto.Item[*entry]{Key: s.hash(kindToken, "j"), Value: e})
+		e := &entry{sum: s.sum(kindToken, "", "j"), bound: t0.Add(time.Hour).UnixNano()}
+		s.onReject(&ristretto.Item[*entry]{Key: s.hash(kindToken, "", "j"), Value: e})
 		if err := s.Check(Token{}); !errors.Is(err, ErrOverCapacity) {
 			t.Fatalf("Check: %v", err)
 		}
@@ -483,7 +483,7 @@ func TestCacheLossDetected(t *testing.T) {
 	t.Run("refused pending write fails closed for its hold", func(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
 		mustApply(t, s, events.NewToken("e", "j", t0.Add(time.Hour), t0))
-		h, e := s.hash(kindToken, "j"), s.entryOf(kindToken, "j")
+		h, e := s.hash(kindToken, "", "j"), s.entryOf(kindToken, "j")
 		s.cache.Wait()
 		s.cache.Del(h) // the policy refused it: never stored
 		s.cache.Wait()
@@ -500,7 +500,7 @@ func TestCacheLossDetected(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10, Now: clk.Now})
 		mustApply(t, s, events.NewToken("e", "j", t0, t0.Add(-time.Minute)))
 		mustSync(t, s)
-		h, e := s.hash(kindToken, "j"), s.entryOf(kindToken, "j")
+		h, e := s.hash(kindToken, "", "j"), s.entryOf(kindToken, "j")
 		passHolds(s, clk, time.Hour)
 		s.cache.Del(h)
 		s.cache.Wait()
@@ -516,13 +516,13 @@ func TestCacheLossDetected(t *testing.T) {
 		s := newStore(t, Config{Capacity: 10})
 		mustApply(t, s, events.NewToken("e", "j", t0.Add(time.Hour), t0))
 		s.cache.Wait()
-		s.cache.Del(s.hash(kindToken, "j")) // behind the store's back
+		s.cache.Del(s.hash(kindToken, "", "j")) // behind the store's back
 		s.cache.Wait()
 		if err := s.Check(Token{JTI: "j"}); !errors.Is(err, ErrTokenRevoked) {
 			t.Fatalf("Check before Sync: %v", err)
 		}
 		mustSync(t, s)
-		if _, ok := s.cache.Get(s.hash(kindToken, "j")); !ok {
+		if _, ok := s.cache.Get(s.hash(kindToken, "", "j")); !ok {
 			t.Fatal("not repaired into the cache")
 		}
 		if st := s.Stats(); st.Repaired != 1 || st.Pending != 0 {
@@ -541,7 +541,7 @@ func passHolds(s *Store, clk *clock, d time.Duration) {
 
 // entryOf returns the entry Check would find for (k, id), or nil.
 func (s *Store) entryOf(k kind, id string) *entry {
-	return s.find(s.hash(k, id), s.sum(k, id))
+	return s.find(s.hash(k, "", id), s.sum(k, "", id))
 }
 
 // TestSweepDeletesOnlyPassedHolds: an entry leaves once its hold has passed,
@@ -616,8 +616,8 @@ func TestKeyCollisionsKeptApart(t *testing.T) {
 	s := newStore(t, Config{Capacity: 10, Now: clk.Now})
 	mustApply(t, s, events.NewToken("e", "a", t0.Add(time.Minute), t0))
 	mustSync(t, s)
-	h := s.hash(kindToken, "a")
-	sumB := s.sum(kindToken, "b")
+	h := s.hash(kindToken, "", "a")
+	sumB := s.sum(kindToken, "", "b")
 	collide := func(exp time.Time, reason string) {
 		t.Helper()
 		e := &entry{sum: sumB, bound: exp.UnixNano()}
@@ -636,7 +636,7 @@ func TestKeyCollisionsKeptApart(t *testing.T) {
 	if e := s.find(h, sumB); e == nil || e.reasonText() != "logout" {
 		t.Fatalf("colliding id: %+v", e)
 	}
-	if e := s.find(h, s.sum(kindToken, "c")); e != nil {
+	if e := s.find(h, s.sum(kindToken, "", "c")); e != nil {
 		t.Fatal("collision matched a third id")
 	}
 	if err := s.Check(Token{JTI: "a"}); !errors.Is(err, ErrTokenRevoked) {
@@ -727,13 +727,66 @@ func TestMillionRevocationsFrom64Goroutines(t *testing.T) {
 		n, applied, synced, time.Since(start), st)
 }
 
+// TestIssuerScoped: an event scoped to an issuer restricts only that
+// issuer's tokens; an unscoped one every issuer's; a subject's largest
+// epoch among the two decides.
+func TestIssuerScoped(t *testing.T) {
+	const a, b = "https://a.example", "https://b.example"
+	s := newStore(t, Config{Capacity: 100})
+	mustApply(t, s,
+		events.NewSession("e1", "sid-1", t0).ForIssuer(a),
+		events.NewToken("e2", "jti-1", t0.Add(time.Hour), t0).ForIssuer(a),
+		events.NewKey("e3", "kid-1", t0).ForIssuer(b),
+		events.NewSubject("e4", "alice", t0, t0),
+		withReason(events.NewSubject("e5", "alice", t0.Add(time.Minute), t0.Add(time.Minute)).ForIssuer(a), "provider_logout"),
+		events.NewSession("e6", "sid-2", t0),
+	)
+	mustSync(t, s)
+	between, later := t0.Add(30*time.Second), t0.Add(2*time.Minute)
+	tests := []struct {
+		name string
+		tok  Token
+		want error
+	}{
+		{"session of its issuer", Token{SID: "sid-1", Iss: a, IssuedAt: later}, ErrSessionRevoked},
+		{"same sid, other issuer", Token{SID: "sid-1", Iss: b, IssuedAt: later}, nil},
+		{"same sid, token without iss", Token{SID: "sid-1", IssuedAt: later}, nil},
+		{"token of its issuer", Token{JTI: "jti-1", Iss: a, IssuedAt: later}, ErrTokenRevoked},
+		{"same jti, other issuer", Token{JTI: "jti-1", Iss: b, IssuedAt: later}, nil},
+		{"key of its issuer", Token{KID: "kid-1", Iss: b, IssuedAt: later}, ErrKeyRevoked},
+		{"same kid, other issuer", Token{KID: "kid-1", Iss: a, IssuedAt: later}, nil},
+		{"unscoped session, any issuer", Token{SID: "sid-2", Iss: b, IssuedAt: later}, ErrSessionRevoked},
+		{"subject: issuer's later epoch", Token{Sub: "alice", Iss: a, IssuedAt: between}, ErrSubjectRevoked},
+		{"subject: only the unscoped epoch for another issuer", Token{Sub: "alice", Iss: b, IssuedAt: between}, nil},
+		{"subject: before both", Token{Sub: "alice", Iss: b, IssuedAt: t0}, ErrSubjectRevoked},
+		{"subject: after both", Token{Sub: "alice", Iss: a, IssuedAt: later}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Check(tt.tok); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Check = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if err := s.Check(Token{Sub: "alice", Iss: a, IssuedAt: between}); err == nil || err.Error() != "verifier: subject logged out (reason: provider_logout)" {
+		t.Fatalf("the later epoch's reason: %v", err)
+	}
+	if st := s.Stats(); st.Held != 6 {
+		t.Fatalf("held %d entries, want 6 (a scoped and an unscoped subject are two)", st.Held)
+	}
+}
+
 func TestCheckAllocatesNothingOnMiss(t *testing.T) {
-	s := newStore(t, Config{Capacity: 10_001})
+	s := newStore(t, Config{Capacity: 10_003})
 	for i := range 10_000 {
 		mustApply(t, s, events.NewToken("e", "jti-"+strconv.Itoa(i), t0.Add(time.Hour), t0))
 	}
+	// Scoped entries of every kind a token is checked for, so the scoped
+	// look-ups run too.
+	mustApply(t, s, events.NewToken("e", "j", t0.Add(time.Hour), t0).ForIssuer("https://idp"),
+		events.NewSubject("e", "alice", t0, t0).ForIssuer("https://idp"))
 	mustSync(t, s)
-	tok := Token{JTI: "not-revoked", SID: "sid", Sub: "bob", KID: "kid", IssuedAt: t0}
+	tok := Token{JTI: "not-revoked", SID: "sid", Sub: "bob", KID: "kid", Iss: "https://idp", IssuedAt: t0}
 	allocs := testing.AllocsPerRun(10_000, func() {
 		if err := s.Check(tok); err != nil {
 			t.Fatal(err)

@@ -23,7 +23,9 @@ import (
 //	{"type":"subject","sub":"..."}
 //	{"type":"key","kid":"..."}
 //
-// Reason and Initiator are optional, at most 256 bytes each.
+// Reason and Initiator are optional, at most 256 bytes each. Iss, optional,
+// scopes the revocation to the tokens of that issuer (see pkg/events,
+// "Issuers"); without it the revocation applies to every issuer's tokens.
 type Request struct {
 	Type      string   `json:"type"`
 	JTI       string   `json:"jti,omitempty"`
@@ -32,6 +34,7 @@ type Request struct {
 	SID       string   `json:"sid,omitempty"`
 	Sub       string   `json:"sub,omitempty"`
 	KID       string   `json:"kid,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
 	Reason    string   `json:"reason,omitempty"`
 	Initiator string   `json:"initiator,omitempty"`
 }

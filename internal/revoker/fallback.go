@@ -58,6 +58,7 @@ func (f redisFallback) Check(ctx context.Context, c *verifier.Claims) error {
 		SID:      c.SessionID,
 		Sub:      c.Subject,
 		KID:      c.KeyID,
+		Iss:      c.Issuer,
 		IssuedAt: c.IssuedAt,
 	})
 	if err == nil {

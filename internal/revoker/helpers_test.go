@@ -180,9 +180,15 @@ func (e *env) dbsize(tb testing.TB) int64 {
 // lastEvent returns the stream's last event for a kind and value.
 func (e *env) lastEvent(tb testing.TB, kind events.Kind, value string) (events.Event, uint64) {
 	tb.Helper()
+	return e.lastIssuerEvent(tb, "", kind, value)
+}
+
+// lastIssuerEvent is lastEvent of a revocation scoped to issuer iss.
+func (e *env) lastIssuerEvent(tb testing.TB, iss string, kind events.Kind, value string) (events.Event, uint64) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	subj, err := events.Subject(kind, value)
+	subj, err := events.IssuerSubject(iss, kind, value)
 	if err != nil {
 		tb.Fatalf("subject: %v", err)
 	}

@@ -34,6 +34,7 @@ type wireRequest struct {
 	SID       *string  `json:"sid"`
 	Sub       *string  `json:"sub"`
 	KID       *string  `json:"kid"`
+	Iss       *string  `json:"iss"`
 	Reason    *string  `json:"reason"`
 	Initiator *string  `json:"initiator"`
 }
@@ -172,7 +173,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 		// validated and encoded once, with its real epoch; a failure is
 		// answered after validation, so bad input still gets its 400.
 		var recorded time.Time
-		if recorded, epochErr = st.SubjectEpoch(ctx, sp.value); epochErr == nil {
+		if recorded, epochErr = st.SubjectEpoch(ctx, sp.iss, sp.value); epochErr == nil {
 			ev.Epoch = store.NextEpoch(recorded, now).UTC()
 			// An epoch from a revoker whose clock ran ahead may lie past
 			// now; the event cannot be issued before its epoch
@@ -294,7 +295,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, max int64) (wireReque
 // revoked, for the same reason, by the same initiator. A token's exp may
 // differ (a jti revocation is held from the time of the request).
 func sameRequest(stored, cand events.Event) bool {
-	return stored.Kind == cand.Kind && stored.Value() == cand.Value() &&
+	return stored.Kind == cand.Kind && stored.Value() == cand.Value() && stored.Issuer == cand.Issuer &&
 		stored.Reason == cand.Reason && stored.Initiator == cand.Initiator
 }
 
@@ -338,6 +339,7 @@ type spec struct {
 	value             string    // jti, sid, sub or kid; set from the token by fromToken
 	exp               time.Time // token revocations
 	token             string    // revocation by the token itself, until fromToken
+	iss               string    // the issuer the revocation is scoped to; "" for every issuer
 	reason, initiator string
 }
 
@@ -353,7 +355,10 @@ func (s *Server) parseRequest(req wireRequest, now time.Time) (spec, error) {
 		"sid": req.SID != nil, "sub": req.Sub != nil, "kid": req.KID != nil,
 	}
 	var allowed []string
-	sp := spec{kind: events.Kind(*req.Type), reason: deref(req.Reason), initiator: deref(req.Initiator)}
+	sp := spec{kind: events.Kind(*req.Type), iss: deref(req.Iss), reason: deref(req.Reason), initiator: deref(req.Initiator)}
+	if req.Iss != nil && sp.iss == "" {
+		return spec{}, httpx.BadRequest(`"iss" is empty: leave it out to revoke for every issuer`)
+	}
 	switch sp.kind {
 	case events.KindToken:
 		allowed = []string{"jti", "exp", "token"}
@@ -456,7 +461,7 @@ func (sp spec) event(id string, now time.Time) events.Event {
 	case events.KindKey:
 		ev = events.NewKey(id, sp.value, now)
 	}
-	ev.Reason, ev.Initiator = sp.reason, sp.initiator
+	ev.Issuer, ev.Reason, ev.Initiator = sp.iss, sp.reason, sp.initiator
 	return ev
 }
 

@@ -521,6 +521,40 @@ func TestPublishedAsRecorded(t *testing.T) {
 	}
 }
 
+// TestRevokeForOneIssuer: a revocation with "iss" is published scoped to
+// that issuer, on its own subject, and leaves the tokens of other issuers
+// with the same subject alone (introspection answers through the records).
+func TestRevokeForOneIssuer(t *testing.T) {
+	e := newEnv(t, nil)
+	const idp = "https://idp.example.test/realms/a"
+	tok := e.iss.Token(t, verifiertest.TokenOptions{Subject: "dora", IssuedAt: time.Now().Add(-time.Second)})
+
+	if a := e.revokeJSON(t, `{"type":"subject","sub":"dora","iss":"`+idp+`","reason":"provider_logout"}`, ""); a.status != http.StatusCreated {
+		t.Fatalf("scoped subject revocation: status %d: %s", a.status, a.body)
+	}
+	ev, _ := e.lastIssuerEvent(t, idp, events.KindSubject, "dora")
+	if ev.Issuer != idp || ev.Sub != "dora" || ev.Reason != "provider_logout" {
+		t.Fatalf("published %+v", ev)
+	}
+	if got := e.introspect(t, tok).introspection(t); got["active"] != true {
+		t.Fatalf("own issuer's token of dora after the provider's logout: %v, want active", got)
+	}
+	// The same, scoped to the own issuer, does reach it.
+	if a := e.revokeJSON(t, `{"type":"subject","sub":"dora","iss":"`+e.iss.Issuer()+`"}`, ""); a.status != http.StatusCreated {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	if got := e.introspect(t, tok).introspection(t); got["active"] != false {
+		t.Fatalf("after the own issuer's scoped logout: %v, want inactive", got)
+	}
+	for _, body := range []string{`{"type":"session","sid":"s","iss":""}`, `{"type":"session","sid":"s","iss":7}`, "{\"type\":\"session\",\"sid\":\"s\",\"iss\":\"a\\u0001b\"}"} {
+		if a := e.revokeJSON(t, body, ""); a.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400: %s", body, a.status, a.body)
+		} else if code, _ := a.errorBody(t); code != "invalid_request" {
+			t.Errorf("%s: error %q", body, code)
+		}
+	}
+}
+
 // TestIntrospect: active, revoked, garbage and expired tokens.
 func TestIntrospect(t *testing.T) {
 	e := newEnv(t, nil)

@@ -84,7 +84,7 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 
 				switch m.Kind {
 				case events.KindSubject:
-					got, err := e.st.SubjectEpoch(ctx, v)
+					got, err := e.st.SubjectEpoch(ctx, "", v)
 					if err != nil || !got.Equal(m.Epoch) {
 						t.Fatalf("SubjectEpoch = %s, %v; the merge's epoch is %s",
 							got.Format(time.RFC3339Nano), err, m.Epoch.Format(time.RFC3339Nano))
@@ -120,6 +120,55 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestIssuerScopedRecords runs issuer-scoped and unscoped records through
+// Check and SubjectEpoch and compares every answer with the events' rule
+// (events.Event.Restricts): a record scoped to an issuer answers only for
+// that issuer's tokens, and a subject's largest applicable epoch decides.
+func TestIssuerScopedRecords(t *testing.T) {
+	ctx := testCtx(t)
+	e := newEnv(t)
+	const a, b = "https://a.example", "https://b.example"
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	evs := []events.Event{
+		events.NewSession("e1", "s-1", now).ForIssuer(a),
+		events.NewToken("e2", "j-1", now.Add(10*time.Minute), now).ForIssuer(a),
+		events.NewKey("e3", "k-1", now).ForIssuer(b),
+		events.NewSubject("e4", "alice", now.Add(-time.Minute), now),
+		events.NewSubject("e5", "alice", now, now).ForIssuer(a),
+		events.NewSession("e6", "s-2", now),
+	}
+	for _, ev := range evs {
+		if _, err := e.st.Record(ctx, verifiertest.Encoded(t, ev), time.Minute, nil); err != nil {
+			t.Fatalf("Record(%s): %v", ev.ID, err)
+		}
+	}
+	var probes []events.Token
+	for _, iss := range []string{"", a, b} {
+		for _, iat := range []time.Time{now.Add(-2 * time.Minute), now.Add(-30 * time.Second), now.Add(time.Second)} {
+			probes = append(probes,
+				events.Token{SID: "s-1", Iss: iss, IssuedAt: iat}, events.Token{JTI: "j-1", Iss: iss, IssuedAt: iat},
+				events.Token{KID: "k-1", Iss: iss, IssuedAt: iat}, events.Token{Sub: "alice", Iss: iss, IssuedAt: iat},
+				events.Token{SID: "s-2", Iss: iss, IssuedAt: iat})
+		}
+	}
+	for _, p := range probes {
+		var want error
+		for _, ev := range evs {
+			if want = ev.Restricts(p); want != nil {
+				break
+			}
+		}
+		if got := e.st.Check(ctx, p); want == nil && got != nil || want != nil && !errors.Is(got, want) {
+			t.Errorf("Check(%+v) = %v; the events' rule says %v", p, got, want)
+		}
+	}
+	for iss, want := range map[string]time.Time{"": now.Add(-time.Minute), a: now, b: now.Add(-time.Minute)} {
+		if got, err := e.st.SubjectEpoch(ctx, iss, "alice"); err != nil || !got.Equal(want) {
+			t.Errorf("SubjectEpoch(%q) = %s, %v; want %s", iss, got, err, want)
 		}
 	}
 }

@@ -67,10 +67,10 @@ func TestMigrateLegacy(t *testing.T) {
 			t.Errorf("%s: Check = %v, want %v", c.name, err, c.want)
 		}
 	}
-	if d := pttl(t, ctx, e.rdb, e.st.jtiKey("j-old")); d <= 59*time.Minute || d > time.Hour {
+	if d := pttl(t, ctx, e.rdb, e.st.idKey("", "jti", "j-old")); d <= 59*time.Minute || d > time.Hour {
 		t.Errorf("migrated token TTL = %s, want about 1h", d)
 	}
-	if d := pttl(t, ctx, e.rdb, e.st.kidKey("k-old")); d != -1 {
+	if d := pttl(t, ctx, e.rdb, e.st.idKey("", "kid", "k-old")); d != -1 {
 		t.Errorf("migrated key TTL = %s, want none", d)
 	}
 	for _, k := range []string{"t:rev:jti:j-old", "t:rev:kid:k-old", "t:rev:sub:alice", "t:rev:sub:bob", "t:idem:some-key"} {

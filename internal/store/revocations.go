@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,10 +17,16 @@ import (
 // writes the record, the idempotency record and the outbox entry atomically.
 func (s *Store) revTag() string { return "{" + s.prefix + ":rev}:" }
 
-func (s *Store) jtiKey(jti string) string { return s.revTag() + "jti:" + jti }
-func (s *Store) sidKey(sid string) string { return s.revTag() + "sid:" + sid }
-func (s *Store) subKey(sub string) string { return s.revTag() + "sub:" + sub }
-func (s *Store) kidKey(kid string) string { return s.revTag() + "kid:" + kid }
+// idKey is the record key of an identifier of a kind ("jti", "sid", "sub",
+// "kid"), for every issuer when iss is empty, else scoped to iss:
+// {p:rev}:sid:<sid> and {p:rev}:iss.<base64url(iss)>:sid:<sid>. The issuer is
+// encoded so that no issuer and identifier can spell another pair's key.
+func (s *Store) idKey(iss, name, id string) string {
+	if iss == "" {
+		return s.revTag() + name + ":" + id
+	}
+	return s.revTag() + "iss." + base64.RawURLEncoding.EncodeToString([]byte(iss)) + ":" + name + ":" + id
+}
 
 // idemKey scopes an idempotency key by its caller, so one credential holder
 // cannot claim another's key.
@@ -36,13 +43,13 @@ func (s *Store) outboxKeys() (events, queued, due string) {
 func (s *Store) recordKey(ev events.Event) string {
 	switch ev.Kind {
 	case events.KindToken:
-		return s.jtiKey(ev.JTI)
+		return s.idKey(ev.Issuer, "jti", ev.JTI)
 	case events.KindSession:
-		return s.sidKey(ev.SID)
+		return s.idKey(ev.Issuer, "sid", ev.SID)
 	case events.KindSubject:
-		return s.subKey(ev.Sub)
+		return s.idKey(ev.Issuer, "sub", ev.Sub)
 	case events.KindKey:
-		return s.kidKey(ev.KID)
+		return s.idKey(ev.Issuer, "kid", ev.KID)
 	}
 	return ""
 }
@@ -155,27 +162,40 @@ type Query = events.Token
 
 // Check reports whether a token is revoked by a record, published to the
 // stream or not, by the events' rules: nil when none of its jti, sid,
-// subject epoch ([events.EpochRevokes]) or kid is, an error wrapping the
-// reason ([events.ErrTokenRevoked], ErrSessionRevoked, ErrSubjectRevoked,
-// ErrKeyRevoked) when one is, and any other error when Redis cannot answer.
-// A session counts as revoked by its revocation record or by the session's
-// own revoked flag (refresh-token reuse sets it). One round trip per hash
-// slot involved.
+// subject epoch ([events.EpochRevokes]) or kid is, for every issuer or for
+// the token's (q.Iss), an error wrapping the reason ([events.ErrTokenRevoked],
+// ErrSessionRevoked, ErrSubjectRevoked, ErrKeyRevoked) when one is, and any
+// other error when Redis cannot answer. A session counts as revoked by its
+// revocation record or by the session's own revoked flag (refresh-token reuse
+// sets it). One round trip per hash slot involved.
 func (s *Store) Check(ctx context.Context, q Query) error {
-	var kid, jti, sid, flag, sub *redis.StringCmd
+	// The look-ups, in the verifier's order: key, token, session, subject;
+	// each for every issuer and, with q.Iss, for the token's.
+	type lookup struct {
+		name, id string
+		reason   error
+		cmds     [2]*redis.StringCmd
+	}
+	looks := [...]lookup{
+		{name: "kid", id: q.KID, reason: events.ErrKeyRevoked},
+		{name: "jti", id: q.JTI, reason: events.ErrTokenRevoked},
+		{name: "sid", id: q.SID, reason: events.ErrSessionRevoked},
+		{name: "sub", id: q.Sub, reason: events.ErrSubjectRevoked},
+	}
+	var flag *redis.StringCmd
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if q.KID != "" {
-			kid = p.Get(ctx, s.kidKey(q.KID))
-		}
-		if q.JTI != "" {
-			jti = p.Get(ctx, s.jtiKey(q.JTI))
+		for i := range looks {
+			l := &looks[i]
+			if l.id == "" {
+				continue
+			}
+			l.cmds[0] = p.Get(ctx, s.idKey("", l.name, l.id))
+			if q.Iss != "" {
+				l.cmds[1] = p.Get(ctx, s.idKey(q.Iss, l.name, l.id))
+			}
 		}
 		if q.SID != "" {
-			sid = p.Get(ctx, s.sidKey(q.SID))
 			flag = p.HGet(ctx, s.sessionKeys(q.SID)[0], "revoked")
-		}
-		if q.Sub != "" {
-			sub = p.Get(ctx, s.subKey(q.Sub))
 		}
 		return nil
 	})
@@ -201,30 +221,39 @@ func (s *Store) Check(ctx context.Context, q Query) error {
 			return false, fmt.Errorf("store: check: %w", err)
 		}
 	}
-	// The verifier's order: key, token, session, subject.
-	if ok, err := found(kid); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: kid recorded revoked: %w", events.ErrKeyRevoked))
+	for _, l := range looks[:3] {
+		for _, c := range l.cmds {
+			if ok, err := found(c); err != nil || ok {
+				return errOr(err, fmt.Errorf("store: %s recorded revoked: %w", l.name, l.reason))
+			}
+		}
+		if l.name == "sid" {
+			if ok, err := found(flag); err != nil {
+				return err
+			} else if ok && flag.Val() == "1" {
+				return fmt.Errorf("store: session flagged revoked: %w", events.ErrSessionRevoked)
+			}
+		}
 	}
-	if ok, err := found(jti); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: jti recorded revoked: %w", events.ErrTokenRevoked))
+	// A subject: the largest of the recorded epochs decides.
+	var epoch time.Time
+	for _, c := range looks[3].cmds {
+		ok, err := found(c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		e, err := parseNanos(c.Val())
+		if err != nil {
+			return err
+		}
+		if e.After(epoch) {
+			epoch = e
+		}
 	}
-	if ok, err := found(sid); err != nil || ok {
-		return errOr(err, fmt.Errorf("store: sid recorded revoked: %w", events.ErrSessionRevoked))
-	}
-	if ok, err := found(flag); err != nil {
-		return err
-	} else if ok && flag.Val() == "1" {
-		return fmt.Errorf("store: session flagged revoked: %w", events.ErrSessionRevoked)
-	}
-	ok, err := found(sub)
-	if err != nil || !ok {
-		return err
-	}
-	epoch, err := parseNanos(sub.Val())
-	if err != nil {
-		return err
-	}
-	if events.EpochRevokes(q.IssuedAt, epoch) {
+	if !epoch.IsZero() && events.EpochRevokes(q.IssuedAt, epoch) {
 		return fmt.Errorf("store: subject logged out at or after iat: %w", events.ErrSubjectRevoked)
 	}
 	return nil
@@ -238,16 +267,33 @@ func errOr(err, revoked error) error {
 	return revoked
 }
 
-// SubjectEpoch returns the subject's recorded logout epoch; zero if none.
-func (s *Store) SubjectEpoch(ctx context.Context, sub string) (time.Time, error) {
-	v, err := s.rdb.Get(ctx, s.subKey(sub)).Result()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, nil
+// SubjectEpoch returns the logout epoch recorded for the subject's tokens
+// of issuer iss: the larger of the epoch for every issuer and the one scoped
+// to iss; with iss empty, the epoch for every issuer alone. Zero if none.
+func (s *Store) SubjectEpoch(ctx context.Context, iss, sub string) (time.Time, error) {
+	keys := []string{s.idKey("", "sub", sub)}
+	if iss != "" {
+		keys = append(keys, s.idKey(iss, "sub", sub))
 	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: subject epoch: %w", err)
 	}
-	return parseNanos(v)
+	var epoch time.Time
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // no such key
+		}
+		e, err := parseNanos(str)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if e.After(epoch) {
+			epoch = e
+		}
+	}
+	return epoch, nil
 }
 
 // NextEpoch returns the epoch a new logout of a subject gets when recorded

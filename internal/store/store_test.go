@@ -94,7 +94,7 @@ func TestRecordCheck(t *testing.T) {
 	}
 
 	// Records are events as written: the token and key records decode.
-	for _, key := range []string{e.st.jtiKey("jti-1"), e.st.kidKey("kid-1")} {
+	for _, key := range []string{e.st.idKey("", "jti", "jti-1"), e.st.idKey("", "kid", "kid-1")} {
 		raw, err := e.rdb.Get(ctx, key).Bytes()
 		if err != nil {
 			t.Fatalf("GET %s: %v", key, err)
@@ -103,7 +103,7 @@ func TestRecordCheck(t *testing.T) {
 			t.Fatalf("record %s does not decode: %v", key, err)
 		}
 	}
-	if d := pttl(t, ctx, e.rdb, e.st.kidKey("kid-1")); d != -1 {
+	if d := pttl(t, ctx, e.rdb, e.st.idKey("", "kid", "kid-1")); d != -1 {
 		t.Fatalf("key record TTL = %s, want none", d)
 	}
 }
@@ -180,12 +180,12 @@ func TestRecordSubjectMaxMerge(t *testing.T) {
 	}
 	want := func(w time.Time) {
 		t.Helper()
-		got, err := e.st.SubjectEpoch(ctx, "carol")
+		got, err := e.st.SubjectEpoch(ctx, "", "carol")
 		if err != nil || !got.Equal(w) {
 			t.Fatalf("SubjectEpoch = %s, %v; want %s", got.Format(time.RFC3339Nano), err, w.Format(time.RFC3339Nano))
 		}
 	}
-	if got, err := e.st.SubjectEpoch(ctx, "carol"); err != nil || !got.IsZero() {
+	if got, err := e.st.SubjectEpoch(ctx, "", "carol"); err != nil || !got.IsZero() {
 		t.Fatalf("SubjectEpoch before any record = %s, %v; want zero", got, err)
 	}
 	record("a", epoch)
@@ -194,7 +194,7 @@ func TestRecordSubjectMaxMerge(t *testing.T) {
 	want(epoch)
 	record("c", epoch.Add(time.Nanosecond)) // 1ns newer: raises
 	want(epoch.Add(time.Nanosecond))
-	if d := pttl(t, ctx, e.rdb, e.st.subKey("carol")); d <= 59*time.Minute || d > time.Hour {
+	if d := pttl(t, ctx, e.rdb, e.st.idKey("", "sub", "carol")); d <= 59*time.Minute || d > time.Hour {
 		t.Fatalf("epoch TTL = %s, want about the retention (1h)", d)
 	}
 }
@@ -203,7 +203,7 @@ func TestTokenRecordExpiry(t *testing.T) {
 	ctx := testCtx(t)
 	e := newEnv(t)
 	now := time.Now()
-	key := e.st.jtiKey("j")
+	key := e.st.idKey("", "jti", "j")
 
 	// exp + leeway sets the TTL.
 	if _, err := e.st.Record(ctx, verifiertest.Encoded(t, events.NewToken("e1", "j", now.Add(time.Hour), now)), time.Minute, nil); err != nil {
@@ -358,7 +358,7 @@ func TestRedisDown(t *testing.T) {
 func TestSubjectEpochCorruptValue(t *testing.T) {
 	ctx := testCtx(t)
 	e := newEnv(t)
-	if err := e.rdb.Set(ctx, e.st.subKey("u"), "not-a-number", 0).Err(); err != nil {
+	if err := e.rdb.Set(ctx, e.st.idKey("", "sub", "u"), "not-a-number", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	err := e.st.Check(ctx, Query{Sub: "u", IssuedAt: time.Now()})

@@ -70,6 +70,7 @@ const (
 	fieldSub
 	fieldEpoch
 	fieldKID
+	fieldIss
 	fieldReason
 	fieldInitiator
 	numFields
@@ -99,6 +100,8 @@ func fieldOf(key []byte) int {
 		return fieldEpoch
 	case "kid":
 		return fieldKID
+	case "iss":
+		return fieldIss
 	case "reason":
 		return fieldReason
 	case "initiator":
@@ -109,7 +112,7 @@ func fieldOf(key []byte) int {
 
 // fieldName is the inverse of fieldOf.
 func fieldName(f int) string {
-	return [numFields]string{"v", "id", "kind", "issued_at", "jti", "exp", "sid", "sub", "epoch", "kid", "reason", "initiator"}[f]
+	return [numFields]string{"v", "id", "kind", "issued_at", "jti", "exp", "sid", "sub", "epoch", "kid", "iss", "reason", "initiator"}[f]
 }
 
 func isTimeField(f int) bool { return f == fieldIssuedAt || f == fieldExp || f == fieldEpoch }
@@ -324,6 +327,8 @@ func decodeObject(b []byte) (Event, error) {
 			e.Sub = v
 		case fieldKID:
 			e.KID = v
+		case fieldIss:
+			e.Issuer = v
 		case fieldReason:
 			e.Reason = v
 		case fieldInitiator:

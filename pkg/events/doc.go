@@ -17,13 +17,14 @@
 //	sub        string  subject   the subject logged out everywhere
 //	epoch      string  subject   tokens of sub with iat <= epoch are revoked; RFC 3339 UTC, ns precision
 //	kid        string  key       the revoked signing key id
+//	iss        string  optional  the issuer the revocation is scoped to (any kind)
 //	reason     string  optional  short cause, e.g. "logout", "refresh_reuse", "compromised"
 //	initiator  string  optional  who asked
 //
 // Keys are case-sensitive and must not repeat; no value may be null; v is a
 // JSON integer. A kind carries exactly its own fields: a "session" event
 // with a jti is invalid. Identifiers (jti, sid, sub, kid) are 1-256 bytes of UTF-8 without
-// control characters; reason and initiator at most 256 bytes. Times must lie
+// control characters; so is iss; reason and initiator at most 256 bytes. Times must lie
 // in [2000-01-01, 2200-01-01); a subject's epoch may be at most
 // [MaxFutureSkew] after its issued_at. Unknown fields, an unknown kind or a
 // version other than 1 (reported as an unsupported version whenever v is an
@@ -36,6 +37,25 @@
 //	{"v":1,"id":"ses.9e1d","kind":"session","issued_at":"2026-11-22T10:00:00.5Z","sid":"s-42","reason":"logout"}
 //	{"v":1,"id":"sub.77aa","kind":"subject","issued_at":"2026-11-22T10:00:00.5Z","sub":"alice","epoch":"2026-11-22T10:00:00.123456789Z","reason":"logout_all"}
 //	{"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"compromised","initiator":"ops"}
+//
+// And one scoped to an issuer, as the revoker publishes a provider's
+// back-channel logout: session 8c1f-44d0 of https://idp.example.com/ only.
+//
+//	{"v":1,"id":"ses.b7e0","kind":"session","issued_at":"2026-11-22T10:00:00.5Z","sid":"8c1f-44d0","iss":"https://idp.example.com/","reason":"backchannel_logout"}
+//
+// # Issuers
+//
+// An event without iss, as every event before the field existed, applies to
+// the tokens of every issuer a consumer trusts. An event with iss applies
+// only to tokens whose iss claim is exactly that string: identifiers
+// collide across identity providers (two providers may both have a subject
+// "1234"), so a logout taken from one provider must not touch another's
+// tokens. The field is a compatible addition: a producer that never sets it
+// writes what it wrote before. A consumer that does not know the field
+// refuses a scoped event as an unknown field, so it never applies a scoped
+// revocation more narrowly than meant; it applies it not at all and counts
+// it, which is why every consumer must be updated before any publisher
+// scopes events.
 //
 // # Meaning
 //
@@ -58,6 +78,7 @@
 //	subject  the token's sub equals sub and iat <= epoch       revoked_subject  [ErrSubjectRevoked]
 //	key      the token's header kid equals kid                 revoked_key      [ErrKeyRevoked]
 //
+// and, for an event with iss, the token's iss equals it as well.
 // The epoch comparison is to the nanosecond: iat <= epoch is rejected,
 // iat > epoch, even by a nanosecond, accepted; a token without an iat is
 // rejected under any epoch, since it cannot prove it is newer. A token that
@@ -65,8 +86,8 @@
 // subject. The reason codes are the verifier's (metrics, the
 // WWW-Authenticate error_description).
 //
-// How two events revoking the same thing (the same kind and identifier)
-// merge: the one with the later bound wins, the bound being the token's
+// How two events revoking the same thing (the same kind, identifier and
+// iss, or both without iss) merge: the one with the later bound wins, the bound being the token's
 // exp, the session event's issued_at, the subject's epoch (a key event has
 // none: revoked for ever either way); on equal bounds the one with a
 // non-empty reason, then the lexically smaller reason. So a token is held
@@ -87,7 +108,10 @@
 //
 // Each event is published on SubjectPrefix.<jti|sid|sub|kid>.<value>, the value
 // base64url-encoded without padding (RFC 4648 §5), for example
-// revocations.sub.YWxpY2U for subject "alice" (see [Subject]). The stream
+// revocations.sub.YWxpY2U for subject "alice" (see [Subject]); an event with
+// iss on the same followed by .<iss, base64url>, for example
+// revocations.sub.YWxpY2U.aHR0cHM6Ly9pZHAuZXhhbXBsZQ for "alice" of
+// https://idp.example (see [IssuerSubject]). The stream
 // [DefaultStreamName] captures "revocations.>" and keeps only the latest
 // message per subject, for at least the longest token lifetime plus leeway
 // plus a margin (see [StreamConfig]). Publishers must therefore never publish

@@ -96,6 +96,14 @@ func TestNewMsg(t *testing.T) {
 		m.Header.Get(HeaderTTL) != "never" {
 		t.Fatalf("NewMsg = %s %q %v", m.Subject, m.Data, m.Header)
 	}
+	// A scoped event goes on its issuer's subject, the one OnSubject accepts.
+	scoped, err := NewEncoded(NewSession("ses.1", "s", t0).ForIssuer("https://idp.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := NewMsg(context.Background(), scoped); err != nil || m.Subject != "revocations.sid.cw.aHR0cHM6Ly9pZHAuZXhhbXBsZQ" || !scoped.Event().OnSubject(m.Subject) {
+		t.Fatalf("NewMsg(scoped) subject %q, %v", m.Subject, err)
+	}
 	if _, err := NewMsg(context.Background(), Encoded{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("NewMsg(zero) = %v, want ErrInvalid", err)
 	}

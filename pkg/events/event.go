@@ -104,6 +104,11 @@ type Event struct {
 	Epoch time.Time `json:"epoch,omitzero"`
 	// KID of the revoked signing key (KindKey).
 	KID string `json:"kid,omitempty"`
+	// Issuer, when set, scopes the revocation to the tokens of that issuer
+	// (their iss claim, compared exactly): a session, subject, token or key
+	// of another issuer with the same identifier is not affected. Empty, the
+	// revocation applies to the tokens of every issuer (see [Event.Restricts]).
+	Issuer string `json:"iss,omitempty"`
 
 	// Reason is an optional short machine-readable cause ("logout",
 	// "refresh_reuse", "compromised"); verifiers may report it.
@@ -167,7 +172,13 @@ func (e Event) Equal(o Event) bool {
 	return e.Version == o.Version && e.ID == o.ID && e.Kind == o.Kind &&
 		e.IssuedAt.Equal(o.IssuedAt) && e.JTI == o.JTI && e.Expiry.Equal(o.Expiry) &&
 		e.SID == o.SID && e.Sub == o.Sub && e.Epoch.Equal(o.Epoch) &&
-		e.KID == o.KID && e.Reason == o.Reason && e.Initiator == o.Initiator
+		e.KID == o.KID && e.Issuer == o.Issuer && e.Reason == o.Reason && e.Initiator == o.Initiator
+}
+
+// ForIssuer returns e scoped to the tokens of issuer iss ([Event.Issuer]).
+func (e Event) ForIssuer(iss string) Event {
+	e.Issuer = iss
+	return e
 }
 
 // Validate checks e against the contract: known version and kind, exactly
@@ -226,6 +237,9 @@ func (e Event) Validate() error {
 	if err := ValidValue(e.Kind, e.Value()); err != nil {
 		return err
 	}
+	if err := validIssuer(e.Issuer); err != nil {
+		return err
+	}
 	if err := checkText("reason", e.Reason); err != nil {
 		return err
 	}
@@ -268,6 +282,15 @@ func ValidValue(k Kind, v string) error {
 		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadValue, name, MaxValueLen)
 	}
 	return checkPrintable(name, v)
+}
+
+// validIssuer checks an event's optional issuer: absent, or 1 to
+// [MaxValueLen] bytes of UTF-8 without control characters.
+func validIssuer(iss string) error {
+	if len(iss) > MaxValueLen {
+		return fmt.Errorf("%w: iss longer than %d bytes", ErrBadValue, MaxValueLen)
+	}
+	return checkPrintable("iss", iss)
 }
 
 func checkText(name, v string) error {

@@ -65,6 +65,7 @@ const docExamples = `
 {"v":1,"id":"ses.9e1d","kind":"session","issued_at":"2026-11-22T10:00:00.5Z","sid":"s-42","reason":"logout"}
 {"v":1,"id":"sub.77aa","kind":"subject","issued_at":"2026-11-22T10:00:00.5Z","sub":"alice","epoch":"2026-11-22T10:00:00.123456789Z","reason":"logout_all"}
 {"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"compromised","initiator":"ops"}
+{"v":1,"id":"ses.b7e0","kind":"session","issued_at":"2026-11-22T10:00:00.5Z","sid":"8c1f-44d0","iss":"https://idp.example.com/","reason":"backchannel_logout"}
 `
 
 func TestDecodeRejects(t *testing.T) {
@@ -100,6 +101,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"value too long", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"` + long + `"}`, ErrBadValue},
 		{"control character", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"a\u0000b"}`, ErrBadValue},
 		{"invalid utf-8", "{\"v\":1,\"id\":\"a\",\"kind\":\"key\",\"issued_at\":\"2026-11-22T10:00:00Z\",\"kid\":\"\xff\"}", ErrBadValue},
+		{"iss not a string", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k","iss":1}`, ErrMalformed},
+		{"iss null", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k","iss":null}`, ErrMalformed},
+		{"ISS", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k","ISS":"x"}`, ErrMalformed},
+		{"iss too long", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k","iss":"` + long + `"}`, ErrBadValue},
+		{"iss control character", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k","iss":"a\nb"}`, ErrBadValue},
 		{"oversized", `{"v":1,"id":"a","kind":"key","issued_at":"2026-11-22T10:00:00Z","kid":"k","reason":"` + strings.Repeat(" ", MaxEventSize) + `"}`, ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -161,6 +167,28 @@ func TestSubjects(t *testing.T) {
 	for _, bad := range []string{"", "revocations", "revocations.jti", "x.jti.YQ", "revocations.tenant.YQ", "revocations.jti.!!", "revocations.jti.YQ.x"} {
 		if _, _, err := ParseSubject(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseSubject(%q) error = %v, want ErrInvalid", bad, err)
+		}
+	}
+	// Scoped to an issuer: the issuer's base64url after the value.
+	got, err := IssuerSubject("https://idp.example", KindSession, "s")
+	if want := "revocations.sid.cw.aHR0cHM6Ly9pZHAuZXhhbXBsZQ"; err != nil || got != want {
+		t.Fatalf("IssuerSubject = %q, %v; want %q", got, err, want)
+	}
+	if iss, kind, value, err := ParseIssuerSubject(got); err != nil || iss != "https://idp.example" || kind != KindSession || value != "s" {
+		t.Fatalf("ParseIssuerSubject(%q) = %q, %s, %q, %v", got, iss, kind, value, err)
+	}
+	if e := NewSession("x", "s", t0).ForIssuer("https://idp.example"); !e.OnSubject(got) || NewSession("x", "s", t0).OnSubject(got) {
+		t.Fatalf("OnSubject: a scoped event is on %q and an unscoped one is not", got)
+	}
+	if _, _, err := ParseSubject(got); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ParseSubject(scoped %q) error = %v, want ErrInvalid", got, err)
+	}
+	if plain, _ := IssuerSubject("", KindSession, "s"); plain != "revocations.sid.cw" {
+		t.Errorf("IssuerSubject without an issuer = %q", plain)
+	}
+	for _, bad := range []string{"revocations.sid.cw.", "revocations.sid.cw.!!", "revocations.sid.cw.YQ.YQ", "revocations.sid.cw.Cg"} {
+		if _, _, _, err := ParseIssuerSubject(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseIssuerSubject(%q) error = %v, want ErrInvalid", bad, err)
 		}
 	}
 	if _, err := Subject("tenant", "x"); !errors.Is(err, ErrUnknownKind) {

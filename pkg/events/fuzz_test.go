@@ -56,23 +56,29 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzParseSubject checks ParseSubject never panics and inverts Subject.
+// FuzzParseSubject checks ParseIssuerSubject never panics and inverts
+// IssuerSubject, and ParseSubject reads exactly the unscoped subjects.
 func FuzzParseSubject(f *testing.F) {
 	f.Add("revocations.sub.YWxpY2U")
 	f.Add("revocations.jti.")
 	f.Add("revocations..x")
+	f.Add("revocations.sid.cw.aHR0cHM6Ly9pZHAuZXhhbXBsZQ")
+	f.Add("revocations.sid.cw.")
 	f.Fuzz(func(t *testing.T, s string) {
-		kind, value, err := ParseSubject(s)
+		iss, kind, value, err := ParseIssuerSubject(s)
 		if err != nil {
 			return
 		}
-		again, err := Subject(kind, value)
+		again, err := IssuerSubject(iss, kind, value)
 		if err != nil {
-			t.Fatalf("Subject(%s, %q): %v", kind, value, err)
+			t.Fatalf("IssuerSubject(%q, %s, %q): %v", iss, kind, value, err)
 		}
-		k2, v2, err := ParseSubject(again)
-		if err != nil || k2 != kind || v2 != value {
-			t.Fatalf("round trip of %q: %s %q %v", s, k2, v2, err)
+		i2, k2, v2, err := ParseIssuerSubject(again)
+		if err != nil || i2 != iss || k2 != kind || v2 != value {
+			t.Fatalf("round trip of %q: %q %s %q %v", s, i2, k2, v2, err)
+		}
+		if _, _, err := ParseSubject(s); (err == nil) != (iss == "") {
+			t.Fatalf("ParseSubject(%q) error %v, issuer %q", s, err, iss)
 		}
 	})
 }
@@ -216,7 +222,7 @@ func differentialSeeds(tb testing.TB) [][]byte {
 }
 
 // FuzzOnSubject checks OnSubject against the subject Subject builds: true
-// exactly for that string, for every kind and value.
+// exactly for that string, for every kind and value, scoped (k&4) or not.
 func FuzzOnSubject(f *testing.F) {
 	f.Add(uint8(0), "alice", "revocations.jti.YWxpY2U")
 	f.Add(uint8(2), "alice", "revocations.sub.YWxpY2U")
@@ -225,6 +231,8 @@ func FuzzOnSubject(f *testing.F) {
 	f.Add(uint8(3), "k-1", "revocations.kid.ay0x")
 	f.Add(uint8(3), "k-1", "revocations.kid.ay0")
 	f.Add(uint8(0), "é?>", "revocations.jti.w6k_Pg")
+	f.Add(uint8(5), "s", "revocations.sid.cw.aHR0cHM6Ly9pZHAuZXhhbXBsZS9z")
+	f.Add(uint8(5), "s", "revocations.sid.cw")
 	f.Fuzz(func(t *testing.T, k uint8, value, subj string) {
 		now := time.Unix(1_800_000_000, 0)
 		var e Event
@@ -237,6 +245,9 @@ func FuzzOnSubject(f *testing.F) {
 			e = NewSubject("rev.f", value, now, now)
 		default:
 			e = NewKey("rev.f", value, now)
+		}
+		if k&4 != 0 {
+			e = e.ForIssuer("https://idp.example/" + value)
 		}
 		want, err := e.Subject()
 		if err != nil {

@@ -51,10 +51,13 @@ func (k Kind) ErrRevoked() error {
 }
 
 // Token is what the rules look at in a token whose signature and claims
-// were already verified: its identifiers and its issue instant. An empty
-// identifier is never restricted.
+// were already verified: its identifiers, its issuer and its issue instant.
+// An empty identifier is never restricted.
 type Token struct {
 	JTI, SID, Sub, KID string
+	// Iss is the token's iss claim: an event scoped to an issuer
+	// ([Event.Issuer]) restricts only tokens whose Iss equals it.
+	Iss string
 	// IssuedAt is the token's iat, compared with a subject's epoch to the
 	// nanosecond (see [EpochRevokes]).
 	IssuedAt time.Time
@@ -73,9 +76,14 @@ func EpochRevokes(iat, epoch time.Time) bool {
 // Restricts returns the reason t is rejected by e ([Kind.ErrRevoked] of e's
 // kind), or nil if e does not restrict t. Membership for a token, session
 // or key event: t names e's jti, sid or kid. Epoch for a subject event: t
-// has e's sub and [EpochRevokes] its iat. Whether e is still held (see
-// [Event.HoldUntil]) is the consumer's business.
+// has e's sub and [EpochRevokes] its iat. An event with an issuer restricts
+// only tokens of that issuer; one without restricts the tokens of every
+// issuer. Whether e is still held (see [Event.HoldUntil]) is the consumer's
+// business.
 func (e Event) Restricts(t Token) error {
+	if e.Issuer != "" && e.Issuer != t.Iss {
+		return nil
+	}
 	var hit bool
 	switch e.Kind {
 	case KindToken:
@@ -154,7 +162,7 @@ func (r Rank) Compare(o Rank) int {
 }
 
 // Merge returns one event that restricts everything a and b restrict, for
-// two events revoking the same thing (the same kind and identifier): the
+// two events revoking the same thing (the same kind, identifier and issuer): the
 // union of revoked ids, the latest epoch, the longest hold. That is the one
 // that ranks first ([Rank.Compare]); a when they rank alike, or when they
 // revoke different things (nothing to merge).
@@ -166,16 +174,19 @@ func Merge(a, b Event) Event {
 }
 
 // Covers reports whether e restricts at least everything o restricts, which
-// is when merging o into e keeps e's restriction: the same kind and
-// identifier, and a bound at least as late (a later or equal expiry for a
+// is when merging o into e keeps e's restriction: the same kind, identifier
+// and issuer, and a bound at least as late (a later or equal expiry for a
 // token, a later or equal issue for a session, a later or equal epoch for a
 // subject; a key is revoked for ever either way).
 func (e Event) Covers(o Event) bool {
 	return sameTarget(e, o) && !e.Bound().Before(o.Bound())
 }
 
+// sameTarget reports whether a and b revoke the same thing: the same kind,
+// identifier and issuer scope. An issuer-scoped event and an unscoped one
+// are different things (each is kept and published on its own subject).
 func sameTarget(a, b Event) bool {
-	return a.Kind == b.Kind && a.Value() == b.Value()
+	return a.Kind == b.Kind && a.Value() == b.Value() && a.Issuer == b.Issuer
 }
 
 // HoldUntil returns until when a consumer must keep the restriction of e, for

@@ -44,6 +44,21 @@ func TestEveryKindHasRules(t *testing.T) {
 			if err := e.Restricts(Token{}); err != nil {
 				t.Fatalf("Restricts(a token without identifiers) = %v", err)
 			}
+			// Scoped to an issuer, it restricts that issuer's tokens only.
+			scoped, mine, theirs := e.ForIssuer("https://a.example"), hit, hit
+			mine.Iss, theirs.Iss = "https://a.example", "https://b.example"
+			if err := scoped.Restricts(mine); !errors.Is(err, sentinel) {
+				t.Fatalf("scoped Restricts(a token of its issuer) = %v, want %v", err, sentinel)
+			}
+			if err := scoped.Restricts(theirs); err != nil {
+				t.Fatalf("scoped Restricts(a token of another issuer) = %v", err)
+			}
+			if err := e.Restricts(theirs); !errors.Is(err, sentinel) {
+				t.Fatalf("unscoped Restricts(a token of any issuer) = %v, want %v", err, sentinel)
+			}
+			if scoped.Covers(e) || e.Covers(scoped) {
+				t.Fatal("a scoped and an unscoped event cover each other: they are different things")
+			}
 
 			early, late := at(k, 0), at(k, time.Minute)
 			if _, ok := early.bound(); !ok {
@@ -114,6 +129,11 @@ func TestRestricts(t *testing.T) {
 		{name: "kid", e: evs[3], tok: Token{KID: "2026-11-a", IssuedAt: t0.Add(time.Hour)}, want: ErrKeyRevoked},
 		{name: "other kid", e: evs[3], tok: Token{KID: "2026-11-b"}},
 		{name: "unknown kind", e: Event{Kind: "tenant", JTI: "a"}, tok: Token{JTI: "a"}},
+		{name: "sid of its issuer", e: evs[1].ForIssuer("https://idp"), tok: Token{SID: "s-42", Iss: "https://idp"}, want: ErrSessionRevoked},
+		{name: "sid of another issuer", e: evs[1].ForIssuer("https://idp"), tok: Token{SID: "s-42", Iss: "https://idp/"}},
+		{name: "sid, token without iss", e: evs[1].ForIssuer("https://idp"), tok: Token{SID: "s-42"}},
+		{name: "unscoped sid, any issuer", e: evs[1], tok: Token{SID: "s-42", Iss: "https://idp"}, want: ErrSessionRevoked},
+		{name: "sub of another issuer", e: evs[2].ForIssuer("https://a"), tok: Token{Sub: "alice", Iss: "https://b", IssuedAt: evs[2].Epoch}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,6 +174,8 @@ func TestMerge(t *testing.T) {
 		{name: "tie: the smaller reason", a: tok(time.Hour, "logout"), b: tok(time.Hour, "admin"), want: tok(time.Hour, "admin")},
 		{name: "different things", a: tok(time.Hour, ""), b: NewToken("t", "other", t0.Add(2*time.Hour), t0), want: tok(time.Hour, "")},
 		{name: "different kinds", a: key(""), b: NewSession("s", "kid", t0), want: key("")},
+		{name: "different issuers", a: ses(0), b: ses(time.Minute).ForIssuer("https://idp"), want: ses(0)},
+		{name: "one issuer: latest issue", a: ses(0).ForIssuer("https://idp"), b: ses(time.Minute).ForIssuer("https://idp"), want: ses(time.Minute).ForIssuer("https://idp")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,8 +30,34 @@ func subject(kind Kind, value string) string {
 	return SubjectPrefix + "." + subjectToken[kind] + "." + base64.RawURLEncoding.EncodeToString([]byte(value))
 }
 
-// Subject returns the subject e is published on (see [Subject]).
-func (e Event) Subject() (string, error) { return Subject(e.Kind, e.Value()) }
+// IssuerSubject returns the subject an event about value of the given kind,
+// scoped to issuer iss ([Event.Issuer]), is published on:
+// [Subject] followed by .<base64url(iss), no padding>. Scoped and unscoped
+// revocations of the same identifier, and those of different issuers, are
+// on different subjects, so the stream keeps the latest of each. An empty
+// iss gives [Subject].
+func IssuerSubject(iss string, kind Kind, value string) (string, error) {
+	if err := ValidValue(kind, value); err != nil {
+		return "", err
+	}
+	if err := validIssuer(iss); err != nil {
+		return "", err
+	}
+	return issuerSubject(iss, kind, value), nil
+}
+
+// issuerSubject is [IssuerSubject] of a kind, value and issuer already
+// validated.
+func issuerSubject(iss string, kind Kind, value string) string {
+	if iss == "" {
+		return subject(kind, value)
+	}
+	return subject(kind, value) + "." + base64.RawURLEncoding.EncodeToString([]byte(iss))
+}
+
+// Subject returns the subject e is published on (see [Subject] and
+// [IssuerSubject]).
+func (e Event) Subject() (string, error) { return IssuerSubject(e.Issuer, e.Kind, e.Value()) }
 
 // OnSubject reports whether subj is the subject e is published on (see
 // [Subject]), without building it: a consumer checks every message so, and
@@ -49,7 +75,11 @@ func (e Event) OnSubject(subj string) bool {
 	if rest, ok = strings.CutPrefix(rest, tok); !ok || !strings.HasPrefix(rest, ".") {
 		return false
 	}
-	return encodes(rest[1:], e.Value())
+	value, iss, scoped := strings.Cut(rest[1:], ".")
+	if scoped != (e.Issuer != "") {
+		return false
+	}
+	return encodes(value, e.Value()) && (!scoped || encodes(iss, e.Issuer))
 }
 
 // base64URL is the alphabet of base64.RawURLEncoding.
@@ -76,11 +106,44 @@ func encodes(enc, v string) bool {
 	return true
 }
 
-// ParseSubject is the inverse of [Subject].
+// ParseSubject is the inverse of [Subject]. It refuses a subject scoped to
+// an issuer; [ParseIssuerSubject] reads both.
 func ParseSubject(s string) (Kind, string, error) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || parts[0] != SubjectPrefix {
+	if strings.Count(s, ".") != 2 {
 		return "", "", fmt.Errorf("%w: subject %q is not %s.<kind>.<value>", ErrBadValue, s, SubjectPrefix)
+	}
+	_, kind, value, err := ParseIssuerSubject(s)
+	return kind, value, err
+}
+
+// ParseIssuerSubject is the inverse of [IssuerSubject]: the issuer (empty
+// for an unscoped subject), the kind and the value.
+func ParseIssuerSubject(s string) (iss string, kind Kind, value string, err error) {
+	parts := strings.Split(s, ".")
+	if len(parts) == 4 && parts[0] == SubjectPrefix {
+		raw, err := base64.RawURLEncoding.DecodeString(parts[3])
+		if err != nil {
+			return "", "", "", fmt.Errorf("%w: subject issuer is not base64url", ErrBadValue)
+		}
+		if len(raw) == 0 {
+			return "", "", "", fmt.Errorf("%w: subject issuer is empty", ErrBadValue)
+		}
+		if err := validIssuer(string(raw)); err != nil {
+			return "", "", "", err
+		}
+		iss, parts = string(raw), parts[:3]
+	}
+	kind, value, err = parseSubject(s, parts)
+	if err != nil {
+		return "", "", "", err
+	}
+	return iss, kind, value, nil
+}
+
+// parseSubject reads the kind and value of the first three parts of s.
+func parseSubject(s string, parts []string) (Kind, string, error) {
+	if len(parts) != 3 || parts[0] != SubjectPrefix {
+		return "", "", fmt.Errorf("%w: subject %q is not %s.<kind>.<value>[.<issuer>]", ErrBadValue, s, SubjectPrefix)
 	}
 	var kind Kind
 	for k, tok := range subjectToken {

@@ -68,12 +68,22 @@ func TestProviders(t *testing.T) {
 		}
 	}
 
-	// The provider's tokens are revocable like the own issuer's.
-	e.srv.Revoke(t, events.NewSession(eventID("ses"), "idp-session", time.Now()))
+	// The provider's tokens are revocable like the own issuer's, and a
+	// revocation scoped to the provider leaves another issuer's token with
+	// the same session id and subject alone.
+	sameIDs := twin.Token(t, verifiertest.TokenOptions{Subject: "bob", SessionID: "idp-session"})
+	e.srv.Revoke(t, events.NewSession(eventID("ses"), "idp-session", time.Now()).ForIssuer(idp.Issuer()))
+	e.srv.Revoke(t, events.NewSubject(eventID("sub"), "bob", time.Now(), time.Now()).ForIssuer(idp.Issuer()))
 	eventually.True(t, 10*time.Second, "provider session revoked", func() bool {
 		_, err := v.Verify(ctx, theirs)
 		return errors.Is(err, ErrSessionRevoked)
 	})
+	if _, err := v.Verify(ctx, idp.Token(t, verifiertest.TokenOptions{Subject: "bob", IssuedAt: time.Now().Add(-time.Minute), Extra: map[string]any{"jti": nil, "uti": "uti-2"}})); !errors.Is(err, ErrSubjectRevoked) {
+		t.Fatalf("provider's subject after its scoped logout: %v, want ErrSubjectRevoked", err)
+	}
+	if _, err := v.Verify(ctx, sameIDs); err != nil {
+		t.Fatalf("another issuer's token with the same sid and sub after the provider's logout: %v", err)
+	}
 	if _, err := v.Verify(ctx, own); err != nil {
 		t.Fatalf("own token after the provider's logout: %v", err)
 	}
