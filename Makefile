@@ -7,7 +7,7 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit bench bench-e2e fuzz run tools deps chaos
+.PHONY: all test lint vet fmt-check staticcheck unit bench bench-e2e fuzz run tools deps chaos interop interop-hydra
 
 all: test
 
@@ -79,3 +79,14 @@ chaos: deps
 ## Redis, issuer :8081, revoker :8082, example :8080); prints what to try.
 run:
 	$(GO) run ./cmd/jwtrevoke-dev
+
+## interop: the interoperability tests against a real Ory Hydra v2.3.0
+## (interop/, a module of its own that `make test` never runs). Builds Hydra
+## first if interop/.bin/hydra is missing (~3-4 min cold, cached after).
+interop: interop-hydra
+	cd interop && $(GO) test -count=1 -v -timeout 15m ./...
+
+## interop-hydra: only build interop/.bin/hydra from Hydra's module source
+## (cgo, sqlite tags); a no-op when the binary is there.
+interop-hydra:
+	GO=$(GO) ./interop/build-hydra.sh
