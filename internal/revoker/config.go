@@ -68,6 +68,10 @@ type Config struct {
 	// host. It MUST NOT be set in production (see verifier.Config).
 	InsecureJWKSOverHTTP bool
 
+	// Providers are the outside identity providers whose logout signals
+	// the revoker takes (see [Provider]); none by default.
+	Providers []Provider
+
 	// IdempotencyTTL is how long an Idempotency-Key is remembered; default
 	// 24h.
 	IdempotencyTTL time.Duration
@@ -115,6 +119,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.Audiences = slices.Clone(c.Audiences)
 	c.Algorithms = slices.Clone(c.Algorithms)
 	c.Keys = slices.Clone(c.Keys)
+	c.Providers = slices.Clone(c.Providers)
 	if c.Stream == "" {
 		c.Stream = events.DefaultStreamName
 	}

@@ -28,6 +28,7 @@ type metrics struct {
 	publish        metric.Float64Histogram
 	introspections metric.Int64Counter
 	republishes    metric.Int64Counter
+	signals        metric.Int64Counter
 }
 
 func newMetrics(mp metric.MeterProvider, ob *outboxState) (*metrics, error) {
@@ -50,6 +51,10 @@ func newMetrics(mp metric.MeterProvider, ob *outboxState) (*metrics, error) {
 	m.republishes, err = meter.Int64Counter("jwtrevoke.revoker.outbox.republished",
 		metric.WithDescription("Recorded revocations the outbox drainer delivered to the stream (the request that recorded them did not)"),
 		metric.WithUnit("{event}"))
+	errs = append(errs, err)
+	m.signals, err = meter.Int64Counter("jwtrevoke.revoker.provider.signals",
+		metric.WithDescription("Logout signals from outside providers by provider, signal (backchannel_logout), outcome (accepted, refused, replay, unavailable) and reason (why it was refused)"),
+		metric.WithUnit("{signal}"))
 	errs = append(errs, err)
 	_, err = meter.Int64ObservableGauge("jwtrevoke.revoker.outbox.depth",
 		metric.WithDescription("Revocations recorded in Redis and not yet acknowledged by the stream, as last seen by this replica's drainer"),
@@ -96,4 +101,9 @@ func (m *metrics) republished(ctx context.Context) { m.republishes.Add(ctx, 1) }
 
 func (m *metrics) introspection(ctx context.Context, result string) {
 	m.introspections.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+}
+
+func (m *metrics) signal(ctx context.Context, provider, signal, outcome, reason string) {
+	m.signals.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", provider), attribute.String("signal", signal),
+		attribute.String("outcome", outcome), attribute.String("reason", reason)))
 }

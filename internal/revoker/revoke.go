@@ -157,6 +157,28 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 			return Result{}, typ, err
 		}
 	}
+	var idem *store.Idempotency
+	if key != "" {
+		idem = &store.Idempotency{Caller: httpx.Caller(r), Key: key, TTL: s.cfg.IdempotencyTTL}
+	}
+	res, err := s.record(ctx, sp, idem, now)
+	if errors.Is(err, errHeldOther) {
+		return Result{}, typ, httpx.Errorf(http.StatusConflict, codeConflict,
+			"this Idempotency-Key was used for a different revocation")
+	}
+	return res, typ, err
+}
+
+// errHeldOther is record's error when the idempotency record holds a
+// different revocation; each endpoint says so in its own words.
+var errHeldOther = errors.New("revoker: the idempotency record holds another revocation")
+
+// record validates and encodes the event of sp once, records it (with idem,
+// under its idempotency record, in the same step) and publishes it. A retry
+// the idempotency record already holds publishes the held event again; one
+// that holds a different revocation returns errHeldOther. Other errors are
+// *httpx.Error (400, 503) or a *RecordedError, except bugs.
+func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, now time.Time) (Result, error) {
 	ev := sp.event(NewEventID(), now)
 	st := s.cfg.Store
 	var epochErr error
@@ -174,7 +196,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 		// answered after validation, so bad input still gets its 400.
 		var recorded time.Time
 		if recorded, epochErr = st.SubjectEpoch(ctx, sp.iss, sp.value); epochErr == nil {
-			ev.Epoch = store.NextEpoch(recorded, now).UTC()
+			at := now
+			if !sp.epoch.IsZero() && sp.epoch.Before(now) {
+				at = sp.epoch
+			}
+			ev.Epoch = store.NextEpoch(recorded, at).UTC()
 			// An epoch from a revoker whose clock ran ahead may lie past
 			// now; the event cannot be issued before its epoch
 			// (events.MaxFutureSkew).
@@ -187,15 +213,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	// is recorded, published and removed from the outbox are these bytes.
 	x, err := events.NewEncoded(ev)
 	if err != nil {
-		return Result{}, typ, httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
+		return Result{}, httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
 	}
 	if epochErr != nil {
 		s.cfg.Logger.Warn("revoker: redis", "op", "epoch", "err", epochErr)
-		return Result{}, typ, notRecorded("the revocation store (Redis)")
-	}
-	var idem *store.Idempotency
-	if key != "" {
-		idem = &store.Idempotency{Caller: httpx.Caller(r), Key: key, TTL: s.cfg.IdempotencyTTL}
+		return Result{}, notRecorded("the revocation store (Redis)")
 	}
 	// Record first, always: the record and its outbox entry are written in
 	// one step, so once anything is recorded the event reaches the stream
@@ -203,24 +225,23 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	rec, err := st.Record(ctx, x, s.cfg.Leeway, idem)
 	if err != nil {
 		s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
-		return Result{}, typ, notRecorded("the revocation store (Redis)")
+		return Result{}, notRecorded("the revocation store (Redis)")
 	}
 	if rec.Held {
 		held := rec.Event.Event()
 		if !sameRequest(held, ev) {
-			return Result{}, typ, httpx.Errorf(http.StatusConflict, codeConflict,
-				"this Idempotency-Key was used for a different revocation")
+			return Result{}, errHeldOther
 		}
 		// The held event as stored, or its reissue: a new event, so
 		// validated and encoded (once) and recorded again.
 		x = rec.Event
 		if again := retried(held, ev, now); !again.Equal(held) {
 			if x, err = events.NewEncoded(again); err != nil {
-				return Result{}, typ, err // made of two valid events: a bug, answered 500
+				return Result{}, err // made of two valid events: a bug, answered 500
 			}
 			if _, err := st.Record(ctx, x, s.cfg.Leeway, nil); err != nil {
 				s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", again.ID, "err", err)
-				return Result{}, typ, notRecorded("the revocation store (Redis)")
+				return Result{}, notRecorded("the revocation store (Redis)")
 			}
 		}
 	}
@@ -234,14 +255,14 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	ack, err := s.deliver(ctx, x, x, opts...)
 	if err != nil {
 		if errors.Is(err, events.ErrInvalid) {
-			return Result{}, typ, err // validated above: a bug, answered 500
+			return Result{}, err // validated above: a bug, answered 500
 		}
 		s.cfg.Logger.Warn("revoker: recorded, not acknowledged yet", "id", ev.ID, "err", err)
-		return Result{}, typ, &RecordedError{ID: ev.ID}
+		return Result{}, &RecordedError{ID: ev.ID}
 	}
-	s.cfg.Logger.Info("revoker: revoked", "type", typ, "value", ev.Value(), "id", ev.ID, "seq", ack.Sequence,
+	s.cfg.Logger.Info("revoker: revoked", "type", ev.Kind, "value", ev.Value(), "id", ev.ID, "seq", ack.Sequence,
 		"duplicate", ack.Duplicate, "initiator", ev.Initiator, "reason", ev.Reason)
-	return Result{ID: ev.ID, Seq: ack.Sequence}, typ, nil
+	return Result{ID: ev.ID, Seq: ack.Sequence}, nil
 }
 
 // deliver publishes pub, a recorded event or its reissue: it finishes the
@@ -340,6 +361,7 @@ type spec struct {
 	exp               time.Time // token revocations
 	token             string    // revocation by the token itself, until fromToken
 	iss               string    // the issuer the revocation is scoped to; "" for every issuer
+	epoch             time.Time // a subject's logout instant; zero (or later than now) means now
 	reason, initiator string
 }
 

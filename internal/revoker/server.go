@@ -40,6 +40,7 @@ type Server struct {
 	cfg       Config
 	creds     *httpx.Credentials
 	checker   *verifier.Checker // signature and claims; revocation is read from Redis
+	providers map[string]*Provider
 	publisher *events.Publisher
 	metrics   *metrics
 	metricsH  http.Handler
@@ -60,6 +61,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
+	if s.providers, err = providersByName(cfg.Providers); err != nil {
+		return nil, err
+	}
 	if s.creds, err = httpx.NewCredentials(cfg.Credentials...); err != nil {
 		return nil, fmt.Errorf("revoker: config: %w", err)
 	}
@@ -114,6 +118,8 @@ func (s *Server) Handler() http.Handler {
 	mux := httpx.NewMux()
 	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
 	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.AllowBasic().Require(http.HandlerFunc(s.handleIntrospect)))
+	// A provider authenticates by the signature of its logout token.
+	mux.Handle(http.MethodPost, "/v1/providers/{name}/backchannel-logout", http.HandlerFunc(s.handleBackchannel))
 	httpx.Health(mux, s.Ready, s.cfg.Logger)
 	if s.metricsH != nil {
 		mux.Handle(http.MethodGet, "/metrics", s.metricsH)
@@ -138,9 +144,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		keysErr <- err
 	}()
+	providersErr := s.runProviders(ctx, cancel)
 	s.publish(ctx)
 	cancel()
 	if err := <-keysErr; err != nil {
+		return fmt.Errorf("revoker: keys: %w", err)
+	}
+	if err := <-providersErr; err != nil {
 		return fmt.Errorf("revoker: keys: %w", err)
 	}
 	return nil

@@ -228,11 +228,7 @@ func NewChecker(keys KeySource, cfg CheckerConfig) (*Checker, error) {
 	}
 	k := &Checker{cfg: cfg, byIss: make(map[string]*trust, 1+len(cfg.Providers))}
 	for _, p := range append([]Provider{cfg.own(keys)}, cfg.Providers...) {
-		t := &trust{Provider: p, methods: make(map[string]jwt.SigningMethod, len(p.Algorithms))}
-		for _, alg := range p.Algorithms {
-			t.methods[alg] = jwt.GetSigningMethod(alg)
-		}
-		t.validator = jwt.NewValidator(
+		t := newTrust(p,
 			jwt.WithIssuer(p.Issuer),
 			jwt.WithAudience(p.Audiences...),
 			jwt.WithExpirationRequired(),
@@ -378,30 +374,10 @@ var segment = base64.RawURLEncoding.Strict()
 // issuer whose algorithms, keys and claim rules apply; nothing else of the
 // claims is read before the signature is verified with that issuer's keys.
 func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
-	dot1 := strings.IndexByte(raw, '.')
-	if dot1 < 0 {
-		return nil, fail(ErrMalformed, "not three segments")
-	}
-	dot2 := strings.IndexByte(raw[dot1+1:], '.')
-	if dot2 < 0 {
-		return nil, fail(ErrMalformed, "not three segments")
-	}
-	dot2 += dot1 + 1
-	if strings.IndexByte(raw[dot2+1:], '.') >= 0 {
-		return nil, fail(ErrMalformed, "not three segments")
-	}
-	hb, err := segment.DecodeString(raw[:dot1])
-	if err != nil {
-		return nil, fail(ErrMalformed, "header is not base64url")
-	}
-	// Header parameters are read by their exact names (see readObject).
 	var hbuf [smallObject]member
-	header, err := readObject(hb, hbuf[:])
-	if errors.Is(err, errDuplicateName) {
-		return nil, fail(ErrMalformed, "a header parameter appears twice")
-	}
+	header, dot1, dot2, err := splitJWS(raw, hbuf[:])
 	if err != nil {
-		return nil, fail(ErrMalformed, "header is not a json object")
+		return nil, err
 	}
 	t := k.trusts[0]
 	var cb []byte // the decoded claims, once decoded
@@ -413,39 +389,9 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 			return nil, err
 		}
 	}
-	alg, _ := stringValue(lookup(header, "alg"))
-	method, ok := t.methods[alg]
-	if !ok {
-		return nil, fail(ErrAlgorithm, "")
-	}
-	if name := refusedParam(header); name != "" {
-		return nil, fail(ErrHeader, "header "+name+" is refused")
-	}
-	if typ := lookup(header, "typ"); typ != nil && !acceptedType(typ) {
-		return nil, fail(ErrHeader, "typ is not at+jwt")
-	}
-	kid, ok := stringValue(lookup(header, "kid"))
-	if !ok || !validKID(kid) {
-		return nil, fail(ErrHeader, "kid missing or not a short printable string")
-	}
-	key, err := t.Keys.Key(ctx, kid)
-	if errors.Is(err, ErrUnknownKey) {
-		return nil, fail(ErrUnknownKey, "") // the kid is token content: not echoed
-	}
+	kid, err := t.verifySignature(ctx, raw, dot2, header, acceptedType, "typ is not at+jwt")
 	if err != nil {
-		// The key source could not answer (JWKS never fetched, ctx ended):
-		// that says nothing about the token.
-		return nil, &verifyError{class: ErrUnavailable, reason: ErrKeysUnavailable, cause: err}
-	}
-	if !key.AllowsAlgorithm(alg) {
-		return nil, fail(ErrAlgorithm, "algorithm does not match the key")
-	}
-	sig, err := segment.DecodeString(raw[dot2+1:])
-	if err != nil {
-		return nil, fail(ErrMalformed, "signature is not base64url")
-	}
-	if err := method.Verify(raw[:dot2], sig, key.Public); err != nil {
-		return nil, fail(ErrSignature, "")
+		return nil, err
 	}
 	if cb == nil {
 		if cb, err = segment.DecodeString(raw[dot1+1 : dot2]); err != nil {
@@ -493,6 +439,89 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 	return c, nil
 }
 
+// splitJWS finds the two dots of raw, a compact JWS, and reads its header
+// into buf, each parameter by its exact name (see readObject).
+func splitJWS(raw string, buf []member) (header []member, dot1, dot2 int, err error) {
+	dot1 = strings.IndexByte(raw, '.')
+	if dot1 < 0 {
+		return nil, 0, 0, fail(ErrMalformed, "not three segments")
+	}
+	dot2 = strings.IndexByte(raw[dot1+1:], '.')
+	if dot2 < 0 {
+		return nil, 0, 0, fail(ErrMalformed, "not three segments")
+	}
+	dot2 += dot1 + 1
+	if strings.IndexByte(raw[dot2+1:], '.') >= 0 {
+		return nil, 0, 0, fail(ErrMalformed, "not three segments")
+	}
+	hb, err := segment.DecodeString(raw[:dot1])
+	if err != nil {
+		return nil, 0, 0, fail(ErrMalformed, "header is not base64url")
+	}
+	header, err = readObject(hb, buf)
+	if errors.Is(err, errDuplicateName) {
+		return nil, 0, 0, fail(ErrMalformed, "a header parameter appears twice")
+	}
+	if err != nil {
+		return nil, 0, 0, fail(ErrMalformed, "header is not a json object")
+	}
+	return header, dot1, dot2, nil
+}
+
+// verifySignature checks the header of raw (split at dot2) by t's rules —
+// alg in the allow-list, no refused parameter, a typ that typOK accepts if
+// any (typErr says which otherwise), a usable kid — then finds the key and
+// verifies the signature. It returns the kid. Nothing of the claims is
+// read.
+func (t *trust) verifySignature(ctx context.Context, raw string, dot2 int, header []member,
+	typOK func([]byte) bool, typErr string) (string, error) {
+	alg, _ := stringValue(lookup(header, "alg"))
+	method, ok := t.methods[alg]
+	if !ok {
+		return "", fail(ErrAlgorithm, "")
+	}
+	if name := refusedParam(header); name != "" {
+		return "", fail(ErrHeader, "header "+name+" is refused")
+	}
+	if typ := lookup(header, "typ"); typ != nil && !typOK(typ) {
+		return "", fail(ErrHeader, typErr)
+	}
+	kid, ok := stringValue(lookup(header, "kid"))
+	if !ok || !validKID(kid) {
+		return "", fail(ErrHeader, "kid missing or not a short printable string")
+	}
+	key, err := t.Keys.Key(ctx, kid)
+	if errors.Is(err, ErrUnknownKey) {
+		return "", fail(ErrUnknownKey, "") // the kid is token content: not echoed
+	}
+	if err != nil {
+		// The key source could not answer (JWKS never fetched, ctx ended):
+		// that says nothing about the token.
+		return "", &verifyError{class: ErrUnavailable, reason: ErrKeysUnavailable, cause: err}
+	}
+	if !key.AllowsAlgorithm(alg) {
+		return "", fail(ErrAlgorithm, "algorithm does not match the key")
+	}
+	sig, err := segment.DecodeString(raw[dot2+1:])
+	if err != nil {
+		return "", fail(ErrMalformed, "signature is not base64url")
+	}
+	if err := method.Verify(raw[:dot2], sig, key.Public); err != nil {
+		return "", fail(ErrSignature, "")
+	}
+	return kid, nil
+}
+
+// newTrust resolves p's allow-list and claims validator.
+func newTrust(p Provider, opts ...jwt.ParserOption) *trust {
+	t := &trust{Provider: p, methods: make(map[string]jwt.SigningMethod, len(p.Algorithms))}
+	for _, alg := range p.Algorithms {
+		t.methods[alg] = jwt.GetSigningMethod(alg)
+	}
+	t.validator = jwt.NewValidator(opts...)
+	return t
+}
+
 // trustOf returns the trusted issuer that the claims set cb names in iss,
 // read by its exact name.
 func (k *Checker) trustOf(cb []byte) (*trust, error) {
@@ -533,16 +562,16 @@ func classifyClaims(err error) error {
 	return fail(ErrClaims, "")
 }
 
-func acceptedType(typ []byte) bool {
+// accessTypes are the typ values of an access token (RFC 9068 §2.1, and
+// the plain JWT most providers send).
+var accessTypes = []string{"at+jwt", "application/at+jwt", "JWT", "jwt"}
+
+func acceptedType(typ []byte) bool { return typeIn(typ, accessTypes) }
+
+// typeIn reports whether the raw typ header value is a string among types.
+func typeIn(typ []byte, types []string) bool {
 	s, ok := stringValue(typ)
-	if !ok {
-		return false
-	}
-	switch s {
-	case "at+jwt", "application/at+jwt", "JWT", "jwt":
-		return true
-	}
-	return false
+	return ok && slices.Contains(types, s)
 }
 
 func validKID(kid string) bool {

@@ -114,3 +114,44 @@ func FuzzParseNumericDate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLogoutToken feeds arbitrary strings to a LogoutChecker: never a panic,
+// never a logout token with an error, never one accepted but the provider
+// signed; an accepted one always names a sub or a sid and a jti.
+func FuzzLogoutToken(f *testing.F) {
+	idp := verifiertest.NewIssuer(f, verifiertest.WithIssuer("https://idp.example.test"), verifiertest.WithAlgorithm(ES256))
+	keys, err := StaticKeys(Key{ID: idp.KeyID(), Algorithm: ES256, Public: idp.PublicKey()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, err := NewLogoutChecker(LogoutConfig{Issuer: idp.Issuer(), ClientID: "c", Keys: keys, Algorithms: []string{ES256}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	signed := map[string]bool{
+		idp.LogoutToken(f, verifiertest.LogoutOptions{ClientID: "c", SessionID: "s"}):                                      true,
+		idp.LogoutToken(f, verifiertest.LogoutOptions{ClientID: "c", Subject: "alice"}):                                    true,
+		idp.LogoutToken(f, verifiertest.LogoutOptions{ClientID: "c", SessionID: "s", Extra: map[string]any{"nonce": "n"}}): true,
+		idp.Token(f, verifiertest.TokenOptions{Extra: map[string]any{"aud": "c"}}):                                         true,
+	}
+	for raw := range signed {
+		f.Add(raw)
+		parts := strings.Split(raw, ".")
+		f.Add(parts[0] + "." + parts[1] + ".")
+		f.Add(parts[0] + ".e30." + parts[2])
+	}
+	f.Add("")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		lt, err := k.Check(context.Background(), raw)
+		if err != nil {
+			if lt != nil || (!errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrUnavailable)) {
+				t.Fatalf("Check(%q) = %+v, %v", raw, lt, err)
+			}
+			return
+		}
+		if !signed[raw] || (lt.Subject == "" && lt.SessionID == "") || lt.ID == "" {
+			t.Fatalf("accepted %q: %+v", raw, lt)
+		}
+	})
+}
