@@ -20,6 +20,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/example"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
+	"github.com/jwtrevoke/jwtrevoke/internal/providers"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
@@ -38,6 +39,7 @@ type options struct {
 	cookie                     string
 	logApplied                 bool
 	logLevel, logFormat        string
+	providersFile              string
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -75,6 +77,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.jwksURL, "jwks-url", "http://localhost:8081/.well-known/jwks.json", "the issuer's JWKS")
 	fs.BoolVar(&o.insecureJWKS, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
 	f.Deprecated("insecure-jwks-http", "insecure-jwks-over-http")
+	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose tokens are trusted too (docs/providers.md)")
 	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime accepted")
 	fs.DurationVar(&o.maxStale, "max-staleness", verifier.DefaultMaxStaleness, "staleness bound before requests fail closed")
 	fs.StringVar(&o.cookie, "cookie", "", "also read the access token from this cookie")
@@ -112,6 +115,16 @@ func serve(o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var trusted []verifier.Provider
+	if o.providersFile != "" {
+		ps, err := providers.Load(o.providersFile)
+		if err != nil {
+			return err
+		}
+		if trusted, err = providers.Trusts(ps, providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKS, Logger: log}); err != nil {
+			return err
+		}
+	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{
 			OnApplied:        onApplied,
@@ -119,6 +132,7 @@ func serve(o options, log *slog.Logger) error {
 			Audiences:        process.SplitList(o.audience),
 			Algorithms:       process.SplitList(o.algorithms),
 			Keys:             keys,
+			Providers:        trusted,
 			JetStream:        js,
 			MaxTokenLifetime: o.maxLifetime,
 			MaxStaleness:     o.maxStale,

@@ -28,6 +28,7 @@ import (
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
+	"github.com/jwtrevoke/jwtrevoke/internal/providers"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -54,6 +55,7 @@ type options struct {
 	maxTokenLifetime, leeway          time.Duration
 	idempotencyTTL, timeout           time.Duration
 	logLevel, logFormat               string
+	providersFile                     string
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -94,6 +96,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.algorithms, "algorithms", verifier.EdDSA, "accepted JWS algorithms, comma-separated: EdDSA, ES256, RS256")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWKS URL (required)")
 	fs.BoolVar(&o.insecureJWKSOverHTTP, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
+	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose back-channel logout tokens are taken (docs/providers.md)")
 	fs.StringVar(&o.stream, "stream", events.DefaultStreamName, "revocation stream name")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "stream replicas (1..5; 3 in production)")
 	fs.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime; sizes the stream retention; the same as every verifier's")
@@ -135,6 +138,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 }
 
 func serve(o options, log *slog.Logger) error {
+	// A bad providers file stops the start before anything is connected.
+	provs, err := logoutProviders(o, log)
+	if err != nil {
+		return err
+	}
 	// The service may start before NATS: it is not ready (and answers 503)
 	// until connected.
 	nc, js, err := process.NATS("jwtrevoke-revoker", o.natsURL, o.natsCreds, log)
@@ -165,6 +173,7 @@ func serve(o options, log *slog.Logger) error {
 		InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP,
 		IdempotencyTTL:       o.idempotencyTTL,
 		Timeout:              o.timeout,
+		Providers:            provs,
 		Logger:               log,
 	})
 	if err != nil {
@@ -184,4 +193,34 @@ func serve(o options, log *slog.Logger) error {
 	err = process.Run(ctx, app.Run, srv.Serve)
 	log.Info("revoker stopped")
 	return err
+}
+
+// logoutProviders reads the providers file, if any, and returns those whose
+// back-channel logout tokens the revoker takes.
+func logoutProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
+	if o.providersFile == "" {
+		return nil, nil
+	}
+	ps, err := providers.Load(o.providersFile)
+	if err != nil {
+		return nil, err
+	}
+	var out []revoker.Provider
+	for _, p := range ps {
+		if p.BackchannelLogout == nil {
+			continue
+		}
+		keys, err := p.Keys(providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		lc, err := p.LogoutChecker(keys)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, revoker.Provider{Name: p.Name, Logout: lc})
+		log.Info("revoker: taking back-channel logout tokens", "provider", p.Name, "issuer", p.Issuer,
+			"path", "/v1/providers/"+p.Name+"/backchannel-logout")
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,5 +107,32 @@ func TestRunBadConfigExitsOne(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "missing required settings") {
 		t.Errorf("stderr %q does not say what is missing", stderr.String())
+	}
+}
+
+// TestRunBadProvidersFileExitsOne: a providers file with a mistake stops
+// the start, saying which file and which entry, before anything is
+// connected.
+func TestRunBadProvidersFileExitsOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "providers.json")
+	if err := os.WriteFile(path, []byte(`{"providers": [{"name": "hydra", "issuer": "https://idp.example.test/", "discovery": true,
+		"backchannel_logout": {}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"JWTREVOKE_ISSUER": "https://issuer.example.test", "JWTREVOKE_AUDIENCE": "api",
+		"JWTREVOKE_JWKS_URL": "https://issuer.example.test/jwks", "JWTREVOKE_SERVICE_CREDENTIALS": "a-credential-of-enough-length",
+		"JWTREVOKE_PROVIDERS": path,
+	}
+	var stderr strings.Builder
+	if code := run(nil, func(k string) string { return env[k] }, &stderr); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	var line struct{ Msg, Err string }
+	if err := json.Unmarshal([]byte(stderr.String()), &line); err != nil {
+		t.Fatalf("stderr %q is not one JSON log line: %v", stderr.String(), err)
+	}
+	if want := "providers file " + path + `: providers[0] (hydra): "backchannel_logout": "client_id" is required`; line.Err != want {
+		t.Errorf("logged error %q, want %q", line.Err, want)
 	}
 }

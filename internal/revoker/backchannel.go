@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/providers"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
@@ -18,17 +18,13 @@ import (
 // POST /v1/providers/{Name}/backchannel-logout.
 type Provider struct {
 	// Name is the {name} of its endpoints, its metrics label and the
-	// initiator of its revocations ("provider:" + Name): 1 to 64 of a-z,
-	// 0-9, '-' and '_'. Required, unique.
+	// initiator of its revocations ("provider:" + Name); see
+	// providers.ValidName. Required, unique.
 	Name string
 	// Logout checks its back-channel logout tokens. Required. [Server.Run]
 	// runs it (a JWKS keeps itself fresh).
 	Logout *verifier.LogoutChecker
 }
-
-// validProviderName is the shape of Provider.Name: safe in a URL path, a
-// metrics label and a log line as it is.
-var validProviderName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // Outcomes of a provider's signal, the "outcome" attribute of
 // jwtrevoke.revoker.provider.signals.
@@ -140,8 +136,8 @@ func providersByName(ps []Provider) (map[string]*Provider, error) {
 	for i := range ps {
 		p := &ps[i]
 		switch {
-		case !validProviderName.MatchString(p.Name):
-			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: Name %q must be 1 to 64 of a-z, 0-9, '-' and '_'", i, p.Name))
+		case providers.ValidName(p.Name) != nil:
+			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: %w", i, providers.ValidName(p.Name)))
 		case m[p.Name] != nil:
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: Name %q is used twice", i, p.Name))
 		case p.Logout == nil:

@@ -29,3 +29,19 @@ type JWKSConfig = keyset.RemoteConfig
 
 // NewJWKS validates cfg and returns a [JWKS]. It does not fetch: run it.
 func NewJWKS(cfg JWKSConfig) (*JWKS, error) { return keyset.NewRemote(cfg) }
+
+// Discovery is a [KeySource] for an OpenID provider: its JWKS URL is the
+// jwks_uri of the discovery document below the configured issuer
+// (Issuer + "/.well-known/openid-configuration", never from a token), which
+// must name that issuer exactly. It is ready once the document was read and
+// the key set fetched; its Run reads the document, retrying until the
+// provider answers, then keeps the key set fresh as a [JWKS] does.
+type Discovery = keyset.Discovery
+
+// DiscoveryConfig configures a [Discovery]: the issuer, and the settings of
+// the key set it finds (every [JWKSConfig] field but URL).
+type DiscoveryConfig = keyset.DiscoveryConfig
+
+// NewDiscovery validates cfg and returns a [Discovery]. It does not fetch:
+// run it.
+func NewDiscovery(cfg DiscoveryConfig) (*Discovery, error) { return keyset.NewDiscovery(cfg) }
