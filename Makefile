@@ -81,9 +81,12 @@ run:
 	$(GO) run ./cmd/jwtrevoke-dev
 
 ## interop: the interoperability tests against a real Ory Hydra v2.3.0
-## (interop/, a module of its own that `make test` never runs). Builds Hydra
-## first if interop/.bin/hydra is missing (~3-4 min cold, cached after).
-interop: interop-hydra
+## (interop/, a module of its own that `make test` never runs): what Hydra
+## sends, and the whole path — login at Hydra, its token accepted by 3
+## example replicas, logout at Hydra, the back-channel logout token taken
+## by the revoker, the token refused everywhere. ~20 s once Hydra is built;
+## building it (interop-hydra) is the long part, see docs/providers.md.
+interop: deps interop-hydra
 	cd interop && $(GO) test -count=1 -v -timeout 15m ./...
 
 ## interop-hydra: only build interop/.bin/hydra from Hydra's module source

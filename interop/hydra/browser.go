@@ -81,6 +81,9 @@ func (b *Browser) Login(t testing.TB, c Client, subject string) Tokens {
 		"nonce":         {nonce},
 		"login_hint":    {subject},
 	}
+	if len(c.Audience) > 0 {
+		q.Set("audience", strings.Join(c.Audience, " "))
+	}
 	final, hops, err := b.navigate(ctx, b.h.publicURL+"/oauth2/auth?"+q.Encode(), c.RedirectURI)
 	if err != nil {
 		t.Fatalf("login: %v", err)

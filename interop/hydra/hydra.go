@@ -266,18 +266,23 @@ type Client struct {
 	RedirectURI           string
 	PostLogoutRedirectURI string
 	BackchannelLogoutURI  string
+	// Audience is what the client may ask access tokens to carry in aud;
+	// Login asks for all of it.
+	Audience []string
 }
 
 // RegisterClient creates a confidential client (client_secret_basic) with the
 // authorization_code and refresh_token grants, scopes openid and offline, and
 // the given back-channel logout URI (none if "") with
-// backchannel_logout_session_required.
-func (h *Hydra) RegisterClient(t testing.TB, backchannelLogoutURL string) Client {
+// backchannel_logout_session_required, and the audience its access tokens
+// may carry (Hydra's default is none: "aud":[]).
+func (h *Hydra) RegisterClient(t testing.TB, backchannelLogoutURL string, audience ...string) Client {
 	t.Helper()
 	c := Client{
 		RedirectURI:           h.ui.url + "/callback",
 		PostLogoutRedirectURI: h.ui.url + "/logged-out",
 		BackchannelLogoutURI:  backchannelLogoutURL,
+		Audience:              audience,
 	}
 	body := map[string]any{
 		"client_name":                "jwtrevoke-interop",
@@ -287,6 +292,9 @@ func (h *Hydra) RegisterClient(t testing.TB, backchannelLogoutURL string) Client
 		"redirect_uris":              []string{c.RedirectURI},
 		"post_logout_redirect_uris":  []string{c.PostLogoutRedirectURI},
 		"token_endpoint_auth_method": "client_secret_basic",
+	}
+	if len(audience) > 0 {
+		body["audience"] = audience
 	}
 	if backchannelLogoutURL != "" {
 		body["backchannel_logout_uri"] = backchannelLogoutURL

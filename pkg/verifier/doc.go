@@ -25,6 +25,13 @@
 // stream and no revocation state, for code that only inspects tokens. A
 // [Verifier] is a Checker plus the revocation state and its feed.
 //
+// Outside identity providers: Config.Providers trusts further issuers, each
+// with its own keys ([StaticKeys], a [JWKS], or [Discovery] from the
+// provider's OpenID discovery document), audiences, algorithms and claim
+// names. A [LogoutChecker] ([NewLogoutChecker]) checks a provider's OpenID
+// Connect back-channel logout tokens on the same JWS steps; the revoker
+// turns them into revocations scoped to the provider (docs/providers.md).
+//
 // # What Verify checks, in order
 //
 //  1. Size (Config.MaxTokenSize) before any parsing.

@@ -188,3 +188,42 @@ func ExampleCheckerConfig_providers() {
 	// Output:
 	// https://login.example/tenant/v2.0 bob u-1 <nil>
 }
+
+// ExampleNewLogoutChecker checks an OpenID Connect back-channel logout token
+// of a provider, shaped as Ory Hydra sends one (sid, no sub, no exp), and
+// refuses an ID token of the same provider presented in its place.
+func ExampleNewLogoutChecker() {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys, _ := verifier.StaticKeys(verifier.Key{ID: "idp-1", Algorithm: verifier.ES256, Public: &key.PublicKey})
+	checker, err := verifier.NewLogoutChecker(verifier.LogoutConfig{
+		Issuer:     "https://idp.example/",
+		ClientID:   "my-client", // the client registered with the back-channel logout URL
+		Keys:       keys,
+		Algorithms: []string{verifier.ES256},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sign := func(claims jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+		tok.Header["kid"] = "idp-1"
+		raw, _ := tok.SignedString(key)
+		return raw
+	}
+	logout := jwt.MapClaims{
+		"iss": "https://idp.example/", "aud": []string{"my-client"}, "iat": time.Now().Unix(),
+		"jti": "lt-1", "sid": "s-1",
+		"events": map[string]any{verifier.BackchannelLogoutEvent: map[string]any{}},
+	}
+	lt, err := checker.Check(context.Background(), sign(logout))
+	fmt.Println(lt.SessionID, lt.Subject == "", lt.ID, err)
+
+	idToken := jwt.MapClaims{"iss": "https://idp.example/", "aud": "my-client", "iat": time.Now().Unix(),
+		"jti": "id-1", "sub": "alice", "nonce": "n-1", "exp": time.Now().Add(time.Hour).Unix()}
+	_, err = checker.Check(context.Background(), sign(idToken))
+	fmt.Println(err)
+	// Output:
+	// s-1 true lt-1 <nil>
+	// verifier: invalid claims: a logout token must not carry a nonce
+}
