@@ -96,7 +96,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.algorithms, "algorithms", verifier.EdDSA, "accepted JWS algorithms, comma-separated: EdDSA, ES256, RS256")
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWKS URL (required)")
 	fs.BoolVar(&o.insecureJWKSOverHTTP, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
-	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose back-channel logout tokens are taken (docs/providers.md)")
+	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose logout signals are taken (docs/providers.md)")
 	fs.StringVar(&o.stream, "stream", events.DefaultStreamName, "revocation stream name")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "stream replicas (1..5; 3 in production)")
 	fs.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime; sizes the stream retention; the same as every verifier's")
@@ -139,7 +139,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 
 func serve(o options, log *slog.Logger) error {
 	// A bad providers file stops the start before anything is connected.
-	provs, err := logoutProviders(o, log)
+	provs, err := signalProviders(o, log)
 	if err != nil {
 		return err
 	}
@@ -195,9 +195,10 @@ func serve(o options, log *slog.Logger) error {
 	return err
 }
 
-// logoutProviders reads the providers file, if any, and returns those whose
-// back-channel logout tokens the revoker takes.
-func logoutProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
+// signalProviders reads the providers file, if any, and returns those whose
+// logout signals the revoker takes: back-channel logout tokens, Shared
+// Signals SETs, or both.
+func signalProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
 	if o.providersFile == "" {
 		return nil, nil
 	}
@@ -207,20 +208,29 @@ func logoutProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
 	}
 	var out []revoker.Provider
 	for _, p := range ps {
-		if p.BackchannelLogout == nil {
+		if p.BackchannelLogout == nil && p.SSF == nil {
 			continue
 		}
 		keys, err := p.Keys(providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP, Logger: log})
 		if err != nil {
 			return nil, err
 		}
-		lc, err := p.LogoutChecker(keys)
-		if err != nil {
+		rp := revoker.Provider{Name: p.Name, Keys: keys}
+		if rp.Logout, err = p.LogoutChecker(keys); err != nil {
 			return nil, err
 		}
-		out = append(out, revoker.Provider{Name: p.Name, Logout: lc})
-		log.Info("revoker: taking back-channel logout tokens", "provider", p.Name, "issuer", p.Issuer,
-			"path", "/v1/providers/"+p.Name+"/backchannel-logout")
+		if rp.Events, rp.EventsCredentials, err = p.SETChecker(keys); err != nil {
+			return nil, err
+		}
+		out = append(out, rp)
+		var paths []string
+		if rp.Logout != nil {
+			paths = append(paths, "/v1/providers/"+p.Name+"/backchannel-logout")
+		}
+		if rp.Events != nil {
+			paths = append(paths, "/v1/providers/"+p.Name+"/events")
+		}
+		log.Info("revoker: taking the provider's logout signals", "provider", p.Name, "issuer", p.Issuer, "paths", paths)
 	}
 	return out, nil
 }

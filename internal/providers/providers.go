@@ -60,6 +60,26 @@ type Provider struct {
 	// BackchannelLogout, when set, lets the revoker take the provider's
 	// OpenID Connect back-channel logout tokens.
 	BackchannelLogout *Backchannel `json:"backchannel_logout,omitempty"`
+	// SSF, when set, lets the revoker take the Security Event Tokens of
+	// the provider's OpenID Shared Signals stream (push delivery).
+	SSF *SSF `json:"ssf,omitempty"`
+}
+
+// SSF is the Shared Signals setting of a provider.
+type SSF struct {
+	// Audience is this receiver's id in the provider's stream: the aud of
+	// its SETs.
+	Audience string `json:"audience"`
+	// Issuer is the iss of its SETs; default the provider's issuer.
+	Issuer string `json:"issuer,omitempty"`
+	// PushCredentialFile holds the bearer credential the transmitter
+	// pushes with (the stream's authorization_header), one per line for a
+	// rotation; at least 16 bytes each. A file, so that the secret is
+	// neither in this file nor on a command line.
+	PushCredentialFile string `json:"push_credential_file"`
+	// MaxAge is how old a SET's iat may be; default
+	// verifier.DefaultSETMaxAge (24h).
+	MaxAge string `json:"max_age,omitempty"`
 }
 
 // Backchannel is the back-channel logout setting of a provider.
@@ -149,21 +169,33 @@ func Parse(data []byte) ([]Provider, error) {
 			if b.ClientID == "" {
 				bad(`"backchannel_logout": "client_id" is required`)
 			}
-			if _, err := b.maxAge(); err != nil {
+			if _, err := maxAge(b.MaxAge); err != nil {
 				bad(`"backchannel_logout": %v`, err)
+			}
+		}
+		if f := p.SSF; f != nil {
+			if f.Audience == "" {
+				bad(`"ssf": "audience" is required`)
+			}
+			if f.PushCredentialFile == "" {
+				bad(`"ssf": "push_credential_file" is required`)
+			}
+			if _, err := maxAge(f.MaxAge); err != nil {
+				bad(`"ssf": %v`, err)
 			}
 		}
 	}
 	return ps, errors.Join(errs...)
 }
 
-func (b *Backchannel) maxAge() (time.Duration, error) {
-	if b.MaxAge == "" {
+// maxAge reads a max_age setting: "" is zero (the default).
+func maxAge(s string) (time.Duration, error) {
+	if s == "" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(b.MaxAge)
+	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf(`"max_age" %q is not a positive duration such as "10m"`, b.MaxAge)
+		return 0, fmt.Errorf(`"max_age" %q is not a positive duration such as "10m"`, s)
 	}
 	return d, nil
 }
@@ -230,15 +262,51 @@ func (p Provider) LogoutChecker(keys verifier.KeySource) (*verifier.LogoutChecke
 	if b == nil {
 		return nil, nil
 	}
-	maxAge, err := b.maxAge()
+	age, err := maxAge(b.MaxAge)
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 	}
 	k, err := verifier.NewLogoutChecker(verifier.LogoutConfig{
-		Issuer: p.Issuer, ClientID: b.ClientID, Keys: keys, Algorithms: p.Algorithms, MaxAge: maxAge,
+		Issuer: p.Issuer, ClientID: b.ClientID, Keys: keys, Algorithms: p.Algorithms, MaxAge: age,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 	}
 	return k, nil
+}
+
+// SETChecker returns the checker of the provider's Security Event Tokens,
+// verified with keys, and the credentials its transmitter pushes with (read
+// from push_credential_file); nil when the provider has no ssf setting.
+func (p Provider) SETChecker(keys verifier.KeySource) (*verifier.SETChecker, []string, error) {
+	f := p.SSF
+	if f == nil {
+		return nil, nil, nil
+	}
+	age, err := maxAge(f.MaxAge)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
+	}
+	iss := f.Issuer
+	if iss == "" {
+		iss = p.Issuer
+	}
+	k, err := verifier.NewSETChecker(verifier.SETConfig{Issuer: iss, Audience: f.Audience, Keys: keys, Algorithms: p.Algorithms, MaxAge: age})
+	if err != nil {
+		return nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
+	}
+	b, err := os.ReadFile(f.PushCredentialFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provider %s: ssf push credential: %w", p.Name, err)
+	}
+	var creds []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			creds = append(creds, line)
+		}
+	}
+	if len(creds) == 0 {
+		return nil, nil, fmt.Errorf("provider %s: ssf push credential file %s is empty", p.Name, f.PushCredentialFile)
+	}
+	return k, creds, nil
 }

@@ -50,6 +50,8 @@ func TestParse(t *testing.T) {
 		{"both keys", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "jwks_url": "https://x"}]}`, `exactly one of`},
 		{"no client id", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {}}]}`, `"client_id" is required`},
 		{"a bad max_age", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {"client_id": "c", "max_age": "ten minutes"}}]}`, `"max_age" "ten minutes" is not a positive duration`},
+		{"ssf without audience or credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {}}]}`, `"ssf": "audience" is required`},
+		{"ssf without credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {"audience": "r"}}]}`, `"ssf": "push_credential_file" is required`},
 	} {
 		if _, err := Parse([]byte(tt.file)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
@@ -120,6 +122,27 @@ func TestBuild(t *testing.T) {
 	if lc, err := ps[1].LogoutChecker(keys); lc != nil || err != nil {
 		t.Errorf("no backchannel_logout: %v, %v", lc, err)
 	}
+	// SSF: the SET checker and the push credentials from their file.
+	credFile := filepath.Join(t.TempDir(), "ssf")
+	if err := os.WriteFile(credFile, []byte("first-credential-0123456789\n\nsecond-credential-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withSSF := ps[0]
+	withSSF.SSF = &SSF{Audience: "https://revoker.example.com/", PushCredentialFile: credFile}
+	sc, creds, err := withSSF.SETChecker(keys)
+	if err != nil || sc == nil || len(creds) != 2 || creds[1] != "second-credential-0123456789" {
+		t.Errorf("SETChecker: %v, %q, %v", sc, creds, err)
+	}
+	if w := sc.ReplayWindow(); w != verifier.DefaultSETMaxAge+2*verifier.DefaultLeeway {
+		t.Errorf("SET ReplayWindow %s", w)
+	}
+	withSSF.SSF.PushCredentialFile = filepath.Join(t.TempDir(), "missing")
+	if _, _, err := withSSF.SETChecker(keys); err == nil || !strings.Contains(err.Error(), "ssf push credential") {
+		t.Errorf("missing credential file: %v", err)
+	}
+	if sc, _, err := ps[1].SETChecker(keys); sc != nil || err != nil {
+		t.Errorf("no ssf: %v, %v", sc, err)
+	}
 	http := Provider{Name: "a", Issuer: "http://idp.internal/", Discovery: true}
 	if _, err := http.Keys(KeyOptions{}); err == nil || !strings.Contains(err.Error(), "provider a") {
 		t.Errorf("http issuer: %v", err)
@@ -148,7 +171,7 @@ func FuzzParse(f *testing.F) {
 			}
 			seen[p.Name] = true
 			if b := p.BackchannelLogout; b != nil {
-				if d, err := b.maxAge(); b.ClientID == "" || err != nil || d < 0 {
+				if d, err := maxAge(b.MaxAge); b.ClientID == "" || err != nil || d < 0 {
 					t.Fatalf("Parse(%q) accepted backchannel %+v", data, b)
 				}
 			}

@@ -15,15 +15,27 @@ import (
 
 // Provider is an outside identity provider whose logout signals the revoker
 // takes (docs/providers.md): its back-channel logout tokens at
-// POST /v1/providers/{Name}/backchannel-logout.
+// POST /v1/providers/{Name}/backchannel-logout and its Security Event
+// Tokens at POST /v1/providers/{Name}/events.
 type Provider struct {
 	// Name is the {name} of its endpoints, its metrics label and the
 	// initiator of its revocations ("provider:" + Name); see
 	// providers.ValidName. Required, unique.
 	Name string
-	// Logout checks its back-channel logout tokens. Required. [Server.Run]
-	// runs it (a JWKS keeps itself fresh).
+	// Keys verifies its signatures; the checkers below use it. Required.
+	// [Server.Run] runs it when it has background work (a JWKS, a
+	// Discovery).
+	Keys verifier.KeySource
+	// Logout checks its back-channel logout tokens; nil: the endpoint
+	// answers 404 for this provider.
 	Logout *verifier.LogoutChecker
+	// Events checks the SETs of its Shared Signals stream, pushed with one
+	// of EventsCredentials as the bearer credential (RFC 8935 §2); nil:
+	// the endpoint answers 404 for this provider.
+	Events            *verifier.SETChecker
+	EventsCredentials []string
+
+	events *httpx.Credentials // from EventsCredentials
 }
 
 // Outcomes of a provider's signal, the "outcome" attribute of
@@ -47,8 +59,8 @@ const reasonBackchannel = "backchannel_logout"
 // identical token, so a retry of a recorded logout gets 200 again.
 func (s *Server) handleBackchannel(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.providers[r.PathValue("name")]
-	if !ok {
-		httpx.Fail(w, s.cfg.Logger, httpx.Errorf(http.StatusNotFound, "not_found", "no provider of that name is configured"))
+	if !ok || p.Logout == nil {
+		httpx.Fail(w, s.cfg.Logger, httpx.Errorf(http.StatusNotFound, "not_found", "no provider of that name takes back-channel logout here"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
@@ -140,22 +152,34 @@ func providersByName(ps []Provider) (map[string]*Provider, error) {
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: %w", i, providers.ValidName(p.Name)))
 		case m[p.Name] != nil:
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: Name %q is used twice", i, p.Name))
-		case p.Logout == nil:
-			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Logout is required", i, p.Name))
+		case p.Keys == nil:
+			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Keys is required", i, p.Name))
+		case p.Events != nil:
+			var err error
+			if p.events, err = httpx.NewCredentials(p.EventsCredentials...); err != nil {
+				errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): EventsCredentials: %w", i, p.Name, err))
+			}
 		}
 		m[p.Name] = p
 	}
 	return m, errors.Join(errs...)
 }
 
-// runProviders runs every provider's logout checker until ctx ends.
+// runProviders runs every provider's key source that has background work
+// until ctx ends.
 func (s *Server) runProviders(ctx context.Context, cancel context.CancelFunc) <-chan error {
 	errc := make(chan error, 1)
 	go func() {
 		done := make(chan error, len(s.providers))
+		n := 0
 		for _, p := range s.providers {
+			r, ok := p.Keys.(interface{ Run(context.Context) error })
+			if !ok {
+				continue
+			}
+			n++
 			go func() {
-				err := p.Logout.Run(ctx)
+				err := r.Run(ctx)
 				if err != nil {
 					err = fmt.Errorf("provider %s: %w", p.Name, err)
 					cancel()
@@ -164,7 +188,7 @@ func (s *Server) runProviders(ctx context.Context, cancel context.CancelFunc) <-
 			}()
 		}
 		var first error
-		for range s.providers {
+		for range n {
 			if err := <-done; err != nil && first == nil {
 				first = err
 			}

@@ -23,6 +23,10 @@ const (
 	idpIssuer = "https://idp.example.test/"
 	idpClient = "client-of-jwtrevoke"
 	bclPath   = "/v1/providers/idp/backchannel-logout"
+	// The receiver's id at idp (the aud of its SETs) and the bearer
+	// credential idp pushes them with.
+	idpAudience   = "https://revoker.example.test/"
+	ssfCredential = "ssf-push-credential-0123456789"
 )
 
 // providerEnv is a revoker taking back-channel logout tokens from idp, and
@@ -38,7 +42,7 @@ func newProviderEnv(t *testing.T) *providerEnv {
 	idp := verifiertest.NewIssuer(t, verifiertest.WithIssuer(idpIssuer), verifiertest.WithAlgorithm("RS256"),
 		verifiertest.WithAudience("api"))
 	e := newEnv(t, func(c *Config) {
-		c.Providers = []Provider{{Name: "idp", Logout: logoutChecker(t, idp, idp.JWKSURL())}}
+		c.Providers = []Provider{idpProvider(t, idp, idp.JWKSURL())}
 	})
 	p := &providerEnv{env: e, idp: idp}
 	p.service = runverifier.Ready(t, verifier.Config{
@@ -59,14 +63,23 @@ func jwksOf(t *testing.T, u string) verifier.KeySource {
 	return k
 }
 
-func logoutChecker(t *testing.T, idp *verifiertest.Issuer, jwksURL string) *verifier.LogoutChecker {
+// idpProvider is the revoker's Provider "idp": idp's keys at jwksURL, its
+// logout tokens to idpClient and its SETs to idpAudience, pushed with
+// ssfCredential.
+func idpProvider(t *testing.T, idp *verifiertest.Issuer, jwksURL string) Provider {
 	t.Helper()
-	k, err := verifier.NewLogoutChecker(verifier.LogoutConfig{Issuer: idp.Issuer(), ClientID: idpClient,
-		Keys: jwksOf(t, jwksURL), Algorithms: []string{"RS256"}})
+	keys := jwksOf(t, jwksURL)
+	lc, err := verifier.NewLogoutChecker(verifier.LogoutConfig{Issuer: idp.Issuer(), ClientID: idpClient,
+		Keys: keys, Algorithms: []string{"RS256"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	sc, err := verifier.NewSETChecker(verifier.SETConfig{Issuer: idp.Issuer(), Audience: idpAudience,
+		Keys: keys, Algorithms: []string{"RS256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Provider{Name: "idp", Keys: keys, Logout: lc, Events: sc, EventsCredentials: []string{ssfCredential}}
 }
 
 // logout posts a logout token as a provider does.
@@ -216,7 +229,7 @@ func TestBackchannelKeysUnavailable(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
 	e := newEnv(t, func(c *Config) {
-		c.Providers = []Provider{{Name: "idp", Logout: logoutChecker(t, idp, down.URL+"/jwks")}}
+		c.Providers = []Provider{idpProvider(t, idp, down.URL+"/jwks")}
 	})
 	keys := e.dbsize(t)
 	a := e.logout(t, bclPath, idp.LogoutToken(t, verifiertest.LogoutOptions{ClientID: idpClient, SessionID: "s"}))
@@ -231,16 +244,24 @@ func TestBackchannelKeysUnavailable(t *testing.T) {
 	}
 }
 
-// signals reads jwtrevoke_revoker_provider_signals_total of provider idp
-// with outcome off /metrics.
+// signals reads jwtrevoke_revoker_provider_signals_total of provider idp's
+// back-channel logouts with outcome off /metrics.
 func (e *env) signals(t *testing.T, outcome string) float64 {
+	t.Helper()
+	return e.signalsOf(t, "backchannel_logout", outcome)
+}
+
+// signalsOf reads jwtrevoke_revoker_provider_signals_total of provider idp
+// with signal and outcome off /metrics.
+func (e *env) signalsOf(t *testing.T, signal, outcome string) float64 {
 	t.Helper()
 	a := e.do(t, http.MethodGet, "/metrics", "", nil, nil)
 	var sum float64
 	for _, line := range strings.Split(string(a.body), "\n") {
 		name, val, ok := strings.Cut(line, " ")
 		if ok && strings.HasPrefix(name, "jwtrevoke_revoker_provider_signals_total{") &&
-			strings.Contains(name, `outcome="`+outcome+`"`) && strings.Contains(name, `provider="idp"`) {
+			strings.Contains(name, `outcome="`+outcome+`"`) && strings.Contains(name, `provider="idp"`) &&
+			strings.Contains(name, `signal="`+signal+`"`) {
 			f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
 			if err != nil {
 				t.Fatalf("metric line %q: %v", line, err)

@@ -197,8 +197,17 @@ func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, n
 		var recorded time.Time
 		if recorded, epochErr = st.SubjectEpoch(ctx, sp.iss, sp.value); epochErr == nil {
 			at := now
-			if !sp.epoch.IsZero() && sp.epoch.Before(now) {
-				at = sp.epoch
+			if e := sp.epoch; !e.IsZero() {
+				// A provider's instant in whole seconds (a NumericDate
+				// without a fraction) lies somewhere in that second:
+				// take its end, so that no token of that second
+				// escapes. Never later than now.
+				if e.Nanosecond() == 0 {
+					e = e.Add(time.Second - time.Nanosecond)
+				}
+				if e.Before(now) {
+					at = e
+				}
 			}
 			ev.Epoch = store.NextEpoch(recorded, at).UTC()
 			// An epoch from a revoker whose clock ran ahead may lie past

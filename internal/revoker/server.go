@@ -120,6 +120,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.AllowBasic().Require(http.HandlerFunc(s.handleIntrospect)))
 	// A provider authenticates by the signature of its logout token.
 	mux.Handle(http.MethodPost, "/v1/providers/{name}/backchannel-logout", http.HandlerFunc(s.handleBackchannel))
+	// A Shared Signals transmitter authenticates with its stream's own
+	// credential, and by the signature of its SETs.
+	mux.Handle(http.MethodPost, "/v1/providers/{name}/events", http.HandlerFunc(s.handleEvents))
 	httpx.Health(mux, s.Ready, s.cfg.Logger)
 	if s.metricsH != nil {
 		mux.Handle(http.MethodGet, "/metrics", s.metricsH)

@@ -155,3 +155,41 @@ func FuzzLogoutToken(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSET feeds arbitrary strings to a SETChecker: never a panic, never a
+// SET with an error, never one accepted but the transmitter signed, and an
+// accepted one always has one event type, an object event and a jti.
+func FuzzSET(f *testing.F) {
+	idp := verifiertest.NewIssuer(f, verifiertest.WithIssuer("https://idp.example.test"), verifiertest.WithAlgorithm(ES256))
+	keys, err := StaticKeys(Key{ID: idp.KeyID(), Algorithm: ES256, Public: idp.PublicKey()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, err := NewSETChecker(SETConfig{Issuer: idp.Issuer(), Audience: "r", Keys: keys, Algorithms: []string{ES256}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ev := "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+	signed := map[string]bool{
+		idp.SET(f, verifiertest.SETOptions{Audience: "r", EventType: ev, SubjectID: map[string]any{"format": "opaque", "id": "x"}}): true,
+		idp.SET(f, verifiertest.SETOptions{Audience: "r", EventType: ev, Extra: map[string]any{"sub": "alice"}}):                    true,
+		idp.LogoutToken(f, verifiertest.LogoutOptions{ClientID: "r", SessionID: "s"}):                                               true,
+	}
+	for raw := range signed {
+		f.Add(raw)
+		parts := strings.Split(raw, ".")
+		f.Add(parts[0] + ".e30." + parts[2])
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		set, err := k.Check(context.Background(), raw)
+		if err != nil {
+			if set != nil || (!errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrUnavailable)) {
+				t.Fatalf("Check(%q) = %+v, %v", raw, set, err)
+			}
+			return
+		}
+		if !signed[raw] || set.EventType == "" || set.ID == "" || len(set.Event) == 0 || set.Event[0] != '{' {
+			t.Fatalf("accepted %q: %+v", raw, set)
+		}
+	})
+}

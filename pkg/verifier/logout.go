@@ -2,11 +2,7 @@ package verifier
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
@@ -80,133 +76,48 @@ type LogoutToken struct {
 // be written in the same step as what the logout records.
 //
 // A LogoutChecker is safe for concurrent use.
-type LogoutChecker struct {
-	cfg   LogoutConfig
-	trust *trust
-}
+type LogoutChecker struct{ rules *signalRules }
 
 // NewLogoutChecker validates cfg and returns a LogoutChecker. Every
 // misconfiguration is reported at once.
 func NewLogoutChecker(cfg LogoutConfig) (*LogoutChecker, error) {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("verifier: logout config: "+format, args...))
-	}
-	if cfg.Keys == nil {
-		bad("Keys is required: StaticKeys, NewJWKS or your own KeySource")
-	}
-	if cfg.ClientID == "" {
-		bad("ClientID is required: the aud the provider addresses its logout tokens to")
-	}
-	p := Provider{Issuer: cfg.Issuer, Keys: cfg.Keys, Audiences: []string{cfg.ClientID}, Algorithms: cfg.Algorithms}
-	p = p.withDefaults("", bad)
-	if cfg.MaxAge == 0 {
-		cfg.MaxAge = DefaultLogoutMaxAge
-	}
-	if cfg.MaxAge < 0 || cfg.MaxAge > MaxLogoutMaxAge {
-		bad("MaxAge %s not in (0, %s]", cfg.MaxAge, MaxLogoutMaxAge)
-	}
-	if cfg.Leeway == 0 {
-		cfg.Leeway = DefaultLeeway
-	}
-	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
-		bad("Leeway %s not in (0, %s]", cfg.Leeway, MaxLeeway)
-	}
-	if cfg.MaxTokenSize == 0 {
-		cfg.MaxTokenSize = DefaultMaxTokenSize
-	}
-	if cfg.MaxTokenSize < 256 || cfg.MaxTokenSize > 1<<20 {
-		bad("MaxTokenSize %d not in [256, 1MiB]", cfg.MaxTokenSize)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if err := errors.Join(errs...); err != nil {
+	r, err := newSignalRules(signalConfig{
+		what: "logout", issuer: cfg.Issuer, audience: cfg.ClientID,
+		audienceField: "ClientID", hint: "the aud the provider addresses its logout tokens to",
+		keys: cfg.Keys, algorithms: cfg.Algorithms, maxAge: cfg.MaxAge, leeway: cfg.Leeway,
+		maxSize: cfg.MaxTokenSize, now: cfg.Now, defaultAge: DefaultLogoutMaxAge, defaultSize: DefaultMaxTokenSize,
+		types: logoutTypes, typErr: "typ is not logout+jwt or JWT",
+	})
+	if err != nil {
 		return nil, err
 	}
-	cfg.Algorithms = p.Algorithms
-	t := newTrust(p,
-		jwt.WithIssuer(p.Issuer),
-		jwt.WithAudience(cfg.ClientID),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(cfg.Leeway),
-		jwt.WithTimeFunc(cfg.Now),
-	)
-	return &LogoutChecker{cfg: cfg, trust: t}, nil
+	return &LogoutChecker{rules: r}, nil
 }
 
 // ReplayWindow is how long an accepted jti must be remembered so that no
 // replay can be accepted: a token older than MaxAge (plus leeway) is refused
 // anyway.
-func (k *LogoutChecker) ReplayWindow() time.Duration {
-	return k.cfg.MaxAge + 2*k.cfg.Leeway
-}
+func (k *LogoutChecker) ReplayWindow() time.Duration { return k.rules.replayWindow() }
 
 // KeysReady reports whether the provider's key source can answer.
-func (k *LogoutChecker) KeysReady() bool {
-	select {
-	case <-k.cfg.Keys.Ready():
-		return true
-	default:
-		return false
-	}
-}
-
-// Run runs the key source's background work if it has any (a [JWKS]) until
-// ctx ends, and returns its error.
-func (k *LogoutChecker) Run(ctx context.Context) error {
-	if r, ok := k.cfg.Keys.(runner); ok {
-		return r.Run(ctx)
-	}
-	<-ctx.Done()
-	return nil
-}
+func (k *LogoutChecker) KeysReady() bool { return k.rules.keysReady() }
 
 // Check verifies raw, a compact JWS logout token. On any failure it returns
 // nil and an error wrapping [ErrInvalidToken] or [ErrUnavailable] (keys not
 // available) and one precise reason, as [Checker.Check] does; the texts
 // never quote the token.
 func (k *LogoutChecker) Check(ctx context.Context, raw string) (*LogoutToken, error) {
-	if raw == "" {
-		return nil, fail(ErrMalformed, "empty token")
-	}
-	if len(raw) > k.cfg.MaxTokenSize {
-		return nil, fail(ErrMalformed, "token larger than the size limit")
-	}
-	var hbuf [smallObject]member
-	header, dot1, dot2, err := splitJWS(raw, hbuf[:])
+	tc, cb, kid, err := k.rules.check(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
-	kid, err := k.trust.verifySignature(ctx, raw, dot2, header, logoutType, "typ is not logout+jwt or JWT")
-	if err != nil {
-		return nil, err
-	}
-	cb, err := segment.DecodeString(raw[dot1+1 : dot2])
-	if err != nil {
-		return nil, fail(ErrMalformed, "claims are not base64url")
-	}
-	tc, err := decodeClaims(cb, "sid", "jti")
-	if err != nil {
-		return nil, err
-	}
-	if err := k.trust.validator.Validate(&tc); err != nil {
-		return nil, classifyClaims(err)
-	}
-	now := k.cfg.Now()
 	switch {
-	case tc.IssuedAt.IsZero():
-		return nil, fail(ErrClaims, "iat missing")
-	case tc.IssuedAt.Add(k.cfg.MaxAge + k.cfg.Leeway).Before(now):
-		return nil, fail(ErrExpired, "iat older than the accepted window")
 	case tc.Subject == "" && tc.SessionID == "":
 		return nil, fail(ErrClaims, "neither sub nor sid")
 	case tc.Subject != "" && events.ValidValue(events.KindSubject, tc.Subject) != nil:
 		return nil, fail(ErrClaims, "sub longer than 256 bytes or not printable")
 	case tc.SessionID != "" && events.ValidValue(events.KindSession, tc.SessionID) != nil:
 		return nil, fail(ErrClaims, "sid longer than 256 bytes or not printable")
-	case events.ValidValue(events.KindToken, tc.ID) != nil:
-		return nil, fail(ErrClaims, "jti missing, longer than 256 bytes or not printable")
 	}
 	if err := logoutMembers(cb); err != nil {
 		return nil, err
@@ -249,7 +160,5 @@ func logoutMembers(cb []byte) error {
 }
 
 // logoutTypes are the typ values of §2.4: "JWT" (what most providers send,
-// Hydra included) or logout+jwt; an absent typ is accepted by the caller.
+// Hydra included) or logout+jwt; an absent typ is accepted too.
 var logoutTypes = []string{"logout+jwt", "application/logout+jwt", "JWT", "jwt"}
-
-func logoutType(typ []byte) bool { return typeIn(typ, logoutTypes) }

@@ -13,11 +13,12 @@ import (
 const providerClient = "client-at-idp"
 
 // logoutChecker returns a LogoutChecker for idp's logout tokens to
-// providerClient, with its JWKS running until the test ends.
+// providerClient, with its JWKS running until the test ends (a checker does
+// not run its keys: whoever owns the key source does).
 func logoutChecker(t *testing.T, idp *verifiertest.Issuer, mod func(*LogoutConfig)) *LogoutChecker {
 	t.Helper()
-	cfg := LogoutConfig{Issuer: idp.Issuer(), ClientID: providerClient, Keys: jwks(t, idp.JWKSURL()),
-		Algorithms: []string{idp.Algorithm()}}
+	keys := jwks(t, idp.JWKSURL())
+	cfg := LogoutConfig{Issuer: idp.Issuer(), ClientID: providerClient, Keys: keys, Algorithms: []string{idp.Algorithm()}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -27,11 +28,11 @@ func logoutChecker(t *testing.T, idp *verifiertest.Issuer, mod func(*LogoutConfi
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
+	go func() { done <- keys.(*JWKS).Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("LogoutChecker.Run: %v", err)
+			t.Errorf("JWKS.Run: %v", err)
 		}
 	})
 	return k

@@ -318,6 +318,57 @@ func (i *Issuer) LogoutToken(tb testing.TB, o LogoutOptions) string {
 	return i.sign(tb, key, header, claims)
 }
 
+// SETOptions shape one Security Event Token from [Issuer.SET].
+type SETOptions struct {
+	// Audience is "aud" (a string); default the issuer's audience.
+	Audience string
+	// EventType and Event are the one member of "events"; Event default
+	// {}.
+	EventType string
+	Event     map[string]any
+	// SubjectID is "sub_id"; left out when nil.
+	SubjectID map[string]any
+	// JTI is "jti"; default random. IssuedAt is "iat"; default the
+	// issuer's clock.
+	JTI      string
+	IssuedAt time.Time
+	// Extra claims and Header fields are added last, as in [TokenOptions].
+	Extra, Header map[string]any
+}
+
+// SET returns a signed Security Event Token (RFC 8417) as an OpenID Shared
+// Signals transmitter pushes one: header "typ":"secevent+jwt"; claims
+// "iss", "aud", "iat", "jti", "events" with one event, and "sub_id" if
+// given; no "sub", no "exp".
+func (i *Issuer) SET(tb testing.TB, o SETOptions) string {
+	tb.Helper()
+	i.mu.RLock()
+	key := i.current
+	i.mu.RUnlock()
+	iat := o.IssuedAt
+	if iat.IsZero() {
+		iat = i.now()
+	}
+	ev := o.Event
+	if ev == nil {
+		ev = map[string]any{}
+	}
+	header := map[string]any{"alg": i.alg, "kid": key.kid, "typ": "secevent+jwt"}
+	claims := map[string]any{
+		"iss":    i.iss,
+		"aud":    cmp.Or(o.Audience, i.aud),
+		"iat":    iat.Unix(),
+		"jti":    cmp.Or(o.JTI, rand.Text()),
+		"events": map[string]any{o.EventType: ev},
+	}
+	if o.SubjectID != nil {
+		claims["sub_id"] = o.SubjectID
+	}
+	mergeFields(header, o.Header)
+	mergeFields(claims, o.Extra)
+	return i.sign(tb, key, header, claims)
+}
+
 // SignRaw signs exactly the given header and claims with the issuer's
 // current key and algorithm, adding nothing: for tokens a well-behaved
 // issuer would never mint (no kid, "alg":"none" in the header, missing
