@@ -219,6 +219,9 @@ func signalProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
 		if rp.Logout, err = p.LogoutChecker(keys); err != nil {
 			return nil, err
 		}
+		if rp.Logout != nil {
+			rp.LogoutBySubject = p.BackchannelLogout.BySubject()
+		}
 		if rp.Events, rp.EventsCredentials, err = p.SETChecker(keys); err != nil {
 			return nil, err
 		}

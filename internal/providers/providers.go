@@ -90,7 +90,15 @@ type Backchannel struct {
 	// MaxAge is how old a logout token may be, a Go duration ("10m");
 	// default verifier.DefaultLogoutMaxAge.
 	MaxAge string `json:"max_age,omitempty"`
+	// Revoke is what a logout token naming both sub and sid revokes:
+	// "session" (default; the provider's access tokens carry the session
+	// id) or "subject" (they do not: Auth0, Zitadel, Dex), every token of
+	// the user at the provider up to the logout.
+	Revoke string `json:"revoke,omitempty"`
 }
+
+// BySubject reports whether the setting is "revoke": "subject".
+func (b *Backchannel) BySubject() bool { return b.Revoke == "subject" }
 
 // validName is the shape of a provider name: safe in a URL path, a metrics
 // label and a log line as it is.
@@ -171,6 +179,9 @@ func Parse(data []byte) ([]Provider, error) {
 			}
 			if _, err := maxAge(b.MaxAge); err != nil {
 				bad(`"backchannel_logout": %v`, err)
+			}
+			if b.Revoke != "" && b.Revoke != "session" && b.Revoke != "subject" {
+				bad(`"backchannel_logout": "revoke" %q must be "session" or "subject"`, b.Revoke)
 			}
 		}
 		if f := p.SSF; f != nil {

@@ -50,6 +50,7 @@ func TestParse(t *testing.T) {
 		{"both keys", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "jwks_url": "https://x"}]}`, `exactly one of`},
 		{"no client id", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {}}]}`, `"client_id" is required`},
 		{"a bad max_age", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {"client_id": "c", "max_age": "ten minutes"}}]}`, `"max_age" "ten minutes" is not a positive duration`},
+		{"a bad revoke", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {"client_id": "c", "revoke": "everything"}}]}`, `"revoke" "everything" must be "session" or "subject"`},
 		{"ssf without audience or credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {}}]}`, `"ssf": "audience" is required`},
 		{"ssf without credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {"audience": "r"}}]}`, `"ssf": "push_credential_file" is required`},
 	} {

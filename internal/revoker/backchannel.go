@@ -29,6 +29,12 @@ type Provider struct {
 	// Logout checks its back-channel logout tokens; nil: the endpoint
 	// answers 404 for this provider.
 	Logout *verifier.LogoutChecker
+	// LogoutBySubject makes a logout token that names a sub log that
+	// subject out of the provider even when it names a session too. For
+	// providers whose access tokens carry no session id (Auth0, Zitadel,
+	// Dex): a session revocation would match none of their tokens.
+	// Default false: a sid revokes that session only.
+	LogoutBySubject bool
 	// Events checks the SETs of its Shared Signals stream, pushed with one
 	// of EventsCredentials as the bearer credential (RFC 8935 §2); nil:
 	// the endpoint answers 404 for this provider.
@@ -114,7 +120,7 @@ func (s *Server) backchannel(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	now := s.cfg.Now()
 	sp := spec{iss: lt.Issuer, reason: reasonBackchannel, initiator: "provider:" + p.Name}
-	if lt.SessionID != "" {
+	if lt.SessionID != "" && (!p.LogoutBySubject || lt.Subject == "") {
 		// The session ends every token of it; sub, if also given, is
 		// the session's user, not a logout of all their sessions (§2.4).
 		sp.kind, sp.value = events.KindSession, lt.SessionID

@@ -37,12 +37,16 @@ type providerEnv struct {
 	service *verifier.Verifier
 }
 
-func newProviderEnv(t *testing.T) *providerEnv {
+func newProviderEnv(t *testing.T, mod ...func(*Provider)) *providerEnv {
 	t.Helper()
 	idp := verifiertest.NewIssuer(t, verifiertest.WithIssuer(idpIssuer), verifiertest.WithAlgorithm("RS256"),
 		verifiertest.WithAudience("api"))
 	e := newEnv(t, func(c *Config) {
-		c.Providers = []Provider{idpProvider(t, idp, idp.JWKSURL())}
+		pr := idpProvider(t, idp, idp.JWKSURL())
+		for _, m := range mod {
+			m(&pr)
+		}
+		c.Providers = []Provider{pr}
 	})
 	p := &providerEnv{env: e, idp: idp}
 	p.service = runverifier.Ready(t, verifier.Config{
@@ -157,6 +161,29 @@ func TestBackchannelLogout(t *testing.T) {
 	if got := p.signals(t, "accepted"); got != 3 {
 		t.Errorf("accepted signals %v, want 3", got)
 	}
+}
+
+// TestBackchannelLogoutBySubject: for a provider whose access tokens carry
+// no session id (Auth0, Zitadel), a logout token naming sub and sid logs
+// the subject out of that provider; without the setting only the session
+// would be revoked, which none of its tokens names.
+func TestBackchannelLogoutBySubject(t *testing.T) {
+	p := newProviderEnv(t, func(pr *Provider) { pr.LogoutBySubject = true })
+	noSid := p.idp.Token(t, verifiertest.TokenOptions{Subject: "alice", IssuedAt: time.Now().Add(-time.Minute), Extra: map[string]any{"sid": nil}})
+	if _, err := p.service.Verify(context.Background(), noSid); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	lt := p.idp.LogoutToken(t, verifiertest.LogoutOptions{ClientID: idpClient, Subject: "alice", SessionID: "s-1"})
+	if a := p.logout(t, bclPath, lt); a.status != http.StatusOK {
+		t.Fatalf("logout: %d %s", a.status, a.body)
+	}
+	p.refusedFor(t, "alice's token without sid refused", noSid, verifier.ErrSubjectRevoked)
+	// A logout token with only a sid still revokes the session.
+	withSid := p.idp.Token(t, verifiertest.TokenOptions{Subject: "bob", SessionID: "s-2"})
+	if a := p.logout(t, bclPath, p.idp.LogoutToken(t, verifiertest.LogoutOptions{ClientID: idpClient, SessionID: "s-2"})); a.status != http.StatusOK {
+		t.Fatalf("sid-only logout: %d %s", a.status, a.body)
+	}
+	p.refusedFor(t, "bob's session refused", withSid, verifier.ErrSessionRevoked)
 }
 
 // TestBackchannelRefused: every invalid request is answered with a JSON
