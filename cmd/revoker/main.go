@@ -225,13 +225,21 @@ func signalProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
 		if rp.Events, rp.EventsCredentials, err = p.SETChecker(keys); err != nil {
 			return nil, err
 		}
+		if u, cred, every, ok, err := p.Poll(); err != nil {
+			return nil, err
+		} else if ok {
+			rp.Poll = &revoker.Poll{URL: u, Credential: cred, Interval: every, InsecureHTTP: o.insecureJWKSOverHTTP}
+		}
 		out = append(out, rp)
 		var paths []string
 		if rp.Logout != nil {
 			paths = append(paths, "/v1/providers/"+p.Name+"/backchannel-logout")
 		}
-		if rp.Events != nil {
+		if rp.EventsCredentials != nil {
 			paths = append(paths, "/v1/providers/"+p.Name+"/events")
+		}
+		if rp.Poll != nil {
+			paths = append(paths, "polls "+rp.Poll.URL)
 		}
 		log.Info("revoker: taking the provider's logout signals", "provider", p.Name, "issuer", p.Issuer, "paths", paths)
 	}

@@ -122,21 +122,11 @@ type inflight struct {
 // [Remote.Refresh] to fetch at start, and [Remote.Run] to keep the set fresh.
 // Errors wrap [ErrInvalidConfig].
 func NewRemote(cfg RemoteConfig) (*Remote, error) {
-	u, err := url.Parse(cfg.URL)
+	u, err := CheckFetchURL(cfg.URL, cfg.InsecureAllowHTTP)
 	if err != nil {
-		return nil, fmt.Errorf("%w: url: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
-	switch {
-	case u.Scheme != "https" && u.Scheme != "http":
-		return nil, fmt.Errorf("%w: url scheme %q (want https)", ErrInvalidConfig, u.Scheme)
-	case u.Host == "" || u.Hostname() == "":
-		return nil, fmt.Errorf("%w: url without host", ErrInvalidConfig)
-	case u.User != nil:
-		// Credentials in the URL would end up in errors and logs.
-		return nil, fmt.Errorf("%w: url with user info", ErrInvalidConfig)
-	case u.Scheme == "http" && !cfg.InsecureAllowHTTP && !isLoopback(u.Hostname()):
-		return nil, fmt.Errorf("%w: http url to non-loopback host %q (use https)", ErrInvalidConfig, u.Hostname())
-	case cfg.RefreshInterval < 0, cfg.MinRefreshInterval < 0, cfg.MaxBodyBytes < 0:
+	if cfg.RefreshInterval < 0 || cfg.MinRefreshInterval < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("%w: negative interval or size", ErrInvalidConfig)
 	}
 
@@ -162,6 +152,29 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	client.CheckRedirect = refuseCrossOriginRedirect
 	r.client = &client
 	return r, nil
+}
+
+// CheckFetchURL parses raw, a URL from configuration that something
+// security-relevant is fetched from (keys, a discovery document, security
+// events): https, or http to a loopback host unless insecureHTTP; a host;
+// no user info (it would end up in errors and logs). Errors wrap
+// [ErrInvalidConfig].
+func CheckFetchURL(raw string, insecureHTTP bool) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: url: %w", ErrInvalidConfig, err)
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, fmt.Errorf("%w: url scheme %q (want https)", ErrInvalidConfig, u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("%w: url without host", ErrInvalidConfig)
+	case u.User != nil:
+		return nil, fmt.Errorf("%w: url with user info", ErrInvalidConfig)
+	case u.Scheme == "http" && !insecureHTTP && !isLoopback(u.Hostname()):
+		return nil, fmt.Errorf("%w: http url to non-loopback host %q (use https)", ErrInvalidConfig, u.Hostname())
+	}
+	return u, nil
 }
 
 // isLoopback reports whether host names the loopback interface.

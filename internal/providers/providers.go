@@ -75,8 +75,16 @@ type SSF struct {
 	// PushCredentialFile holds the bearer credential the transmitter
 	// pushes with (the stream's authorization_header), one per line for a
 	// rotation; at least 16 bytes each. A file, so that the secret is
-	// neither in this file nor on a command line.
-	PushCredentialFile string `json:"push_credential_file"`
+	// neither in this file nor on a command line. Set it for push
+	// delivery.
+	PushCredentialFile string `json:"push_credential_file,omitempty"`
+	// PollURL is the stream's poll endpoint, for poll delivery (RFC 8936);
+	// PollCredentialFile holds the bearer token the revoker polls with
+	// (its first line). PollInterval is the wait after an empty poll, a
+	// Go duration; default 2s.
+	PollURL            string `json:"poll_url,omitempty"`
+	PollCredentialFile string `json:"poll_credential_file,omitempty"`
+	PollInterval       string `json:"poll_interval,omitempty"`
 	// MaxAge is how old a SET's iat may be; default
 	// verifier.DefaultSETMaxAge (24h).
 	MaxAge string `json:"max_age,omitempty"`
@@ -188,8 +196,14 @@ func Parse(data []byte) ([]Provider, error) {
 			if f.Audience == "" {
 				bad(`"ssf": "audience" is required`)
 			}
-			if f.PushCredentialFile == "" {
-				bad(`"ssf": "push_credential_file" is required`)
+			if f.PushCredentialFile == "" && f.PollURL == "" {
+				bad(`"ssf": give "push_credential_file" (push delivery), "poll_url" (poll delivery) or both`)
+			}
+			if (f.PollURL == "") != (f.PollCredentialFile == "") {
+				bad(`"ssf": "poll_url" and "poll_credential_file" go together`)
+			}
+			if _, err := maxAge(f.PollInterval); err != nil {
+				bad(`"ssf": "poll_interval": %v`, strings.TrimPrefix(err.Error(), `"max_age" `))
 			}
 			if _, err := maxAge(f.MaxAge); err != nil {
 				bad(`"ssf": %v`, err)
@@ -288,7 +302,8 @@ func (p Provider) LogoutChecker(keys verifier.KeySource) (*verifier.LogoutChecke
 
 // SETChecker returns the checker of the provider's Security Event Tokens,
 // verified with keys, and the credentials its transmitter pushes with (read
-// from push_credential_file); nil when the provider has no ssf setting.
+// from push_credential_file; none for a poll-only stream); nil when the
+// provider has no ssf setting.
 func (p Provider) SETChecker(keys verifier.KeySource) (*verifier.SETChecker, []string, error) {
 	f := p.SSF
 	if f == nil {
@@ -306,18 +321,50 @@ func (p Provider) SETChecker(keys verifier.KeySource) (*verifier.SETChecker, []s
 	if err != nil {
 		return nil, nil, fmt.Errorf("provider %s: %w", p.Name, err)
 	}
-	b, err := os.ReadFile(f.PushCredentialFile)
+	if f.PushCredentialFile == "" {
+		return k, nil, nil
+	}
+	creds, err := secretLines(f.PushCredentialFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("provider %s: ssf push credential: %w", p.Name, err)
 	}
-	var creds []string
+	return k, creds, nil
+}
+
+// Poll is the poll delivery of the provider's stream: the URL, the bearer
+// token (the first line of poll_credential_file) and the wait after an
+// empty poll; ok is false without poll_url.
+func (p Provider) Poll() (pollURL, credential string, interval time.Duration, ok bool, err error) {
+	f := p.SSF
+	if f == nil || f.PollURL == "" {
+		return "", "", 0, false, nil
+	}
+	creds, err := secretLines(f.PollCredentialFile)
+	if err != nil {
+		return "", "", 0, false, fmt.Errorf("provider %s: ssf poll credential: %w", p.Name, err)
+	}
+	interval, err = maxAge(f.PollInterval)
+	if err != nil {
+		return "", "", 0, false, fmt.Errorf("provider %s: poll_interval: %w", p.Name, err)
+	}
+	return f.PollURL, creds[0], interval, true, nil
+}
+
+// secretLines reads a file of secrets, one per line, blank lines skipped;
+// at least one.
+func secretLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
-			creds = append(creds, line)
+			out = append(out, line)
 		}
 	}
-	if len(creds) == 0 {
-		return nil, nil, fmt.Errorf("provider %s: ssf push credential file %s is empty", p.Name, f.PushCredentialFile)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
 	}
-	return k, creds, nil
+	return out, nil
 }

@@ -52,7 +52,8 @@ func TestParse(t *testing.T) {
 		{"a bad max_age", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {"client_id": "c", "max_age": "ten minutes"}}]}`, `"max_age" "ten minutes" is not a positive duration`},
 		{"a bad revoke", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "backchannel_logout": {"client_id": "c", "revoke": "everything"}}]}`, `"revoke" "everything" must be "session" or "subject"`},
 		{"ssf without audience or credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {}}]}`, `"ssf": "audience" is required`},
-		{"ssf without credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {"audience": "r"}}]}`, `"ssf": "push_credential_file" is required`},
+		{"ssf without delivery", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {"audience": "r"}}]}`, `"ssf": give "push_credential_file" (push delivery), "poll_url" (poll delivery) or both`},
+		{"ssf poll without credential", `{"providers": [{"name": "a", "issuer": "i", "discovery": true, "ssf": {"audience": "r", "poll_url": "https://x"}}]}`, `"poll_url" and "poll_credential_file" go together`},
 	} {
 		if _, err := Parse([]byte(tt.file)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
@@ -140,6 +141,14 @@ func TestBuild(t *testing.T) {
 	withSSF.SSF.PushCredentialFile = filepath.Join(t.TempDir(), "missing")
 	if _, _, err := withSSF.SETChecker(keys); err == nil || !strings.Contains(err.Error(), "ssf push credential") {
 		t.Errorf("missing credential file: %v", err)
+	}
+	withSSF.SSF = &SSF{Audience: "r", PollURL: "https://idp.example.com/ssf/poll", PollCredentialFile: credFile, PollInterval: "5s"}
+	if u, cred, every, ok, err := withSSF.Poll(); !ok || err != nil || u != "https://idp.example.com/ssf/poll" ||
+		cred != "first-credential-0123456789" || every != 5*time.Second {
+		t.Errorf("Poll: %q %q %s %v %v", u, cred, every, ok, err)
+	}
+	if sc, creds, err := withSSF.SETChecker(keys); sc == nil || creds != nil || err != nil {
+		t.Errorf("poll-only SETChecker: %v, %q, %v", sc, creds, err)
 	}
 	if sc, _, err := ps[1].SETChecker(keys); sc != nil || err != nil {
 		t.Errorf("no ssf: %v, %v", sc, err)

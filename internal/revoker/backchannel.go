@@ -35,11 +35,16 @@ type Provider struct {
 	// Dex): a session revocation would match none of their tokens.
 	// Default false: a sid revokes that session only.
 	LogoutBySubject bool
-	// Events checks the SETs of its Shared Signals stream, pushed with one
-	// of EventsCredentials as the bearer credential (RFC 8935 §2); nil:
-	// the endpoint answers 404 for this provider.
+	// Events checks the SETs of its Shared Signals stream; nil: neither
+	// pushed nor polled. They are taken pushed (RFC 8935) when
+	// EventsCredentials lists the bearer credentials the transmitter
+	// pushes with (else the push endpoint answers 404 for this provider),
+	// and polled with Poll.
 	Events            *verifier.SETChecker
 	EventsCredentials []string
+	// Poll, when set, makes the revoker poll the stream for SETs
+	// (RFC 8936) besides taking them pushed; it needs Events.
+	Poll *Poll
 
 	events *httpx.Credentials // from EventsCredentials
 }
@@ -160,7 +165,16 @@ func providersByName(ps []Provider) (map[string]*Provider, error) {
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: Name %q is used twice", i, p.Name))
 		case p.Keys == nil:
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Keys is required", i, p.Name))
-		case p.Events != nil:
+		case p.Poll != nil && p.Events == nil:
+			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Poll needs Events, the checker of its SETs", i, p.Name))
+		case p.Poll != nil:
+			pc := *p.Poll // the caller's value is not written to
+			if err := checkPoll(&pc); err != nil {
+				errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): %w", i, p.Name, err))
+			}
+			p.Poll = &pc
+		}
+		if p.Events != nil && len(p.EventsCredentials) > 0 {
 			var err error
 			if p.events, err = httpx.NewCredentials(p.EventsCredentials...); err != nil {
 				errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): EventsCredentials: %w", i, p.Name, err))

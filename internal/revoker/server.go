@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -148,8 +149,15 @@ func (s *Server) Run(ctx context.Context) error {
 		keysErr <- err
 	}()
 	providersErr := s.runProviders(ctx, cancel)
+	var polls sync.WaitGroup
+	for _, p := range s.providers {
+		if p.Poll != nil {
+			polls.Go(func() { s.pollLoop(ctx, p) })
+		}
+	}
 	s.publish(ctx)
 	cancel()
+	polls.Wait()
 	if err := <-keysErr; err != nil {
 		return fmt.Errorf("revoker: keys: %w", err)
 	}

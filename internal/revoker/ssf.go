@@ -77,7 +77,7 @@ func setErr(status int, code, reason, format string, args ...any) *setError {
 // wrong credential; 503 when nothing could be recorded.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.providers[r.PathValue("name")]
-	if !ok || p.Events == nil {
+	if !ok || p.events == nil {
 		httpx.Fail(w, s.cfg.Logger, httpx.Errorf(http.StatusNotFound, "not_found", "no provider of that name pushes security events here"))
 		return
 	}
@@ -120,30 +120,42 @@ func (s *Server) takeSET(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return signalRefused, "malformed", setErr(http.StatusBadRequest, setInvalidRequest, "malformed", "the body could not be read")
 	}
-	set, err := p.Events.Check(ctx, strings.TrimSpace(string(body)))
+	_, outcome, reason, err = s.applySET(ctx, p, strings.TrimSpace(string(body)))
+	return outcome, reason, err
+}
+
+// applySET checks one SET, however it arrived (pushed or polled), and
+// records the revocation it asks for. It returns nil once recorded or once
+// a SET that asks for none is counted (both acknowledged), a *setError for
+// a SET that cannot be taken as sent (never recorded, never retried by a
+// well-behaved transmitter), and another error when nothing could be
+// decided now (keys or Redis unavailable: to be delivered again). The
+// outcome and reason are for metrics; jti is the SET's, once verified.
+func (s *Server) applySET(ctx context.Context, p *Provider, raw string) (jti, outcome, reason string, _ error) {
+	set, err := p.Events.Check(ctx, raw)
 	if err != nil {
 		code := verifier.Reason(err)
 		switch {
 		case errors.Is(err, verifier.ErrUnavailable):
-			return signalUnavailable, code, notRecorded("the provider's keys (JWKS)")
+			return "", signalUnavailable, code, notRecorded("the provider's keys (JWKS)")
 		case errors.Is(err, verifier.ErrUnknownKey), errors.Is(err, verifier.ErrSignature), errors.Is(err, verifier.ErrAlgorithm):
-			return signalRefused, code, setErr(http.StatusBadRequest, setInvalidKey, code, "the SET is refused: %s", err)
-		case strings.Contains(err.Error(), "wrong iss"):
-			return signalRefused, code, setErr(http.StatusBadRequest, setInvalidIssuer, code, "the SET is refused: %s", err)
-		case strings.Contains(err.Error(), "wrong aud"):
-			return signalRefused, code, setErr(http.StatusBadRequest, setInvalidAudience, code, "the SET is refused: %s", err)
+			return "", signalRefused, code, setErr(http.StatusBadRequest, setInvalidKey, code, "the SET is refused: %s", err)
+		case errors.Is(err, verifier.ErrWrongIssuer):
+			return "", signalRefused, code, setErr(http.StatusBadRequest, setInvalidIssuer, code, "the SET is refused: %s", err)
+		case errors.Is(err, verifier.ErrWrongAudience):
+			return "", signalRefused, code, setErr(http.StatusBadRequest, setInvalidAudience, code, "the SET is refused: %s", err)
 		}
-		return signalRefused, code, setErr(http.StatusBadRequest, setInvalidRequest, code, "the SET is refused: %s", err)
+		return "", signalRefused, code, setErr(http.StatusBadRequest, setInvalidRequest, code, "the SET is refused: %s", err)
 	}
 	now := s.cfg.Now()
 	sp, ignored, err := s.setSpec(set, p, now)
 	if err != nil {
-		return signalRefused, "claims", err
+		return set.ID, signalRefused, "claims", err
 	}
 	if ignored != "" {
 		s.cfg.Logger.Info("revoker: security event accepted, nothing to revoke", "provider", p.Name, "event", set.EventType,
 			"why", ignored, "jti", set.ID)
-		return signalIgnored, ignored, nil
+		return set.ID, signalIgnored, ignored, nil
 	}
 	// The jti is remembered in the same step as the record, as for a
 	// logout token: a transmitter retries a failed push with the same SET.
@@ -152,15 +164,15 @@ func (s *Server) takeSET(ctx context.Context, w http.ResponseWriter, r *http.Req
 	var rec *RecordedError
 	switch {
 	case errors.Is(err, errHeldOther):
-		return signalReplay, signalReplay, setErr(http.StatusBadRequest, setInvalidRequest, signalReplay, "the SET is refused: its jti was accepted before, for another event")
+		return set.ID, signalReplay, signalReplay, setErr(http.StatusBadRequest, setInvalidRequest, signalReplay, "the SET is refused: its jti was accepted before, for another event")
 	case errors.As(err, &rec), err == nil:
-		return signalAccepted, "", nil
+		return set.ID, signalAccepted, "", nil
 	}
 	var he *httpx.Error
 	if errors.As(err, &he) && he.Status == http.StatusBadRequest {
-		return signalRefused, "claims", setErr(http.StatusBadRequest, setInvalidRequest, "claims", "the SET is refused: %s", he.Description)
+		return set.ID, signalRefused, "claims", setErr(http.StatusBadRequest, setInvalidRequest, "claims", "the SET is refused: %s", he.Description)
 	}
-	return signalUnavailable, "", err
+	return set.ID, signalUnavailable, "", err
 }
 
 // setSpec maps a verified SET to the revocation it asks for. ignored, when

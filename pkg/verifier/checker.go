@@ -539,7 +539,7 @@ func (k *Checker) trustOf(cb []byte) (*trust, error) {
 	}
 	t, ok := k.byIss[iss]
 	if !ok {
-		return nil, fail(ErrClaims, "wrong iss") // token content: not echoed
+		return nil, wrap(ErrClaims, ErrWrongIssuer) // token content: not echoed
 	}
 	return t, nil
 }
@@ -553,9 +553,9 @@ func classifyClaims(err error) error {
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return fail(ErrNotYetValid, "")
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return fail(ErrClaims, "wrong iss")
+		return wrap(ErrClaims, ErrWrongIssuer)
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return fail(ErrClaims, "wrong aud")
+		return wrap(ErrClaims, ErrWrongAudience)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return fail(ErrClaims, "a required claim is missing")
 	}

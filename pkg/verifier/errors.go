@@ -50,6 +50,12 @@ var (
 	// iat, exp), the lifetime exceeds Config.MaxTokenLifetime, or
 	// Config.Validate refused the token.
 	ErrClaims = errors.New("verifier: invalid claims")
+	// ErrWrongIssuer and ErrWrongAudience are ErrClaims for an iss or an
+	// aud that is not the expected one (errors.Is matches both): a
+	// receiver of security events answers them with their own error codes
+	// (RFC 8935).
+	ErrWrongIssuer   = errors.New("verifier: invalid claims: wrong iss")
+	ErrWrongAudience = errors.New("verifier: invalid claims: wrong aud")
 	// The four revocation reasons are the events package's (the same
 	// values, so errors.Is matches either name): every place that decides
 	// returns them, the Redis fallback included.
