@@ -21,11 +21,12 @@ const (
 	kindToken
 	kindSession
 	kindSubject
+	kindScope
 	numKinds
 )
 
 // kindBits is the mask of an entry's sum that holds its kind.
-const kindBits = 3
+const kindBits = 7
 
 // entry is one revoked id, the value ristretto stores under the id's key
 // hash. It is immutable once written: a merge writes a new entry, so Check

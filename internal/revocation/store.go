@@ -58,8 +58,8 @@ import (
 )
 
 // Errors returned by [Store.Check], [Store.Apply] and [Store.Sync]. A Check
-// error wraps exactly one of them. The four revocation reasons are the
-// events package's ([events.Kind.ErrRevoked]), named here too.
+// error wraps exactly one of them. The revocation reasons are the events
+// package's ([events.Kind.ErrRevoked]), named here too.
 var (
 	// ErrTokenRevoked: the token's jti is revoked.
 	ErrTokenRevoked = events.ErrTokenRevoked
@@ -70,6 +70,9 @@ var (
 	ErrSubjectRevoked = events.ErrSubjectRevoked
 	// ErrKeyRevoked: the key that signed the token (kid) is revoked.
 	ErrKeyRevoked = events.ErrKeyRevoked
+	// ErrScopeRevoked: an epoch scope of the token (its issuer, a scope
+	// claim's value) was logged out at or after its issue instant.
+	ErrScopeRevoked = events.ErrScopeRevoked
 	// ErrOverCapacity: a live revocation could not be held, so the store
 	// cannot decide and fails closed. It is an "I cannot decide now" error
 	// (503), not a verdict on the token.
@@ -258,6 +261,7 @@ func New(cfg Config) (*Store, error) {
 		kindToken:   {Kind: events.KindToken, Expiry: zero},
 		kindSession: {Kind: events.KindSession, IssuedAt: zero},
 		kindSubject: {Kind: events.KindSubject, Epoch: zero},
+		kindScope:   {Kind: events.KindScope, Epoch: zero},
 	} {
 		s.holdAfter[k] = e.HoldUntil(cfg.MaxTokenLifetime, cfg.Leeway).UnixNano()
 	}
@@ -306,6 +310,25 @@ func (s *Store) sum(k kind, iss, id string) uint64 {
 	return hashOf(s.sumSeeds[k], iss, id)&^kindBits | uint64(k)
 }
 
+// scopeKeys are the key and sum of the scope (claim, value) scoped to iss:
+// the hash and sum of the id claim, a zero byte, value ([identify]),
+// written in parts so that Check builds no string.
+func (s *Store) scopeKeys(iss, claim, value string) (h, sum uint64) {
+	part := func(seed maphash.Seed) uint64 {
+		var m maphash.Hash
+		m.SetSeed(seed)
+		if iss != "" {
+			m.WriteString(iss)
+			m.WriteByte(0)
+		}
+		m.WriteString(claim)
+		m.WriteByte(0)
+		m.WriteString(value)
+		return m.Sum64()
+	}
+	return part(s.keySeeds[kindScope]), part(s.sumSeeds[kindScope])&^kindBits | uint64(kindScope)
+}
+
 func hashOf(seed maphash.Seed, iss, id string) uint64 {
 	if iss == "" {
 		return maphash.String(seed, id)
@@ -328,8 +351,9 @@ func (s *Store) holdOf(e *entry) int64 {
 }
 
 // Check reports whether t is revoked: nil, or an error wrapping exactly one
-// of [ErrKeyRevoked], [ErrTokenRevoked], [ErrSessionRevoked],
-// [ErrSubjectRevoked] (looked up in that order), [ErrOverCapacity] while the
+// of [ErrKeyRevoked], [ErrTokenRevoked], [ErrSessionRevoked] (looked up in
+// that order), [ErrSubjectRevoked] or [ErrScopeRevoked] (whichever epoch is
+// the largest), [ErrOverCapacity] while the
 // store fails closed, or [ErrClosed]. It makes no allocation unless it
 // rejects.
 func (s *Store) Check(t Token) error {
@@ -354,12 +378,52 @@ func (s *Store) Check(t Token) error {
 	if e := s.lookup(f, kindSession, t.SID, t.Iss); e != nil {
 		return revoked(ErrSessionRevoked, e)
 	}
-	// A subject's bound is its epoch; the larger of the two entries' (for
-	// every issuer, for the token's) decides, in one comparison.
-	if e := s.lookup(f, kindSubject, t.Sub, t.Iss); e != nil && events.EpochRevokes(t.IssuedAt, time.Unix(0, e.bound)) {
+	// Epochs: the subject's (for every issuer, for the token's) and every
+	// epoch scope the token carries (its issuer, its scope claims). The
+	// largest of them decides, in one comparison.
+	e := s.lookup(f, kindSubject, t.Sub, t.Iss)
+	if s.seen[kindScope].Load() || s.scoped[kindScope].Load() {
+		e = s.largest(e, s.lookupScope(f, "", events.ScopeIssuer, t.Iss))
+		for _, c := range t.Scopes {
+			e = s.largest(e, s.lookupScope(f, "", c.Claim, c.Value))
+			e = s.largest(e, s.lookupScope(f, t.Iss, c.Claim, c.Value))
+		}
+	}
+	if e != nil && events.EpochRevokes(t.IssuedAt, time.Unix(0, e.bound)) {
+		if e.kind() == kindScope {
+			return revoked(ErrScopeRevoked, e)
+		}
 		return revoked(ErrSubjectRevoked, e)
 	}
 	return nil
+}
+
+// largest returns whichever of two epoch entries has the later epoch (the
+// merge rule's order), either when one is nil.
+func (s *Store) largest(a, b *entry) *entry {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return combine(a, b)
+}
+
+// lookupScope returns the entry of the epoch scope (claim, value) scoped to
+// iss ("" for every issuer), or nil.
+func (s *Store) lookupScope(f *filter, iss, claim, value string) *entry {
+	if value == "" {
+		return nil
+	}
+	if iss == "" && !s.seen[kindScope].Load() || iss != "" && !s.scoped[kindScope].Load() {
+		return nil
+	}
+	h, sum := s.scopeKeys(iss, claim, value)
+	if !f.mayContain(h) {
+		return nil
+	}
+	return s.find(h, sum)
 }
 
 func revoked(sentinel error, e *entry) error {
@@ -622,6 +686,16 @@ func identify(e events.Event) (kind, string, error) {
 		if e.Epoch.IsZero() {
 			return 0, "", fmt.Errorf("verifier: revocation: %w: epoch", events.ErrMissingField)
 		}
+	case events.KindScope:
+		if e.Epoch.IsZero() || e.Claim == "" {
+			return 0, "", fmt.Errorf("verifier: revocation: %w: epoch or claim", events.ErrMissingField)
+		}
+		if e.ScopeValue == "" {
+			return 0, "", fmt.Errorf("verifier: revocation: %w: scope id", events.ErrMissingField)
+		}
+		// Claims and values hold no control character: a zero byte
+		// between them keeps (claim, value) pairs apart.
+		return kindScope, e.Claim + "\x00" + e.ScopeValue, nil
 	default:
 		return 0, "", fmt.Errorf("verifier: revocation: %w: %q", events.ErrUnknownKind, e.Kind)
 	}

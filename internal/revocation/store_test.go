@@ -195,6 +195,13 @@ func corpus() []events.Event {
 		if i%20 == 0 {
 			evs = append(evs, withReason(events.NewKey(id, "kid-"+strconv.Itoa(i%60), t0), strconv.Itoa(i%3)))
 		}
+		if i%4 == 0 {
+			sc := events.NewScope(id, "tenant", "t-"+strconv.Itoa(i%30), t0.Add(-time.Duration(i%13)*time.Second), t0)
+			if i%8 == 0 {
+				sc = sc.ForIssuer("https://a.example")
+			}
+			evs = append(evs, withReason(sc, strconv.Itoa(i%4)))
+		}
 	}
 	return evs
 }
@@ -211,6 +218,8 @@ func probes() []Token {
 				Token{SID: "sid-" + n},
 				Token{Sub: "sub-" + n, IssuedAt: t0.Add(d)},
 				Token{KID: "kid-" + n},
+				Token{Sub: "nobody", Iss: "https://a.example", IssuedAt: t0.Add(d), Scopes: []events.ScopeClaim{{Claim: "tenant", Value: "t-" + n}}},
+				Token{Sub: "nobody", Iss: "https://b.example", IssuedAt: t0.Add(d), Scopes: []events.ScopeClaim{{Claim: "tenant", Value: "t-" + n}}},
 			)
 		}
 	}
@@ -1042,5 +1051,94 @@ func TestFilterFollowsHeld(t *testing.T) {
 	}
 	if err := s.Check(Token{JTI: "j1"}); err != nil {
 		t.Fatalf("expired jti: %v", err)
+	}
+}
+
+// TestEpochScopes: a scope entry refuses the tokens whose claim has its
+// value, issued up to its epoch; an issuer epoch every token of that
+// issuer; a scope scoped to an issuer that issuer's tokens only. The
+// largest epoch among the subject's and the token's scopes decides, once,
+// and names its own reason.
+func TestEpochScopes(t *testing.T) {
+	const a, b = "https://a.example", "https://b.example"
+	s := newStore(t, Config{Capacity: 100})
+	mustApply(t, s,
+		events.NewScope("e1", "client_id", "app-1", t0, t0),
+		events.NewIssuerEpoch("e2", b, t0, t0),
+		events.NewScope("e3", "tenant", "t-1", t0, t0).ForIssuer(a),
+		events.NewSubject("e4", "alice", t0.Add(time.Minute), t0.Add(time.Minute)),
+		withReason(events.NewScope("e5", "tenant", "t-2", t0.Add(2*time.Minute), t0.Add(2*time.Minute)), "tenant_offboarded"),
+	)
+	mustSync(t, s)
+	before, after := t0.Add(-time.Second), t0.Add(time.Second)
+	scopes := func(kv ...string) []events.ScopeClaim {
+		var out []events.ScopeClaim
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, events.ScopeClaim{Claim: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		tok  Token
+		want error
+	}{
+		{"its client, issued before", Token{Sub: "bob", Iss: a, IssuedAt: before, Scopes: scopes("client_id", "app-1")}, ErrScopeRevoked},
+		{"its client, issued at the epoch", Token{Sub: "bob", Iss: a, IssuedAt: t0, Scopes: scopes("client_id", "app-1")}, ErrScopeRevoked},
+		{"its client, issued after", Token{Sub: "bob", Iss: a, IssuedAt: after, Scopes: scopes("client_id", "app-1")}, nil},
+		{"another client", Token{Sub: "bob", Iss: a, IssuedAt: before, Scopes: scopes("client_id", "app-2")}, nil},
+		{"the value under another claim", Token{Sub: "bob", Iss: a, IssuedAt: before, Scopes: scopes("azp", "app-1")}, nil},
+		{"an issuer's epoch", Token{Sub: "bob", Iss: b, IssuedAt: before}, ErrScopeRevoked},
+		{"an issuer's epoch, later token", Token{Sub: "bob", Iss: b, IssuedAt: after}, nil},
+		{"the tenant of its issuer", Token{Sub: "bob", Iss: a, IssuedAt: before, Scopes: scopes("tenant", "t-1")}, ErrScopeRevoked},
+		{"the same tenant at another issuer", Token{Sub: "bob", Iss: "https://c.example", IssuedAt: before, Scopes: scopes("tenant", "t-1")}, nil},
+		{"subject's epoch is the largest", Token{Sub: "alice", Iss: a, IssuedAt: after, Scopes: scopes("client_id", "app-1")}, ErrSubjectRevoked},
+		{"a scope's epoch is the largest", Token{Sub: "alice", Iss: a, IssuedAt: t0.Add(90 * time.Second), Scopes: scopes("tenant", "t-2")}, ErrScopeRevoked},
+		{"after every epoch", Token{Sub: "alice", Iss: a, IssuedAt: t0.Add(3 * time.Minute), Scopes: scopes("client_id", "app-1", "tenant", "t-2")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Check(tt.tok); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Check = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if err := s.Check(Token{Sub: "x", Iss: a, IssuedAt: t0, Scopes: scopes("tenant", "t-2")}); err == nil ||
+		err.Error() != "verifier: scope logged out (reason: tenant_offboarded)" {
+		t.Fatalf("the scope's reason: %v", err)
+	}
+	// A token the scopes do not restrict costs no allocation.
+	miss := Token{Sub: "carol", JTI: "j", SID: "s", Iss: a, IssuedAt: after, Scopes: scopes("client_id", "app-9", "tenant", "t-9")}
+	if n := testing.AllocsPerRun(100, func() { _ = s.Check(miss) }); n != 0 {
+		t.Fatalf("Check of a miss with scope entries held: %v allocations", n)
+	}
+}
+
+// TestCheckAgreesWithRules: the memory refuses exactly the tokens that
+// some held event restricts by pkg/events' rule (events.Event.Restricts),
+// for every kind, scoped or not, epoch scopes included.
+func TestCheckAgreesWithRules(t *testing.T) {
+	evs := corpus()
+	s := newStore(t, Config{Capacity: 1000})
+	mustApply(t, s, evs...)
+	mustSync(t, s)
+	n := 0
+	for _, p := range probes() {
+		var want error
+		for _, e := range evs {
+			if want = e.Restricts(p); want != nil {
+				break
+			}
+		}
+		got := s.Check(p)
+		if (got == nil) != (want == nil) {
+			t.Fatalf("Check(%+v) = %v; the rules say %v", p, got, want)
+		}
+		if got != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("nothing refused: the test is vacuous")
 	}
 }

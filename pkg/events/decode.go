@@ -71,6 +71,8 @@ const (
 	fieldEpoch
 	fieldKID
 	fieldIss
+	fieldClaim
+	fieldValue
 	fieldReason
 	fieldInitiator
 	numFields
@@ -102,6 +104,10 @@ func fieldOf(key []byte) int {
 		return fieldKID
 	case "iss":
 		return fieldIss
+	case "claim":
+		return fieldClaim
+	case "value":
+		return fieldValue
 	case "reason":
 		return fieldReason
 	case "initiator":
@@ -112,7 +118,7 @@ func fieldOf(key []byte) int {
 
 // fieldName is the inverse of fieldOf.
 func fieldName(f int) string {
-	return [numFields]string{"v", "id", "kind", "issued_at", "jti", "exp", "sid", "sub", "epoch", "kid", "iss", "reason", "initiator"}[f]
+	return [numFields]string{"v", "id", "kind", "issued_at", "jti", "exp", "sid", "sub", "epoch", "kid", "iss", "claim", "value", "reason", "initiator"}[f]
 }
 
 func isTimeField(f int) bool { return f == fieldIssuedAt || f == fieldExp || f == fieldEpoch }
@@ -329,6 +335,10 @@ func decodeObject(b []byte) (Event, error) {
 			e.KID = v
 		case fieldIss:
 			e.Issuer = v
+		case fieldClaim:
+			e.Claim = v
+		case fieldValue:
+			e.ScopeValue = v
 		case fieldReason:
 			e.Reason = v
 		case fieldInitiator:
@@ -341,7 +351,7 @@ func decodeObject(b []byte) (Event, error) {
 // knownKind returns the constant of the kind named b, if this version knows
 // it.
 func knownKind(b []byte) (Kind, bool) {
-	for _, k := range [...]Kind{KindToken, KindSession, KindSubject, KindKey} {
+	for _, k := range [...]Kind{KindToken, KindSession, KindSubject, KindKey, KindScope} {
 		if string(b) == string(k) {
 			return k, true
 		}

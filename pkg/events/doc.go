@@ -9,23 +9,28 @@
 //
 //	v          number  required  wire-format version; 1
 //	id         string  required  1-128 bytes of [A-Za-z0-9._:-]; also sent as Nats-Msg-Id
-//	kind       string  required  "token" | "session" | "subject" | "key"
+//	kind       string  required  "token" | "session" | "subject" | "key" | "scope"
 //	issued_at  string  required  when the revocation was decided, RFC 3339, UTC ("Z"), up to ns
 //	jti        string  token     the revoked token's jti
 //	exp        string  token     the revoked token's exp, RFC 3339 UTC
 //	sid        string  session   the revoked session id
 //	sub        string  subject   the subject logged out everywhere
-//	epoch      string  subject   tokens of sub with iat <= epoch are revoked; RFC 3339 UTC, ns precision
+//	epoch      string  subject,  tokens of sub (or of the scope) with iat <= epoch are revoked;
+//	                   scope     RFC 3339 UTC, ns precision
 //	kid        string  key       the revoked signing key id
+//	claim      string  scope     the claim that is the epoch scope ("client_id", "tenant", "email"; "iss": a whole issuer)
+//	value      string  scope     the claim's value whose tokens are revoked
 //	iss        string  optional  the issuer the revocation is scoped to (any kind)
 //	reason     string  optional  short cause, e.g. "logout", "refresh_reuse", "compromised"
 //	initiator  string  optional  who asked
 //
 // Keys are case-sensitive and must not repeat; no value may be null; v is a
 // JSON integer. A kind carries exactly its own fields: a "session" event
-// with a jti is invalid. Identifiers (jti, sid, sub, kid) are 1-256 bytes of UTF-8 without
-// control characters; so is iss; reason and initiator at most 256 bytes. Times must lie
-// in [2000-01-01, 2200-01-01); a subject's epoch may be at most
+// with a jti is invalid. Identifiers (jti, sid, sub, kid, value) are 1-256 bytes of UTF-8 without
+// control characters; so is iss; a claim 1-128 bytes of the same, and not sub, jti, sid (they
+// have kinds of their own), exp, iat, nbf or aud; a scope of the claim "iss" has no iss field
+// (it is one issuer's already); reason and initiator at most 256 bytes. Times must lie
+// in [2000-01-01, 2200-01-01); a subject's or scope's epoch may be at most
 // [MaxFutureSkew] after its issued_at. Unknown fields, an unknown kind or a
 // version other than 1 (reported as an unsupported version whenever v is an
 // integer) make the whole event invalid: consumers refuse it
@@ -37,6 +42,13 @@
 //	{"v":1,"id":"ses.9e1d","kind":"session","issued_at":"2026-11-22T10:00:00.5Z","sid":"s-42","reason":"logout"}
 //	{"v":1,"id":"sub.77aa","kind":"subject","issued_at":"2026-11-22T10:00:00.5Z","sub":"alice","epoch":"2026-11-22T10:00:00.123456789Z","reason":"logout_all"}
 //	{"v":1,"id":"key.0001","kind":"key","issued_at":"2026-11-22T10:00:00.5Z","kid":"2026-11-a","reason":"compromised","initiator":"ops"}
+//
+// Epoch scopes beyond the subject: every token whose client_id is app-7
+// issued up to the epoch; and every token of an issuer (incident response:
+// one event, not one per subject):
+//
+//	{"v":1,"id":"scp.0001","kind":"scope","issued_at":"2026-11-22T10:00:00.5Z","epoch":"2026-11-22T10:00:00Z","claim":"client_id","value":"app-7","reason":"client_compromised"}
+//	{"v":1,"id":"iss.0001","kind":"scope","issued_at":"2026-11-22T10:00:00.5Z","epoch":"2026-11-22T10:00:00Z","claim":"iss","value":"https://idp.example.com/"}
 //
 // And one scoped to an issuer, as the revoker publishes a provider's
 // back-channel logout: session 8c1f-44d0 of https://idp.example.com/ only.
@@ -77,18 +89,23 @@
 //	session  the token's sid equals sid                        revoked_session  [ErrSessionRevoked]
 //	subject  the token's sub equals sub and iat <= epoch       revoked_subject  [ErrSubjectRevoked]
 //	key      the token's header kid equals kid                 revoked_key      [ErrKeyRevoked]
+//	scope    the token's claim named claim is the string value
+//	         (for claim "iss", its iss) and iat <= epoch       revoked_scope    [ErrScopeRevoked]
 //
-// and, for an event with iss, the token's iss equals it as well.
+// and, for an event with iss, the token's iss equals it as well. A
+// consumer reads only the claims it is configured to treat as epoch scopes
+// (and iss, always); a token is compared once, with the largest epoch among
+// its subject's and its scopes' — the same answer as asking each event.
 // The epoch comparison is to the nanosecond: iat <= epoch is rejected,
 // iat > epoch, even by a nanosecond, accepted; a token without an iat is
 // rejected under any epoch, since it cannot prove it is newer. A token that
 // several events restrict is reported in the order key, token, session,
-// subject. The reason codes are the verifier's (metrics, the
+// subject or scope (whichever epoch is the largest). The reason codes are the verifier's (metrics, the
 // WWW-Authenticate error_description).
 //
 // How two events revoking the same thing (the same kind, identifier and
 // iss, or both without iss) merge: the one with the later bound wins, the bound being the token's
-// exp, the session event's issued_at, the subject's epoch (a key event has
+// exp, the session event's issued_at, the subject's or scope's epoch (a key event has
 // none: revoked for ever either way); on equal bounds the one with a
 // non-empty reason, then the lexically smaller reason. So a token is held
 // until the latest exp asked for, a subject's epoch is the largest seen, a
@@ -102,6 +119,7 @@
 //	token    exp + W
 //	session  issued_at + L + W + 1 minute ([MaxFutureSkew])
 //	subject  epoch + L + W
+//	scope    epoch + L + W
 //	key      forever (whoever holds a leaked key can forge any iat)
 //
 // # Subjects and stream
@@ -111,7 +129,9 @@
 // revocations.sub.YWxpY2U for subject "alice" (see [Subject]); an event with
 // iss on the same followed by .<iss, base64url>, for example
 // revocations.sub.YWxpY2U.aHR0cHM6Ly9pZHAuZXhhbXBsZQ for "alice" of
-// https://idp.example (see [IssuerSubject]). The stream
+// https://idp.example (see [IssuerSubject]). A scope event is published on
+// SubjectPrefix.scope.<claim>.<value>[.<iss>], each base64url (see
+// [ScopeSubject]). The stream
 // [DefaultStreamName] captures "revocations.>" and keeps only the latest
 // message per subject, for at least the longest token lifetime plus leeway
 // plus a margin (see [StreamConfig]). Publishers must therefore never publish

@@ -22,8 +22,11 @@ const (
 	MaxEventSize = 4096
 	// MaxIDLen is the longest event id, in bytes.
 	MaxIDLen = 128
-	// MaxValueLen is the longest jti, sid, sub or kid, in bytes.
+	// MaxValueLen is the longest jti, sid, sub, kid or scope value, in
+	// bytes.
 	MaxValueLen = 256
+	// MaxClaimLen is the longest claim name of an epoch scope, in bytes.
+	MaxClaimLen = 128
 	// MaxTextLen is the longest reason or initiator, in bytes.
 	MaxTextLen = 256
 	// MaxFutureSkew is how far after its issued_at instant a subject's
@@ -41,7 +44,7 @@ var (
 // Kind says what an event revokes.
 type Kind string
 
-// The four kinds of revocation. Each names one field that identifies what is
+// The kinds of revocation. Each names the field that identifies what is
 // revoked; see the package documentation for the JSON of each.
 const (
 	// KindToken revokes one access token by its jti, until the token's exp.
@@ -53,10 +56,20 @@ const (
 	KindSubject Kind = "subject"
 	// KindKey revokes a signing key: every token whose header names the kid.
 	KindKey Kind = "key"
+	// KindScope is an epoch scope beyond the subject: every token whose
+	// claim (Claim: "client_id", a tenant claim, "email"; "iss" for every
+	// token of an issuer) has the value and whose iat is not after the
+	// epoch is revoked.
+	KindScope Kind = "scope"
 )
 
 // Kinds lists every kind this version knows, in a stable order.
-func Kinds() []Kind { return []Kind{KindToken, KindSession, KindSubject, KindKey} }
+func Kinds() []Kind { return []Kind{KindToken, KindSession, KindSubject, KindKey, KindScope} }
+
+// ScopeIssuer is the claim of the epoch scope of a whole issuer: a scope
+// event with it revokes every token whose iss is the value (see
+// [NewIssuerEpoch]).
+const ScopeIssuer = "iss"
 
 // Errors returned by [Decode] and [Event.Validate]. Every one of them wraps
 // [ErrInvalid], so a caller that only needs "good or bad" tests that.
@@ -98,12 +111,17 @@ type Event struct {
 	SID string `json:"sid,omitempty"`
 	// Sub is the subject logged out (KindSubject).
 	Sub string `json:"sub,omitempty"`
-	// Epoch of the logout (KindSubject): tokens of Subject issued at or
-	// before it are revoked, tokens issued after it are not. Nanosecond
-	// precision.
+	// Epoch of the logout (KindSubject, KindScope): tokens of Subject (or
+	// of the scope) issued at or before it are revoked, tokens issued
+	// after it are not. Nanosecond precision.
 	Epoch time.Time `json:"epoch,omitzero"`
 	// KID of the revoked signing key (KindKey).
 	KID string `json:"kid,omitempty"`
+	// Claim and ScopeValue name an epoch scope (KindScope): the tokens
+	// whose claim Claim, read by its exact name, is the string
+	// ScopeValue.
+	Claim      string `json:"claim,omitempty"`
+	ScopeValue string `json:"value,omitempty"`
 	// Issuer, when set, scopes the revocation to the tokens of that issuer
 	// (their iss claim, compared exactly): a session, subject, token or key
 	// of another issuer with the same identifier is not affected. Empty, the
@@ -139,6 +157,19 @@ func NewKey(id, kid string, issuedAt time.Time) Event {
 	return Event{Version: Version, ID: id, Kind: KindKey, IssuedAt: issuedAt.UTC(), KID: kid}
 }
 
+// NewScope returns an event revoking every token whose claim is value and
+// whose iat is not after epoch.
+func NewScope(id, claim, value string, epoch, issuedAt time.Time) Event {
+	return Event{Version: Version, ID: id, Kind: KindScope, IssuedAt: issuedAt.UTC(), Claim: claim, ScopeValue: value, Epoch: epoch.UTC()}
+}
+
+// NewIssuerEpoch returns an event revoking every token of issuer iss issued
+// at or before epoch: incident response, one event instead of one per
+// subject. It is the scope of the claim [ScopeIssuer].
+func NewIssuerEpoch(id, iss string, epoch, issuedAt time.Time) Event {
+	return NewScope(id, ScopeIssuer, iss, epoch, issuedAt)
+}
+
 // Value returns the identifier the event revokes: its jti, sid, sub or kid.
 func (e Event) Value() string {
 	switch e.Kind {
@@ -150,6 +181,8 @@ func (e Event) Value() string {
 		return e.Sub
 	case KindKey:
 		return e.KID
+	case KindScope:
+		return e.ScopeValue
 	}
 	return ""
 }
@@ -172,7 +205,8 @@ func (e Event) Equal(o Event) bool {
 	return e.Version == o.Version && e.ID == o.ID && e.Kind == o.Kind &&
 		e.IssuedAt.Equal(o.IssuedAt) && e.JTI == o.JTI && e.Expiry.Equal(o.Expiry) &&
 		e.SID == o.SID && e.Sub == o.Sub && e.Epoch.Equal(o.Epoch) &&
-		e.KID == o.KID && e.Issuer == o.Issuer && e.Reason == o.Reason && e.Initiator == o.Initiator
+		e.KID == o.KID && e.Claim == o.Claim && e.ScopeValue == o.ScopeValue &&
+		e.Issuer == o.Issuer && e.Reason == o.Reason && e.Initiator == o.Initiator
 }
 
 // ForIssuer returns e scoped to the tokens of issuer iss ([Event.Issuer]).
@@ -213,6 +247,21 @@ func (e Event) Validate() error {
 		}
 	case KindKey:
 		field = "kid"
+	case KindScope:
+		field = "value"
+		if err := ValidClaim(e.Claim); err != nil {
+			return err
+		}
+		if err := checkTime("epoch", e.Epoch); err != nil {
+			return err
+		}
+		if e.Epoch.After(e.IssuedAt.Add(MaxFutureSkew)) {
+			return fmt.Errorf("%w: epoch more than %s after issued_at", ErrBadTime, MaxFutureSkew)
+		}
+		if e.Claim == ScopeIssuer && e.Issuer != "" {
+			// The scope already is one issuer's tokens.
+			return fmt.Errorf("%w: iss in a scope event of the claim iss", ErrUnexpectedField)
+		}
 	case "":
 		return fmt.Errorf("%w: kind", ErrMissingField)
 	default:
@@ -227,8 +276,10 @@ func (e Event) Validate() error {
 		{"sid", e.SID != "" && field != "sid"},
 		{"sub", e.Sub != "" && field != "sub"},
 		{"kid", e.KID != "" && field != "kid"},
+		{"value", e.ScopeValue != "" && field != "value"},
+		{"claim", e.Claim != "" && e.Kind != KindScope},
 		{"exp", !e.Expiry.IsZero() && e.Kind != KindToken},
-		{"epoch", !e.Epoch.IsZero() && e.Kind != KindSubject},
+		{"epoch", !e.Epoch.IsZero() && e.Kind != KindSubject && e.Kind != KindScope},
 	} {
 		if f.stray {
 			return fmt.Errorf("%w: %s in a %s event", ErrUnexpectedField, f.name, e.Kind)
@@ -271,7 +322,7 @@ func checkID(id string) error {
 // [ErrMissingField] for an empty v, [ErrBadValue] otherwise, or
 // [ErrUnknownKind]; it never quotes v.
 func ValidValue(k Kind, v string) error {
-	name, ok := subjectToken[k]
+	name, ok := valueField[k]
 	if !ok {
 		return ErrUnknownKind
 	}
@@ -282,6 +333,34 @@ func ValidValue(k Kind, v string) error {
 		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadValue, name, MaxValueLen)
 	}
 	return checkPrintable(name, v)
+}
+
+// valueField names the field that carries a kind's identifier.
+var valueField = map[Kind]string{KindToken: "jti", KindSession: "sid", KindSubject: "sub", KindKey: "kid", KindScope: "value"}
+
+// notScopes are the claims that cannot name an epoch scope: the subject
+// has its own kind, a token's and a session's ids are revoked by
+// membership, and the times and the audience are no identities.
+var notScopes = map[string]string{
+	"sub": "use a subject revocation", "jti": "use a token revocation", "sid": "use a session revocation",
+	"exp": "a time", "iat": "a time", "nbf": "a time", "aud": "an audience is no identity",
+}
+
+// ValidClaim reports whether name can be the claim of an epoch scope: 1 to
+// [MaxClaimLen] bytes of UTF-8 without control characters, and not one of
+// sub, jti, sid (they have their own kinds), exp, iat, nbf or aud. "iss"
+// is the scope of a whole issuer ([ScopeIssuer]).
+func ValidClaim(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: claim", ErrMissingField)
+	}
+	if len(name) > MaxClaimLen {
+		return fmt.Errorf("%w: claim longer than %d bytes", ErrBadValue, MaxClaimLen)
+	}
+	if why, ok := notScopes[name]; ok {
+		return fmt.Errorf("%w: claim %s cannot be an epoch scope (%s)", ErrBadValue, name, why)
+	}
+	return checkPrintable("claim", name)
 }
 
 // validIssuer checks an event's optional issuer: absent, or 1 to

@@ -23,9 +23,12 @@ func validEvents() []Event {
 	key.Reason, key.Initiator = "compromised", "ops"
 	ses := NewSession("ses.9e1d", "s-42", t0)
 	ses.Reason = "logout"
+	scope := NewScope("scp.0001", "client_id", "app-7", t0.Add(-time.Second), t0).ForIssuer("https://idp.example/")
+	scope.Reason = "client_compromised"
 	return []Event{
 		NewToken("tok.5f0c", "a1b2c3", t0.Add(5*time.Minute), t0),
-		ses, sub, key,
+		ses, sub, key, scope,
+		NewIssuerEpoch("iss.0001", "https://idp.example/", t0, t0),
 	}
 }
 
@@ -182,6 +185,28 @@ func TestSubjects(t *testing.T) {
 	}
 	if _, _, err := ParseSubject(got); !errors.Is(err, ErrInvalid) {
 		t.Errorf("ParseSubject(scoped %q) error = %v, want ErrInvalid", got, err)
+	}
+	// A scope's subject names its claim, then its value, then the issuer.
+	scope, err := NewScope("x", "email", "a@b", t0, t0).ForIssuer("https://idp.example").Subject()
+	if want := "revocations.scope.ZW1haWw.YUBi.aHR0cHM6Ly9pZHAuZXhhbXBsZQ"; err != nil || scope != want {
+		t.Fatalf("scope subject = %q, %v; want %q", scope, err, want)
+	}
+	if iss, claim, value, err := ParseScopeSubject(scope); err != nil || iss != "https://idp.example" || claim != "email" || value != "a@b" {
+		t.Fatalf("ParseScopeSubject(%q) = %q %q %q %v", scope, iss, claim, value, err)
+	}
+	if _, _, _, err := ParseIssuerSubject(scope); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ParseIssuerSubject of a scope subject: %v, want refused", err)
+	}
+	if _, err := Subject(KindScope, "x"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Subject(KindScope): %v, want refused (the claim is needed)", err)
+	}
+	if !NewScope("x", "email", "a@b", t0, t0).OnSubject("revocations.scope.ZW1haWw.YUBi") {
+		t.Error("OnSubject of an unscoped scope subject")
+	}
+	for _, bad := range []string{"revocations.scope.ZW1haWw", "revocations.scope.c3Vi.YQ", "revocations.scope.ZW1haWw.YUBi.", "revocations.scope.ZW1haWw.!"} {
+		if _, _, _, err := ParseScopeSubject(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseScopeSubject(%q) = %v, want ErrInvalid", bad, err)
+		}
 	}
 	if plain, _ := IssuerSubject("", KindSession, "s"); plain != "revocations.sid.cw" {
 		t.Errorf("IssuerSubject without an issuer = %q", plain)

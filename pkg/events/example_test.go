@@ -49,3 +49,28 @@ func ExampleDecode() {
 	// Output:
 	// true true
 }
+
+// ExampleNewScope: an epoch scope beyond the subject. Every token whose
+// client_id is app-7 and whose iat is not after the epoch is refused;
+// NewIssuerEpoch does it for every token of an issuer.
+func ExampleNewScope() {
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	ev := events.NewScope("rev.2", "client_id", "app-7", at, at)
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	subject, _ := ev.Subject()
+	fmt.Println(subject)
+	fmt.Println(x)
+	tok := events.Token{Sub: "alice", IssuedAt: at.Add(-time.Minute), Scopes: []events.ScopeClaim{{Claim: "client_id", Value: "app-7"}}}
+	fmt.Println(ev.Restricts(tok))
+	iss := events.NewIssuerEpoch("rev.3", "https://idp.example/", at, at)
+	fmt.Println(iss.Restricts(events.Token{Sub: "bob", Iss: "https://idp.example/", IssuedAt: at}))
+	// Output:
+	// revocations.scope.Y2xpZW50X2lk.YXBwLTc
+	// {"v":1,"id":"rev.2","kind":"scope","issued_at":"2026-12-02T10:00:00Z","epoch":"2026-12-02T10:00:00Z","claim":"client_id","value":"app-7"}
+	// verifier: scope logged out
+	// verifier: scope logged out
+}

@@ -233,18 +233,24 @@ func FuzzOnSubject(f *testing.F) {
 	f.Add(uint8(0), "é?>", "revocations.jti.w6k_Pg")
 	f.Add(uint8(5), "s", "revocations.sid.cw.aHR0cHM6Ly9pZHAuZXhhbXBsZS9z")
 	f.Add(uint8(5), "s", "revocations.sid.cw")
+	f.Add(uint8(8), "a@b", "revocations.scope.ZW1haWw.YUBi")
+	f.Add(uint8(12), "a@b", "revocations.scope.ZW1haWw.YUBi.aHR0cHM6Ly9pZHAuZXhhbXBsZS9hQGI")
 	f.Fuzz(func(t *testing.T, k uint8, value, subj string) {
 		now := time.Unix(1_800_000_000, 0)
 		var e Event
-		switch k % 4 {
-		case 0:
-			e = NewToken("rev.f", value, now.Add(time.Minute), now)
-		case 1:
-			e = NewSession("rev.f", value, now)
-		case 2:
-			e = NewSubject("rev.f", value, now, now)
-		default:
-			e = NewKey("rev.f", value, now)
+		if k&8 != 0 {
+			e = NewScope("rev.f", "email", value, now, now)
+		} else {
+			switch k % 4 {
+			case 0:
+				e = NewToken("rev.f", value, now.Add(time.Minute), now)
+			case 1:
+				e = NewSession("rev.f", value, now)
+			case 2:
+				e = NewSubject("rev.f", value, now, now)
+			default:
+				e = NewKey("rev.f", value, now)
+			}
 		}
 		if k&4 != 0 {
 			e = e.ForIssuer("https://idp.example/" + value)
@@ -258,6 +264,32 @@ func FuzzOnSubject(f *testing.F) {
 		}
 		if got := e.OnSubject(subj); got != (subj == want) {
 			t.Fatalf("OnSubject(%q) = %t, subject is %q", subj, got, want)
+		}
+	})
+}
+
+// FuzzParseScopeSubject checks ParseScopeSubject never panics and inverts
+// ScopeSubject.
+func FuzzParseScopeSubject(f *testing.F) {
+	f.Add("revocations.scope.ZW1haWw.YUBi")
+	f.Add("revocations.scope.ZW1haWw.YUBi.aHR0cHM6Ly9pZHAuZXhhbXBsZQ")
+	f.Add("revocations.scope.c3Vi.YQ")
+	f.Add("revocations.sub.YQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		iss, claim, value, err := ParseScopeSubject(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		again, err := ScopeSubject(iss, claim, value)
+		if err != nil {
+			t.Fatalf("ScopeSubject(%q, %q, %q): %v", iss, claim, value, err)
+		}
+		i2, c2, v2, err := ParseScopeSubject(again)
+		if err != nil || i2 != iss || c2 != claim || v2 != value {
+			t.Fatalf("round trip of %q: %q %q %q %v", again, i2, c2, v2, err)
 		}
 	})
 }

@@ -20,6 +20,9 @@ var (
 	ErrSubjectRevoked = errors.New("verifier: subject logged out")
 	// ErrKeyRevoked: the key that signed the token (kid) is revoked.
 	ErrKeyRevoked = errors.New("verifier: signing key revoked")
+	// ErrScopeRevoked: an epoch scope the token carries (a claim's value,
+	// or its issuer) was logged out at or after the token's issue instant.
+	ErrScopeRevoked = errors.New("verifier: scope logged out")
 )
 
 // RevokedBy returns the revocation reason err wraps (the [Kind.ErrRevoked]
@@ -46,6 +49,8 @@ func (k Kind) ErrRevoked() error {
 		return ErrSubjectRevoked
 	case KindKey:
 		return ErrKeyRevoked
+	case KindScope:
+		return ErrScopeRevoked
 	}
 	return nil
 }
@@ -61,6 +66,27 @@ type Token struct {
 	// IssuedAt is the token's iat, compared with a subject's epoch to the
 	// nanosecond (see [EpochRevokes]).
 	IssuedAt time.Time
+	// Scopes are the token's values of the claims configured as epoch
+	// scopes (string claims only); its issuer is the scope [ScopeIssuer]
+	// without being listed.
+	Scopes []ScopeClaim
+}
+
+// ScopeClaim is one claim of a token that is an epoch scope, and its value.
+type ScopeClaim struct{ Claim, Value string }
+
+// ScopeValue returns the token's value of the epoch scope claim: its iss
+// for [ScopeIssuer], else the value listed in Scopes; "" when it has none.
+func (t Token) ScopeValue(claim string) string {
+	if claim == ScopeIssuer {
+		return t.Iss
+	}
+	for _, s := range t.Scopes {
+		if s.Claim == claim {
+			return s.Value
+		}
+	}
+	return ""
 }
 
 // EpochRevokes reports whether a token issued at iat is revoked by a logout
@@ -75,8 +101,10 @@ func EpochRevokes(iat, epoch time.Time) bool {
 
 // Restricts returns the reason t is rejected by e ([Kind.ErrRevoked] of e's
 // kind), or nil if e does not restrict t. Membership for a token, session
-// or key event: t names e's jti, sid or kid. Epoch for a subject event: t
-// has e's sub and [EpochRevokes] its iat. An event with an issuer restricts
+// or key event: t names e's jti, sid or kid. Epoch for a subject or scope
+// event: t has e's sub (or e's claim with e's value) and [EpochRevokes]
+// its iat. A consumer that holds several epochs for a token compares its
+// iat once, with the largest ([EpochRevokes]); that is the same answer. An event with an issuer restricts
 // only tokens of that issuer; one without restricts the tokens of every
 // issuer. Whether e is still held (see [Event.HoldUntil]) is the consumer's
 // business.
@@ -94,6 +122,9 @@ func (e Event) Restricts(t Token) error {
 		hit = t.Sub != "" && t.Sub == e.Sub && EpochRevokes(t.IssuedAt, e.Epoch)
 	case KindKey:
 		hit = t.KID != "" && t.KID == e.KID
+	case KindScope:
+		v := t.ScopeValue(e.Claim)
+		hit = v != "" && v == e.ScopeValue && EpochRevokes(t.IssuedAt, e.Epoch)
 	}
 	if !hit {
 		return nil
@@ -119,7 +150,7 @@ func (e Event) bound() (time.Time, bool) {
 		return e.Expiry, true
 	case KindSession:
 		return e.IssuedAt, true
-	case KindSubject:
+	case KindSubject, KindScope:
 		return e.Epoch, true
 	case KindKey:
 		return time.Time{}, true
@@ -186,7 +217,7 @@ func (e Event) Covers(o Event) bool {
 // identifier and issuer scope. An issuer-scoped event and an unscoped one
 // are different things (each is kept and published on its own subject).
 func sameTarget(a, b Event) bool {
-	return a.Kind == b.Kind && a.Value() == b.Value() && a.Issuer == b.Issuer
+	return a.Kind == b.Kind && a.Claim == b.Claim && a.Value() == b.Value() && a.Issuer == b.Issuer
 }
 
 // HoldUntil returns until when a consumer must keep the restriction of e, for
@@ -197,8 +228,8 @@ func sameTarget(a, b Event) bool {
 //   - session: until issued_at + maxTokenLifetime + leeway + [MaxFutureSkew]
 //     (no token of the session minted before the revocation lives longer; the
 //     skew covers a refresh that raced the revocation on another clock);
-//   - subject: until epoch + maxTokenLifetime + leeway (a token issued at or
-//     before the epoch expires by then);
+//   - subject, scope: until epoch + maxTokenLifetime + leeway (a token
+//     issued at or before the epoch expires by then);
 //   - key: forever (whoever holds a leaked key can forge any iat).
 //
 // An event of a kind this version does not know is held forever.
@@ -214,7 +245,7 @@ func (e Event) holdUntil(maxTokenLifetime, leeway time.Duration) (time.Time, boo
 		return e.Expiry.Add(leeway), true
 	case KindSession:
 		return e.IssuedAt.Add(maxTokenLifetime + leeway + MaxFutureSkew), true
-	case KindSubject:
+	case KindSubject, KindScope:
 		return e.Epoch.Add(maxTokenLifetime + leeway), true
 	case KindKey:
 		return time.Time{}, true

@@ -16,12 +16,12 @@ func TestEveryKindHasRules(t *testing.T) {
 	at := func(k Kind, d time.Duration) Event {
 		return Event{
 			Version: Version, ID: "e", Kind: k, IssuedAt: t0.Add(d),
-			JTI: "x", SID: "x", Sub: "x", KID: "x",
+			JTI: "x", SID: "x", Sub: "x", KID: "x", Claim: "tenant", ScopeValue: "x",
 			Expiry: t0.Add(time.Hour + d), Epoch: t0.Add(d),
 		}
 	}
-	hit := Token{JTI: "x", SID: "x", Sub: "x", KID: "x", IssuedAt: t0.Add(-time.Second)}
-	miss := Token{JTI: "y", SID: "y", Sub: "y", KID: "y", IssuedAt: t0.Add(-time.Second)}
+	hit := Token{JTI: "x", SID: "x", Sub: "x", KID: "x", Scopes: []ScopeClaim{{"tenant", "x"}}, IssuedAt: t0.Add(-time.Second)}
+	miss := Token{JTI: "y", SID: "y", Sub: "y", KID: "y", Scopes: []ScopeClaim{{"tenant", "y"}}, IssuedAt: t0.Add(-time.Second)}
 	reasons := map[error]Kind{}
 	for _, k := range Kinds() {
 		t.Run(string(k), func(t *testing.T) {
@@ -198,5 +198,67 @@ func TestMerge(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScopeRules: a scope event restricts the tokens whose claim of that
+// name has that value, issued up to its epoch; the scope of the claim iss
+// is every token of that issuer; claims with kinds of their own, times and
+// the audience cannot be scopes.
+func TestScopeRules(t *testing.T) {
+	e := NewScope("s", "client_id", "app-1", t0, t0)
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tok := func(claim, value string, iat time.Time) Token {
+		return Token{Sub: "alice", Iss: "https://idp.example/", IssuedAt: iat, Scopes: []ScopeClaim{{"tenant", "t-1"}, {claim, value}}}
+	}
+	for _, tt := range []struct {
+		name string
+		tok  Token
+		want error
+	}{
+		{"its claim, issued before", tok("client_id", "app-1", t0.Add(-time.Second)), ErrScopeRevoked},
+		{"its claim, issued at the epoch", tok("client_id", "app-1", t0), ErrScopeRevoked},
+		{"its claim, issued after", tok("client_id", "app-1", t0.Add(time.Nanosecond)), nil},
+		{"another value", tok("client_id", "app-2", t0.Add(-time.Second)), nil},
+		{"the value under another claim", tok("azp", "app-1", t0.Add(-time.Second)), nil},
+		{"no scopes", Token{Sub: "alice", IssuedAt: t0.Add(-time.Second)}, nil},
+	} {
+		if err := e.Restricts(tt.tok); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+
+	iss := NewIssuerEpoch("i", "https://idp.example/", t0, t0)
+	if err := iss.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.Restricts(Token{Sub: "bob", Iss: "https://idp.example/", IssuedAt: t0}); !errors.Is(err, ErrScopeRevoked) {
+		t.Errorf("issuer epoch, a token of that issuer: %v", err)
+	}
+	if err := iss.Restricts(Token{Sub: "bob", Iss: "https://other.example/", IssuedAt: t0}); err != nil {
+		t.Errorf("issuer epoch, another issuer's token: %v", err)
+	}
+	if err := iss.ForIssuer("https://idp.example/").Validate(); !errors.Is(err, ErrUnexpectedField) {
+		t.Errorf("an issuer epoch scoped to an issuer: %v, want ErrUnexpectedField", err)
+	}
+	for _, claim := range []string{"sub", "jti", "sid", "exp", "iat", "nbf", "aud", "", "a\nb"} {
+		if err := NewScope("s", claim, "v", t0, t0).Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("claim %q: %v, want refused", claim, err)
+		}
+	}
+	if err := NewScope("s", "email", "alice@example.test", t0.Add(2*MaxFutureSkew), t0).Validate(); !errors.Is(err, ErrBadTime) {
+		t.Errorf("an epoch far after issued_at: %v", err)
+	}
+	stray := NewScope("s", "email", "a@example.test", t0, t0)
+	stray.Sub = "alice"
+	if err := stray.Validate(); !errors.Is(err, ErrUnexpectedField) {
+		t.Errorf("sub in a scope event: %v", err)
+	}
+	claimed := NewSession("s", "s-1", t0)
+	claimed.Claim = "email"
+	if err := claimed.Validate(); !errors.Is(err, ErrUnexpectedField) {
+		t.Errorf("claim in a session event: %v", err)
 	}
 }

@@ -141,7 +141,7 @@ func NewMsg(ctx context.Context, x Encoded) (*nats.Msg, error) {
 		return nil, errNotEncoded
 	}
 	e := &x.ev
-	m := nats.NewMsg(issuerSubject(e.Issuer, e.Kind, e.Value()))
+	m := nats.NewMsg(eventSubject(*e))
 	m.Data = x.raw
 	m.Header.Set(HeaderMsgID, e.ID)
 	if e.Kind == KindKey {

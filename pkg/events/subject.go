@@ -11,7 +11,11 @@ import (
 const SubjectPrefix = "revocations"
 
 // subjectToken maps a kind to the token that names it in a subject.
-var subjectToken = map[Kind]string{KindToken: "jti", KindSession: "sid", KindSubject: "sub", KindKey: "kid"}
+var subjectToken = map[Kind]string{KindToken: "jti", KindSession: "sid", KindSubject: "sub", KindKey: "kid", KindScope: "scope"}
+
+// errScopeSubject is the error of a subject function given KindScope,
+// whose subject also names the claim.
+var errScopeSubject = fmt.Errorf("%w: a scope's subject names its claim too: use ScopeSubject", ErrBadValue)
 
 // Subject returns the subject an event about value of the given kind is
 // published on: SubjectPrefix.<jti|sid|sub|kid>.<base64url(value), no
@@ -19,6 +23,9 @@ var subjectToken = map[Kind]string{KindToken: "jti", KindSession: "sid", KindSub
 // latest message of each (MaxMsgsPerSubject 1), so replay costs what is
 // revoked now, not the whole history.
 func Subject(kind Kind, value string) (string, error) {
+	if kind == KindScope {
+		return "", errScopeSubject
+	}
 	if err := ValidValue(kind, value); err != nil {
 		return "", err
 	}
@@ -37,6 +44,9 @@ func subject(kind Kind, value string) string {
 // on different subjects, so the stream keeps the latest of each. An empty
 // iss gives [Subject].
 func IssuerSubject(iss string, kind Kind, value string) (string, error) {
+	if kind == KindScope {
+		return "", errScopeSubject
+	}
 	if err := ValidValue(kind, value); err != nil {
 		return "", err
 	}
@@ -55,9 +65,55 @@ func issuerSubject(iss string, kind Kind, value string) string {
 	return subject(kind, value) + "." + base64.RawURLEncoding.EncodeToString([]byte(iss))
 }
 
-// Subject returns the subject e is published on (see [Subject] and
-// [IssuerSubject]).
-func (e Event) Subject() (string, error) { return IssuerSubject(e.Issuer, e.Kind, e.Value()) }
+// ScopeSubject returns the subject an epoch scope event ([KindScope]) is
+// published on: SubjectPrefix.scope.<base64url(claim)>.<base64url(value)>,
+// followed by .<base64url(iss)> when scoped to an issuer; no padding.
+func ScopeSubject(iss, claim, value string) (string, error) {
+	if err := ValidClaim(claim); err != nil {
+		return "", err
+	}
+	if err := ValidValue(KindScope, value); err != nil {
+		return "", err
+	}
+	if err := validIssuer(iss); err != nil {
+		return "", err
+	}
+	return scopeSubject(iss, claim, value), nil
+}
+
+// scopeSubject is [ScopeSubject] of values already validated.
+func scopeSubject(iss, claim, value string) string {
+	return scopeBase(claim, value) + issSuffix(iss)
+}
+
+func scopeBase(claim, value string) string {
+	enc := base64.RawURLEncoding
+	return SubjectPrefix + "." + subjectToken[KindScope] + "." + enc.EncodeToString([]byte(claim)) + "." + enc.EncodeToString([]byte(value))
+}
+
+func issSuffix(iss string) string {
+	if iss == "" {
+		return ""
+	}
+	return "." + base64.RawURLEncoding.EncodeToString([]byte(iss))
+}
+
+// eventSubject is the subject of an event already validated.
+func eventSubject(e Event) string {
+	if e.Kind == KindScope {
+		return scopeSubject(e.Issuer, e.Claim, e.ScopeValue)
+	}
+	return issuerSubject(e.Issuer, e.Kind, e.Value())
+}
+
+// Subject returns the subject e is published on (see [Subject],
+// [IssuerSubject] and [ScopeSubject]).
+func (e Event) Subject() (string, error) {
+	if e.Kind == KindScope {
+		return ScopeSubject(e.Issuer, e.Claim, e.ScopeValue)
+	}
+	return IssuerSubject(e.Issuer, e.Kind, e.Value())
+}
 
 // OnSubject reports whether subj is the subject e is published on (see
 // [Subject]), without building it: a consumer checks every message so, and
@@ -75,7 +131,15 @@ func (e Event) OnSubject(subj string) bool {
 	if rest, ok = strings.CutPrefix(rest, tok); !ok || !strings.HasPrefix(rest, ".") {
 		return false
 	}
-	value, iss, scoped := strings.Cut(rest[1:], ".")
+	rest = rest[1:]
+	if e.Kind == KindScope {
+		claim, after, ok := strings.Cut(rest, ".")
+		if !ok || !encodes(claim, e.Claim) {
+			return false
+		}
+		rest = after
+	}
+	value, iss, scoped := strings.Cut(rest, ".")
 	if scoped != (e.Issuer != "") {
 		return false
 	}
@@ -120,6 +184,9 @@ func ParseSubject(s string) (Kind, string, error) {
 // for an unscoped subject), the kind and the value.
 func ParseIssuerSubject(s string) (iss string, kind Kind, value string, err error) {
 	parts := strings.Split(s, ".")
+	if len(parts) > 1 && parts[0] == SubjectPrefix && parts[1] == subjectToken[KindScope] {
+		return "", "", "", fmt.Errorf("%w: a scope's subject: use ParseScopeSubject", ErrBadValue)
+	}
 	if len(parts) == 4 && parts[0] == SubjectPrefix {
 		raw, err := base64.RawURLEncoding.DecodeString(parts[3])
 		if err != nil {
@@ -138,6 +205,46 @@ func ParseIssuerSubject(s string) (iss string, kind Kind, value string, err erro
 		return "", "", "", err
 	}
 	return iss, kind, value, nil
+}
+
+// ParseScopeSubject is the inverse of [ScopeSubject]: the issuer (empty
+// for an unscoped scope), the claim and the value.
+func ParseScopeSubject(s string) (iss, claim, value string, err error) {
+	parts := strings.Split(s, ".")
+	if (len(parts) != 4 && len(parts) != 5) || parts[0] != SubjectPrefix || parts[1] != subjectToken[KindScope] {
+		return "", "", "", fmt.Errorf("%w: subject %q is not %s.scope.<claim>.<value>[.<issuer>]", ErrBadValue, s, SubjectPrefix)
+	}
+	dec := func(p, what string) (string, error) {
+		raw, err := base64.RawURLEncoding.DecodeString(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: subject %s is not base64url", ErrBadValue, what)
+		}
+		return string(raw), nil
+	}
+	if claim, err = dec(parts[2], "claim"); err != nil {
+		return "", "", "", err
+	}
+	if value, err = dec(parts[3], "value"); err != nil {
+		return "", "", "", err
+	}
+	if len(parts) == 5 {
+		if iss, err = dec(parts[4], "issuer"); err != nil {
+			return "", "", "", err
+		}
+		if iss == "" {
+			return "", "", "", fmt.Errorf("%w: subject issuer is empty", ErrBadValue)
+		}
+	}
+	if err := ValidClaim(claim); err != nil {
+		return "", "", "", err
+	}
+	if err := ValidValue(KindScope, value); err != nil {
+		return "", "", "", err
+	}
+	if err := validIssuer(iss); err != nil {
+		return "", "", "", err
+	}
+	return iss, claim, value, nil
 }
 
 // parseSubject reads the kind and value of the first three parts of s.

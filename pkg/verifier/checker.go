@@ -49,6 +49,15 @@ type CheckerConfig struct {
 	// project's issuer). A token is checked by the rules of the issuer its
 	// iss names; the rest of this config applies to all of them.
 	Providers []Provider
+	// EpochScopes names the claims whose values are epoch scopes
+	// ("client_id", "azp", a tenant claim, "email"; at most
+	// MaxEpochScopes): a scope revocation of such a claim and value
+	// refuses every token that carries it and was issued up to the
+	// revocation's epoch. Read by exact name, string values only (a claim
+	// of another type is no scope); a value no revocation could name
+	// (over 256 bytes, control characters) refuses the token. Every
+	// token's iss is a scope without being listed. Default none.
+	EpochScopes []string
 	// Leeway tolerated on exp, nbf and iat for clock skew. Default 5s, at
 	// most 1m.
 	Leeway time.Duration
@@ -95,6 +104,22 @@ func (c CheckerConfig) withDefaults(bad func(format string, args ...any)) Checke
 		}
 		issuers[p.Issuer] = "Providers[" + strconv.Itoa(i) + "]"
 		c.Providers[i] = p.withDefaults(where, bad)
+	}
+	c.EpochScopes = slices.Clone(c.EpochScopes)
+	if len(c.EpochScopes) > MaxEpochScopes {
+		bad("EpochScopes lists %d claims, at most %d", len(c.EpochScopes), MaxEpochScopes)
+	}
+	for i, name := range c.EpochScopes {
+		switch {
+		case name == events.ScopeIssuer:
+			bad("EpochScopes: %q is a scope of every token already (the issuer epoch)", name)
+		case slices.Contains(c.EpochScopes[:i], name):
+			bad("EpochScopes: %q is listed twice", name)
+		default:
+			if err := events.ValidClaim(name); err != nil {
+				bad("EpochScopes: %v", strings.TrimPrefix(err.Error(), "events: invalid event: "))
+			}
+		}
 	}
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
@@ -398,12 +423,17 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 			return nil, fail(ErrMalformed, "claims are not base64url")
 		}
 	}
-	tc, err := decodeClaims(cb, t.SessionClaim, t.TokenIDClaim)
+	tc, err := decodeClaims(cb, t.SessionClaim, t.TokenIDClaim, k.cfg.EpochScopes...)
 	if err != nil {
 		return nil, err
 	}
 	if err := t.validator.Validate(&tc); err != nil {
 		return nil, classifyClaims(err)
+	}
+	for _, sc := range tc.Scopes {
+		if events.ValidValue(events.KindScope, sc.Value) != nil {
+			return nil, fail(ErrClaims, sc.Claim+" longer than 256 bytes or not printable")
+		}
 	}
 	// sub, jti and sid must be values a revocation can name (pkg/events
 	// owns that rule): a token no logout could reach is refused.
@@ -429,6 +459,7 @@ func (k *Checker) parse(ctx context.Context, raw string) (*Claims, error) {
 		IssuedAt:  tc.IssuedAt.Time,
 		ExpiresAt: tc.ExpiresAt.Time,
 		NotBefore: tc.NotBefore.Time,
+		Scopes:    tc.Scopes,
 		raw:       raw,
 	}
 	if k.cfg.Validate != nil {

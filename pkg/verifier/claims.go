@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Claims is a verified token. Verify returns it only when every check passed,
@@ -37,6 +39,9 @@ type Claims struct {
 	ExpiresAt time.Time
 	// NotBefore is nbf; zero when absent.
 	NotBefore time.Time
+	// Scopes are the token's values of the claims configured as epoch
+	// scopes (Config.EpochScopes) that it carries as strings.
+	Scopes []events.ScopeClaim
 
 	raw string // the compact token, for Decode
 }
@@ -126,6 +131,7 @@ type tokenClaims struct {
 	IssuedAt  preciseDate
 	ID        string
 	SessionID string
+	Scopes    []events.ScopeClaim
 }
 
 // registeredClaims are the claims the verifier reads under their own names;
@@ -134,9 +140,9 @@ var registeredClaims = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat"}
 
 // decodeClaims reads the claims the verifier uses from the claims set b,
 // each by its exact name (see readObject), the session id from the claim
-// named sid and the token id from the one named jti; a null claim is an
-// absent one.
-func decodeClaims(b []byte, sid, jti string) (tokenClaims, error) {
+// named sid, the token id from the one named jti and the string values of
+// the epoch scope claims named scopes; a null claim is an absent one.
+func decodeClaims(b []byte, sid, jti string, scopes ...string) (tokenClaims, error) {
 	var (
 		tc  tokenClaims
 		buf [smallObject]member
@@ -169,6 +175,11 @@ func decodeClaims(b []byte, sid, jti string) (tokenClaims, error) {
 				return tc, fail(ErrMalformed, f.name+" is not a numeric date")
 			}
 			f.dst.Time = t
+		}
+	}
+	for _, name := range scopes {
+		if v, ok := stringValue(lookup(members, name)); ok {
+			tc.Scopes = append(tc.Scopes, events.ScopeClaim{Claim: name, Value: v})
 		}
 	}
 	if raw := lookup(members, "aud"); raw != nil {

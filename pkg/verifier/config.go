@@ -35,6 +35,10 @@ const (
 
 var supportedAlgorithms = []string{EdDSA, ES256, RS256}
 
+// MaxEpochScopes bounds Config.EpochScopes: each is a look-up per Verify
+// once a scope revocation is held.
+const MaxEpochScopes = 8
+
 // Key is a public verification key with its kid (see [Config.Keys]).
 type Key = keyset.Key
 
@@ -116,6 +120,9 @@ type Config struct {
 	// of subject "alice" at one logs out every issuer's "alice", which
 	// refuses more, never less.
 	Providers []Provider
+	// EpochScopes names the claims whose values are epoch scopes (see
+	// [CheckerConfig]).
+	EpochScopes []string
 
 	// Keys verifies signatures: [StaticKeys], a [JWKS] from [NewJWKS]
 	// (fetched and cached; [Verifier.Run] keeps it fresh) or any
@@ -187,6 +194,7 @@ func (c Config) checkerConfig() CheckerConfig {
 		TokenIDClaim:     c.TokenIDClaim,
 		TokenIDOptional:  c.TokenIDOptional,
 		Providers:        c.Providers,
+		EpochScopes:      c.EpochScopes,
 		Leeway:           c.Leeway,
 		MaxTokenLifetime: c.MaxTokenLifetime,
 		MaxTokenSize:     c.MaxTokenSize,

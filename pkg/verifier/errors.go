@@ -69,6 +69,10 @@ var (
 	ErrSubjectRevoked = events.ErrSubjectRevoked
 	// ErrKeyRevoked: the key that signed the token was revoked.
 	ErrKeyRevoked = events.ErrKeyRevoked
+	// ErrScopeRevoked: an epoch scope of the token (a claim's value,
+	// Config.EpochScopes, or its whole issuer) was logged out at or after
+	// the token's iat.
+	ErrScopeRevoked = events.ErrScopeRevoked
 )
 
 // Reasons in the [ErrUnavailable] class.
@@ -104,6 +108,7 @@ var reasons = []struct {
 	{ErrSessionRevoked, ErrInvalidToken, "revoked_session"},
 	{ErrSubjectRevoked, ErrInvalidToken, "revoked_subject"},
 	{ErrKeyRevoked, ErrInvalidToken, "revoked_key"},
+	{ErrScopeRevoked, ErrInvalidToken, "revoked_scope"},
 	{ErrNotReady, ErrUnavailable, "not_ready"},
 	{ErrStale, ErrUnavailable, "stale"},
 	{ErrOverCapacity, ErrUnavailable, "over_capacity"},

@@ -16,6 +16,7 @@ func TestEveryKindHasAReasonCode(t *testing.T) {
 		events.KindSession: "revoked_session",
 		events.KindSubject: "revoked_subject",
 		events.KindKey:     "revoked_key",
+		events.KindScope:   "revoked_scope",
 	}
 	for _, k := range events.Kinds() {
 		t.Run(string(k), func(t *testing.T) {

@@ -184,7 +184,8 @@ func (v *Verifier) checkRevocation(ctx context.Context, c *Claims, now time.Time
 	if !v.feed.Ready() {
 		return fail(ErrNotReady, "")
 	}
-	err := v.store.Check(revocation.Token{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, Iss: c.Issuer, IssuedAt: c.IssuedAt})
+	err := v.store.Check(revocation.Token{JTI: c.ID, SID: c.SessionID, Sub: c.Subject, KID: c.KeyID, Iss: c.Issuer,
+		IssuedAt: c.IssuedAt, Scopes: c.Scopes})
 	if err != nil {
 		return classifyRevocation(err)
 	}
