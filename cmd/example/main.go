@@ -101,6 +101,17 @@ func serve(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// A bad providers file stops the start before anything is connected.
+	var trusted []verifier.Provider
+	if o.providersFile != "" {
+		ps, err := providers.Load(o.providersFile)
+		if err != nil {
+			return err
+		}
+		if trusted, err = providers.Trusts(ps, providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKS, Logger: log}); err != nil {
+			return err
+		}
+	}
 	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
@@ -114,16 +125,6 @@ func serve(o options, log *slog.Logger) error {
 		Logger: log.With("component", "jwks")})
 	if err != nil {
 		return err
-	}
-	var trusted []verifier.Provider
-	if o.providersFile != "" {
-		ps, err := providers.Load(o.providersFile)
-		if err != nil {
-			return err
-		}
-		if trusted, err = providers.Trusts(ps, providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKS, Logger: log}); err != nil {
-			return err
-		}
 	}
 	srv, err := example.New(example.Config{
 		Verifier: verifier.Config{

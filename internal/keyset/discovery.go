@@ -66,14 +66,15 @@ func NewDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 	doc := strings.TrimSuffix(cfg.Issuer, "/") + DiscoveryPath
 	// The document URL gets the checks a JWKS URL gets (https, no user
 	// info), and the same client.
-	probe := cfg.JWKS
-	probe.URL = doc
-	r, err := NewRemote(probe)
-	if err != nil {
+	if _, err := CheckFetchURL(doc, cfg.JWKS.InsecureAllowHTTP); err != nil {
 		return nil, fmt.Errorf("%w (the issuer's discovery document %s)", err, doc)
 	}
-	d := &Discovery{issuer: cfg.Issuer, docURL: doc, cfg: cfg.JWKS, client: r.client, log: r.log, ready: make(chan struct{})}
-	return d, nil
+	log := cfg.JWKS.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Discovery{issuer: cfg.Issuer, docURL: doc, cfg: cfg.JWKS, client: fetchClient(cfg.JWKS.Client), log: log,
+		ready: make(chan struct{})}, nil
 }
 
 // Key implements [Source].

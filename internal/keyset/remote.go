@@ -145,13 +145,19 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	r.client = fetchClient(cfg.Client)
+	return r, nil
+}
+
+// fetchClient returns a copy of c (nil: one with DefaultClientTimeout)
+// that refuses redirects to another origin.
+func fetchClient(c *http.Client) *http.Client {
 	client := http.Client{Timeout: DefaultClientTimeout}
-	if cfg.Client != nil {
-		client = *cfg.Client
+	if c != nil {
+		client = *c
 	}
 	client.CheckRedirect = refuseCrossOriginRedirect
-	r.client = &client
-	return r, nil
+	return &client
 }
 
 // CheckFetchURL parses raw, a URL from configuration that something

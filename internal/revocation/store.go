@@ -383,10 +383,10 @@ func (s *Store) Check(t Token) error {
 	// largest of them decides, in one comparison.
 	e := s.lookup(f, kindSubject, t.Sub, t.Iss)
 	if s.seen[kindScope].Load() || s.scoped[kindScope].Load() {
-		e = s.largest(e, s.lookupScope(f, "", events.ScopeIssuer, t.Iss))
+		e = largest(e, s.lookupScope(f, "", events.ScopeIssuer, t.Iss))
 		for _, c := range t.Scopes {
-			e = s.largest(e, s.lookupScope(f, "", c.Claim, c.Value))
-			e = s.largest(e, s.lookupScope(f, t.Iss, c.Claim, c.Value))
+			e = largest(e, s.lookupScope(f, "", c.Claim, c.Value))
+			e = largest(e, s.lookupScope(f, t.Iss, c.Claim, c.Value))
 		}
 	}
 	if e != nil && events.EpochRevokes(t.IssuedAt, time.Unix(0, e.bound)) {
@@ -398,9 +398,9 @@ func (s *Store) Check(t Token) error {
 	return nil
 }
 
-// largest returns whichever of two epoch entries has the later epoch (the
-// merge rule's order), either when one is nil.
-func (s *Store) largest(a, b *entry) *entry {
+// largest returns whichever of two entries ranks first by the merge rule
+// (for epochs: the later epoch), either when one is nil.
+func largest(a, b *entry) *entry {
 	switch {
 	case a == nil:
 		return b
@@ -449,13 +449,7 @@ func (s *Store) lookup(f *filter, k kind, id, iss string) *entry {
 	if iss != "" && s.scoped[k].Load() {
 		own = s.lookupKey(f, k, iss, id)
 	}
-	switch {
-	case all == nil:
-		return own
-	case own == nil:
-		return all
-	}
-	return combine(all, own)
+	return largest(all, own)
 }
 
 // lookupKey returns the entry of (k, iss, id) if f may hold its key, or nil.

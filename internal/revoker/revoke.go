@@ -52,7 +52,7 @@ const (
 // same Idempotency-Key.
 func notRecorded(what string) *httpx.Error {
 	return httpx.Errorf(http.StatusServiceUnavailable, codeUnavailable,
-		"%s is unavailable; nothing was recorded: retry with the same Idempotency-Key", what)
+		"%s is unavailable; nothing was recorded: retry (with the same Idempotency-Key, if the request had one)", what)
 }
 
 // RecordedError is the 503 answer given once a revocation is recorded but
@@ -439,14 +439,17 @@ func (s *Server) parseRequest(req wireRequest, now time.Time) (spec, error) {
 	if err := s.checkExp(sp.exp, now); err != nil {
 		return spec{}, err
 	}
-	// A caller's exp is a claim, not proof: hold the revocation at least
-	// until the latest moment a token with this jti could still be valid.
-	// (Revoking by the token itself uses the token's own exp.)
-	if latest := now.Add(s.cfg.MaxTokenLifetime).UTC(); sp.exp.Before(latest) {
+	// A caller's exp is a claim, not proof. (Revoking by the token itself
+	// uses the token's own exp.)
+	if latest := s.latestExp(now); sp.exp.Before(latest) {
 		sp.exp = latest
 	}
 	return sp, nil
 }
+
+// latestExp is the latest moment a token with a jti revoked now could still
+// be valid: the hold of a jti revocation whose token's exp is not known.
+func (s *Server) latestExp(now time.Time) time.Time { return now.Add(s.cfg.MaxTokenLifetime).UTC() }
 
 // checkExp refuses an exp for which a revocation is pointless (the token is
 // already refused everywhere) or absurd (no token lives that long).

@@ -222,9 +222,8 @@ func (s *Server) setSpec(set *verifier.SET, p *Provider, now time.Time) (_ spec,
 			sp.epoch = time.Unix(0, int64(sec*1e9)).UTC()
 		}
 	case events.KindToken:
-		// The SET names the token, not its exp: hold the revocation as
-		// long as any token may live.
-		sp.exp = now.Add(s.cfg.MaxTokenLifetime).UTC()
+		// The SET names the token, not its exp.
+		sp.exp = s.latestExp(now)
 	}
 	return sp, "", nil
 }

@@ -76,7 +76,9 @@ type LogoutToken struct {
 // be written in the same step as what the logout records.
 //
 // A LogoutChecker is safe for concurrent use.
-type LogoutChecker struct{ rules *signalRules }
+type LogoutChecker struct {
+	*signalRules // ReplayWindow, KeysReady
+}
 
 // NewLogoutChecker validates cfg and returns a LogoutChecker. Every
 // misconfiguration is reported at once.
@@ -91,23 +93,15 @@ func NewLogoutChecker(cfg LogoutConfig) (*LogoutChecker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &LogoutChecker{rules: r}, nil
+	return &LogoutChecker{r}, nil
 }
-
-// ReplayWindow is how long an accepted jti must be remembered so that no
-// replay can be accepted: a token older than MaxAge (plus leeway) is refused
-// anyway.
-func (k *LogoutChecker) ReplayWindow() time.Duration { return k.rules.replayWindow() }
-
-// KeysReady reports whether the provider's key source can answer.
-func (k *LogoutChecker) KeysReady() bool { return k.rules.keysReady() }
 
 // Check verifies raw, a compact JWS logout token. On any failure it returns
 // nil and an error wrapping [ErrInvalidToken] or [ErrUnavailable] (keys not
 // available) and one precise reason, as [Checker.Check] does; the texts
 // never quote the token.
 func (k *LogoutChecker) Check(ctx context.Context, raw string) (*LogoutToken, error) {
-	tc, cb, kid, err := k.rules.check(ctx, raw)
+	tc, cb, kid, err := k.check(ctx, raw)
 	if err != nil {
 		return nil, err
 	}

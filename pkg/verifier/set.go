@@ -61,7 +61,9 @@ type SET struct {
 // remember jtis: the caller's replay cache does.
 //
 // A SETChecker is safe for concurrent use.
-type SETChecker struct{ rules *signalRules }
+type SETChecker struct {
+	*signalRules // ReplayWindow, KeysReady
+}
 
 // setTypes are the typ values RFC 8417 §2.3 names.
 var setTypes = []string{"secevent+jwt", "application/secevent+jwt"}
@@ -78,20 +80,14 @@ func NewSETChecker(cfg SETConfig) (*SETChecker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SETChecker{rules: r}, nil
+	return &SETChecker{r}, nil
 }
-
-// ReplayWindow is how long an accepted jti must be remembered.
-func (k *SETChecker) ReplayWindow() time.Duration { return k.rules.replayWindow() }
-
-// KeysReady reports whether the transmitter's key source can answer.
-func (k *SETChecker) KeysReady() bool { return k.rules.keysReady() }
 
 // Check verifies raw, a compact JWS SET. Errors are as [Checker.Check]'s:
 // ErrInvalidToken or ErrUnavailable and one precise reason; [ErrUnknownKey]
 // and [ErrSignature] tell a key problem from a claims problem.
 func (k *SETChecker) Check(ctx context.Context, raw string) (*SET, error) {
-	tc, cb, kid, err := k.rules.check(ctx, raw)
+	tc, cb, kid, err := k.check(ctx, raw)
 	if err != nil {
 		return nil, err
 	}

@@ -135,11 +135,13 @@ func (r *signalRules) check(ctx context.Context, raw string) (tokenClaims, []byt
 	return tc, cb, kid, nil
 }
 
-// replayWindow is how long an accepted jti must be remembered so that no
-// replay can be accepted: an older token is refused anyway.
-func (r *signalRules) replayWindow() time.Duration { return r.maxAge + 2*r.leeway }
+// ReplayWindow is how long an accepted jti must be remembered so that no
+// replay can be accepted: a token older than MaxAge (plus leeway) is refused
+// anyway.
+func (r *signalRules) ReplayWindow() time.Duration { return r.maxAge + 2*r.leeway }
 
-func (r *signalRules) keysReady() bool {
+// KeysReady reports whether the sender's key source can answer.
+func (r *signalRules) KeysReady() bool {
 	select {
 	case <-r.keys.Ready():
 		return true

@@ -243,19 +243,11 @@ type TokenOptions struct {
 // place a token and a logout within the same second.
 func (i *Issuer) Token(tb testing.TB, o TokenOptions) string {
 	tb.Helper()
-	i.mu.RLock()
-	key := i.current
-	i.mu.RUnlock()
-
-	iat := o.IssuedAt
-	if iat.IsZero() {
-		iat = i.now()
-	}
+	iat := i.iatOr(o.IssuedAt)
 	ttl := o.TTL
 	if ttl == 0 {
 		ttl = i.ttl
 	}
-	header := map[string]any{"alg": i.alg, "kid": key.kid, "typ": "at+jwt"}
 	claims := map[string]any{
 		"iss": i.iss,
 		"sub": cmp.Or(o.Subject, DefaultSubject),
@@ -265,8 +257,28 @@ func (i *Issuer) Token(tb testing.TB, o TokenOptions) string {
 		"jti": cmp.Or(o.JTI, rand.Text()),
 		"sid": cmp.Or(o.SessionID, rand.Text()),
 	}
-	mergeFields(header, o.Header)
-	mergeFields(claims, o.Extra)
+	return i.signTyped(tb, "at+jwt", claims, o.Header, o.Extra)
+}
+
+// iatOr returns iat, or the issuer's clock when it is zero.
+func (i *Issuer) iatOr(iat time.Time) time.Time {
+	if iat.IsZero() {
+		return i.now()
+	}
+	return iat
+}
+
+// signTyped signs claims with the current key under the header alg, kid
+// and typ, after adding extraHeader to the header and extra to the claims
+// (a nil value removes a field).
+func (i *Issuer) signTyped(tb testing.TB, typ string, claims, extraHeader, extra map[string]any) string {
+	tb.Helper()
+	i.mu.RLock()
+	key := i.current
+	i.mu.RUnlock()
+	header := map[string]any{"alg": i.alg, "kid": key.kid, "typ": typ}
+	mergeFields(header, extraHeader)
+	mergeFields(claims, extra)
 	return i.sign(tb, key, header, claims)
 }
 
@@ -292,14 +304,7 @@ type LogoutOptions struct {
 // member, "sid" and/or "sub"; no "exp", no "nonce".
 func (i *Issuer) LogoutToken(tb testing.TB, o LogoutOptions) string {
 	tb.Helper()
-	i.mu.RLock()
-	key := i.current
-	i.mu.RUnlock()
-	iat := o.IssuedAt
-	if iat.IsZero() {
-		iat = i.now()
-	}
-	header := map[string]any{"alg": i.alg, "kid": key.kid, "typ": "JWT"}
+	iat := i.iatOr(o.IssuedAt)
 	claims := map[string]any{
 		"iss":    i.iss,
 		"aud":    []string{cmp.Or(o.ClientID, i.aud)},
@@ -313,9 +318,7 @@ func (i *Issuer) LogoutToken(tb testing.TB, o LogoutOptions) string {
 	if o.SessionID != "" {
 		claims["sid"] = o.SessionID
 	}
-	mergeFields(header, o.Header)
-	mergeFields(claims, o.Extra)
-	return i.sign(tb, key, header, claims)
+	return i.signTyped(tb, "JWT", claims, o.Header, o.Extra)
 }
 
 // SETOptions shape one Security Event Token from [Issuer.SET].
@@ -342,18 +345,11 @@ type SETOptions struct {
 // given; no "sub", no "exp".
 func (i *Issuer) SET(tb testing.TB, o SETOptions) string {
 	tb.Helper()
-	i.mu.RLock()
-	key := i.current
-	i.mu.RUnlock()
-	iat := o.IssuedAt
-	if iat.IsZero() {
-		iat = i.now()
-	}
+	iat := i.iatOr(o.IssuedAt)
 	ev := o.Event
 	if ev == nil {
 		ev = map[string]any{}
 	}
-	header := map[string]any{"alg": i.alg, "kid": key.kid, "typ": "secevent+jwt"}
 	claims := map[string]any{
 		"iss":    i.iss,
 		"aud":    cmp.Or(o.Audience, i.aud),
@@ -364,9 +360,7 @@ func (i *Issuer) SET(tb testing.TB, o SETOptions) string {
 	if o.SubjectID != nil {
 		claims["sub_id"] = o.SubjectID
 	}
-	mergeFields(header, o.Header)
-	mergeFields(claims, o.Extra)
-	return i.sign(tb, key, header, claims)
+	return i.signTyped(tb, "secevent+jwt", claims, o.Header, o.Extra)
 }
 
 // SignRaw signs exactly the given header and claims with the issuer's
