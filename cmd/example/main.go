@@ -40,6 +40,7 @@ type options struct {
 	logApplied                 bool
 	logLevel, logFormat        string
 	providersFile              string
+	epochScopes                string
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -78,6 +79,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.BoolVar(&o.insecureJWKS, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
 	f.Deprecated("insecure-jwks-http", "insecure-jwks-over-http")
 	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose tokens are trusted too (docs/providers.md)")
+	f.EpochScopes(&o.epochScopes)
 	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime accepted")
 	fs.DurationVar(&o.maxStale, "max-staleness", verifier.DefaultMaxStaleness, "staleness bound before requests fail closed")
 	fs.StringVar(&o.cookie, "cookie", "", "also read the access token from this cookie")
@@ -137,6 +139,7 @@ func serve(o options, log *slog.Logger) error {
 			JetStream:        js,
 			MaxTokenLifetime: o.maxLifetime,
 			MaxStaleness:     o.maxStale,
+			EpochScopes:      process.SplitList(o.epochScopes),
 		},
 		Cookie: o.cookie,
 		Logger: log,

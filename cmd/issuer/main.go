@@ -34,6 +34,7 @@ type options struct {
 	listen, issuer, audience           string
 	accessTTL, refreshTTL, grace       time.Duration
 	leeway                             time.Duration
+	epochScopes                        string
 	keyDir, signingKID                 string
 	refreshSecret                      string
 	serviceCredentials                 []string
@@ -79,6 +80,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.refreshTTL, "refresh-ttl", issuer.DefaultRefreshTTL, "refresh-token lifetime, renewed on each rotation")
 	fs.DurationVar(&o.grace, "refresh-grace", issuer.DefaultGrace, "window in which a just-rotated refresh token may be retried")
 	fs.DurationVar(&o.leeway, "leeway", issuer.DefaultLeeway, "clock leeway for tokens presented to logout/revoke")
+	f.EpochScopes(&o.epochScopes)
 	fs.StringVar(&o.keyDir, "key-dir", "", "directory of PEM PKCS#8 signing keys, kid = file name without extension (required)")
 	fs.StringVar(&o.signingKID, "signing-kid", "", "kid of the key that signs; default the first by name")
 	fs.StringVar(&refreshSecretFile, "refresh-secret-file", "", "file holding the refresh HMAC secret, >= 32 bytes (or the secret itself in JWTREVOKE_REFRESH_SECRET)")
@@ -183,6 +185,7 @@ func serve(o options, log *slog.Logger) error {
 		Store:              st,
 		Revoker:            revoker.NewClient(o.revokerURL, o.revokerCredential, nil),
 		Leeway:             o.leeway,
+		EpochScopes:        process.SplitList(o.epochScopes),
 		ServiceCredentials: o.serviceCredentials,
 		SetCookie:          o.setCookie,
 		CookieName:         o.cookieName,

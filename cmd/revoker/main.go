@@ -1,5 +1,6 @@
 // Command revoker runs jwtrevoke's revoker, the only publisher of revocation
-// events: POST /v1/revocations (token, session, subject, key), RFC 7662
+// events: POST /v1/revocations (token, session, subject, key, scope,
+// issuer), RFC 7662
 // introspection at POST /oauth2/introspect, and /healthz, /readyz,
 // /metrics. It may start before NATS and Redis: it becomes ready once the
 // stream is ensured and both answer.
@@ -56,6 +57,7 @@ type options struct {
 	idempotencyTTL, timeout           time.Duration
 	logLevel, logFormat               string
 	providersFile                     string
+	epochScopes                       string
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -97,6 +99,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "the issuer's JWKS URL (required)")
 	fs.BoolVar(&o.insecureJWKSOverHTTP, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
 	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose logout signals are taken (docs/providers.md)")
+	f.EpochScopes(&o.epochScopes)
 	fs.StringVar(&o.stream, "stream", events.DefaultStreamName, "revocation stream name")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "stream replicas (1..5; 3 in production)")
 	fs.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime; sizes the stream retention; the same as every verifier's")
@@ -166,6 +169,7 @@ func serve(o options, log *slog.Logger) error {
 		Replicas:             o.replicas,
 		MaxTokenLifetime:     o.maxTokenLifetime,
 		Leeway:               o.leeway,
+		EpochScopes:          process.SplitList(o.epochScopes),
 		Issuer:               o.issuer,
 		Audiences:            process.SplitList(o.audience),
 		Algorithms:           process.SplitList(o.algorithms),
@@ -195,9 +199,10 @@ func serve(o options, log *slog.Logger) error {
 	return err
 }
 
-// signalProviders reads the providers file, if any, and returns those whose
-// logout signals the revoker takes: back-channel logout tokens, Shared
-// Signals SETs, or both.
+// signalProviders reads the providers file, if any, and returns its
+// providers: the revoker takes the logout signals (back-channel logout
+// tokens, Shared Signals SETs) of those that send any, and knows the
+// issuers of all for issuer revocations.
 func signalProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
 	if o.providersFile == "" {
 		return nil, nil
@@ -209,13 +214,14 @@ func signalProviders(o options, log *slog.Logger) ([]revoker.Provider, error) {
 	var out []revoker.Provider
 	for _, p := range ps {
 		if p.BackchannelLogout == nil && p.SSF == nil {
+			out = append(out, revoker.Provider{Name: p.Name, Issuer: p.Issuer}) // no signals: its issuer only
 			continue
 		}
 		keys, err := p.Keys(providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKSOverHTTP, Logger: log})
 		if err != nil {
 			return nil, err
 		}
-		rp := revoker.Provider{Name: p.Name, Keys: keys}
+		rp := revoker.Provider{Name: p.Name, Issuer: p.Issuer, Keys: keys}
 		if rp.Logout, err = p.LogoutChecker(keys); err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
 // Defaults and limits of [Config].
@@ -82,6 +83,12 @@ type Config struct {
 	// Leeway is the clock leeway when checking presented tokens; default
 	// 5s.
 	Leeway time.Duration
+	// EpochScopes names the session claims that are epoch scopes, as the
+	// verifiers' setting (verifier.Config.EpochScopes): a scope revocation
+	// of a session's claim value, like a logout of its subject or of the
+	// whole issuer, ends the sessions that began at or before it, so
+	// their refresh tokens stop working too. None by default.
+	EpochScopes []string
 
 	// ServiceCredentials accepted on POST /v1/sessions (Authorization:
 	// Bearer). Several may be valid at once, for rotation. Empty disables
@@ -127,6 +134,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Issuer == "" {
 		bad("Issuer is required")
+	}
+	c.EpochScopes = slices.Clone(c.EpochScopes)
+	if err := verifier.CheckEpochScopes(c.EpochScopes); err != nil {
+		bad("%s", err)
 	}
 	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
 		bad("Audiences is required and must not contain an empty value")

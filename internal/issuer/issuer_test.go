@@ -720,6 +720,7 @@ func TestNewInvalidConfig(t *testing.T) {
 		{name: "nil private key", mod: func(c *issuer.Config) { c.Keys = []issuer.SigningKey{{ID: "k"}} }, wantErr: issuer.ErrInvalidKey},
 		{name: "duplicate kid", mod: func(c *issuer.Config) { c.Keys = []issuer.SigningKey{c.Keys[0], c.Keys[0]} }, wantErr: issuer.ErrInvalidConfig},
 		{name: "short service credential", mod: func(c *issuer.Config) { c.ServiceCredentials = []string{"short"} }, wantErr: issuer.ErrInvalidConfig},
+		{name: "subject as an epoch scope", mod: func(c *issuer.Config) { c.EpochScopes = []string{"sub"} }, wantErr: issuer.ErrInvalidConfig},
 		{name: "user hash not bcrypt", mod: func(c *issuer.Config) { c.Users = map[string][]byte{"a": []byte("plain")} }, wantErr: issuer.ErrInvalidConfig},
 	}
 	for _, tt := range tests {

@@ -90,13 +90,14 @@ func (s *Server) refresh(ctx context.Context, presented string) (TokenResponse, 
 		outcome("revoked")
 		return TokenResponse{}, errInvalidGrant
 	}
-	epoch, err := s.cfg.Store.SubjectEpoch(ctx, s.cfg.Issuer, sess.Subject)
+	epoch, err := s.logoutEpoch(ctx, sess.Subject, sess.Claims)
 	if err != nil {
 		outcome("error")
 		return TokenResponse{}, s.storeDown(err)
 	}
 	if !epoch.IsZero() && !epoch.Before(sess.CreatedAt) {
-		// The subject logged out everywhere after this session began.
+		// The subject (or a scope of the session, or the issuer) logged
+		// out after this session began.
 		outcome("subject_revoked")
 		return TokenResponse{}, errInvalidGrant
 	}

@@ -132,15 +132,30 @@ func extraClaims(in map[string]json.RawMessage) (map[string]any, error) {
 	return out, nil
 }
 
+// logoutEpoch is the largest logout epoch recorded for the tokens of a
+// session of sub with the extra claims: its subject's, its issuer's and
+// those of its claims that are epoch scopes (string values, as the
+// verifiers read them).
+func (s *Server) logoutEpoch(ctx context.Context, sub string, claims map[string]any) (time.Time, error) {
+	q := store.Query{Sub: sub, Iss: s.cfg.Issuer}
+	for _, name := range s.cfg.EpochScopes {
+		if v, ok := claims[name].(string); ok && v != "" {
+			q.Scopes = append(q.Scopes, events.ScopeClaim{Claim: name, Value: v})
+		}
+	}
+	return s.cfg.Store.LogoutEpoch(ctx, q)
+}
+
 // startSession creates a session for sub and mints its first token pair.
 func (s *Server) startSession(ctx context.Context, sub string, claims map[string]any, grant string) (TokenResponse, error) {
 	iat := microseconds(s.cfg.Now())
-	epoch, err := s.cfg.Store.SubjectEpoch(ctx, s.cfg.Issuer, sub)
+	epoch, err := s.logoutEpoch(ctx, sub, claims)
 	if err != nil {
 		return TokenResponse{}, s.storeDown(err)
 	}
-	// The user authenticated after the last logout-all was recorded: the
-	// session must come after it even if the revoker's clock runs ahead.
+	// The user authenticated after the last logout (of the subject, a
+	// scope of its claims, the issuer) was recorded: the session must come
+	// after it even if the revoker's clock runs ahead.
 	iat = after(iat, epoch)
 	sid := randomID()
 	refresh := newRefreshToken(sid)

@@ -69,6 +69,13 @@ func (f *Flags) Redis(addrs, master, prefix *string) {
 	f.Set.StringVar(prefix, "redis-prefix", "", "Redis key prefix, the same on issuer and revoker; empty means jwtrevoke")
 }
 
+// EpochScopes defines -epoch-scopes, the token claims whose values are
+// epoch scopes (verifier.Config.EpochScopes): the same list on the revoker,
+// the issuer and every verifier. Split it with [SplitList].
+func (f *Flags) EpochScopes(p *string) {
+	f.Set.StringVar(p, "epoch-scopes", "", `token claims whose values can be logged out as a whole, comma-separated (at most 8; e.g. client_id,tenant,email); the same on the revoker, the issuer and every verifier`)
+}
+
 // Deprecated makes old, on the command line or as EnvName(old), a
 // deprecated alias of the flag name (defined before): it still works, Parse
 // warns, and -h does not list it.

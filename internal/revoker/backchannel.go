@@ -22,7 +22,12 @@ type Provider struct {
 	// initiator of its revocations ("provider:" + Name); see
 	// providers.ValidName. Required, unique.
 	Name string
-	// Keys verifies its signatures; the checkers below use it. Required.
+	// Issuer is its issuer identifier, exactly as its tokens' iss: an
+	// issuer revocation ({"type":"issuer"}) must name this revoker's
+	// issuer or a provider's. Required.
+	Issuer string
+	// Keys verifies its signatures; the checkers below use it. Required
+	// with either of them.
 	// [Server.Run] runs it when it has background work (a JWKS, a
 	// Discovery).
 	Keys verifier.KeySource
@@ -163,7 +168,9 @@ func providersByName(ps []Provider) (map[string]*Provider, error) {
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: %w", i, providers.ValidName(p.Name)))
 		case m[p.Name] != nil:
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d]: Name %q is used twice", i, p.Name))
-		case p.Keys == nil:
+		case p.Issuer == "":
+			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Issuer is required", i, p.Name))
+		case p.Keys == nil && (p.Logout != nil || p.Events != nil):
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Keys is required", i, p.Name))
 		case p.Poll != nil && p.Events == nil:
 			errs = append(errs, fmt.Errorf("revoker: config: Providers[%d] (%s): Poll needs Events, the checker of its SETs", i, p.Name))

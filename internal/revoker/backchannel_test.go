@@ -39,6 +39,13 @@ type providerEnv struct {
 
 func newProviderEnv(t *testing.T, mod ...func(*Provider)) *providerEnv {
 	t.Helper()
+	return newScopedProviderEnv(t, nil, mod...)
+}
+
+// newScopedProviderEnv is newProviderEnv with scopes as the epoch scopes of
+// the revoker and of the service replica.
+func newScopedProviderEnv(t *testing.T, scopes []string, mod ...func(*Provider)) *providerEnv {
+	t.Helper()
 	idp := verifiertest.NewIssuer(t, verifiertest.WithIssuer(idpIssuer), verifiertest.WithAlgorithm("RS256"),
 		verifiertest.WithAudience("api"))
 	e := newEnv(t, func(c *Config) {
@@ -47,6 +54,7 @@ func newProviderEnv(t *testing.T, mod ...func(*Provider)) *providerEnv {
 			m(&pr)
 		}
 		c.Providers = []Provider{pr}
+		c.EpochScopes = scopes
 	})
 	p := &providerEnv{env: e, idp: idp}
 	p.service = runverifier.Ready(t, verifier.Config{
@@ -54,6 +62,7 @@ func newProviderEnv(t *testing.T, mod ...func(*Provider)) *providerEnv {
 		Keys: e.serviceKeys(t), JetStream: e.js, MaxTokenLifetime: time.Hour, Logger: slog.New(slog.DiscardHandler),
 		Providers: []verifier.Provider{{Name: "idp", Issuer: idpIssuer, Keys: jwksOf(t, idp.JWKSURL()),
 			Audiences: []string{"api"}, Algorithms: []string{"RS256"}}},
+		EpochScopes: scopes,
 	})
 	return p
 }
@@ -83,7 +92,7 @@ func idpProvider(t *testing.T, idp *verifiertest.Issuer, jwksURL string) Provide
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Provider{Name: "idp", Keys: keys, Logout: lc, Events: sc, EventsCredentials: []string{ssfCredential}}
+	return Provider{Name: "idp", Issuer: idp.Issuer(), Keys: keys, Logout: lc, Events: sc, EventsCredentials: []string{ssfCredential}}
 }
 
 // logout posts a logout token as a provider does.

@@ -15,17 +15,22 @@ import (
 )
 
 // Request is the body of POST /v1/revocations. Type is "token", "session",
-// "subject" or "key"; exactly the fields of that type are set:
+// "subject", "key", "scope" or "issuer"; exactly the fields of that type
+// are set:
 //
 //	{"type":"token","jti":"...","exp":1763812854}   exp: NumericDate (seconds, may have a fraction)
 //	{"type":"token","token":"<the access token itself>"}
 //	{"type":"session","sid":"..."}
 //	{"type":"subject","sub":"..."}
 //	{"type":"key","kid":"..."}
+//	{"type":"scope","claim":"tenant","value":"acme"}  claim: one of the revoker's EpochScopes
+//	{"type":"issuer","iss":"https://idp.example.com/"} every token of that issuer
 //
-// Reason and Initiator are optional, at most 256 bytes each. Iss, optional,
-// scopes the revocation to the tokens of that issuer (see pkg/events,
-// "Issuers"); without it the revocation applies to every issuer's tokens.
+// A subject, scope or issuer revocation logs out the tokens issued up to
+// now. Reason and Initiator are optional, at most 256 bytes each. Iss,
+// optional but for "issuer", scopes the revocation to the tokens of that
+// issuer (see pkg/events, "Issuers"); without it the revocation applies to
+// every issuer's tokens.
 type Request struct {
 	Type      string   `json:"type"`
 	JTI       string   `json:"jti,omitempty"`
@@ -34,6 +39,8 @@ type Request struct {
 	SID       string   `json:"sid,omitempty"`
 	Sub       string   `json:"sub,omitempty"`
 	KID       string   `json:"kid,omitempty"`
+	Claim     string   `json:"claim,omitempty"`
+	Value     string   `json:"value,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Reason    string   `json:"reason,omitempty"`
 	Initiator string   `json:"initiator,omitempty"`

@@ -72,6 +72,15 @@ type Config struct {
 	// the revoker takes (see [Provider]); none by default.
 	Providers []Provider
 
+	// EpochScopes names the claims whose values the revoker takes scope
+	// revocations of ({"type":"scope","claim","value"}): a claim not
+	// listed is refused, since no verifier would apply it. It must equal
+	// the verifiers' setting (verifier.Config.EpochScopes, at most
+	// verifier.MaxEpochScopes); introspection applies the same scopes.
+	// None by default; the issuer's own scope ({"type":"issuer"}) needs
+	// no claim.
+	EpochScopes []string
+
 	// IdempotencyTTL is how long an Idempotency-Key is remembered; default
 	// 24h.
 	IdempotencyTTL time.Duration
@@ -120,6 +129,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.Algorithms = slices.Clone(c.Algorithms)
 	c.Keys = slices.Clone(c.Keys)
 	c.Providers = slices.Clone(c.Providers)
+	c.EpochScopes = slices.Clone(c.EpochScopes)
 	if c.Stream == "" {
 		c.Stream = events.DefaultStreamName
 	}

@@ -2,7 +2,8 @@
 // events. Its [Server] serves
 //
 //	POST /v1/revocations  revoke a token (by jti and exp, or the token
-//	                      itself), a session, a subject or a signing key;
+//	                      itself), a session, a subject, a signing key, an
+//	                      epoch scope (a claim's value) or a whole issuer;
 //	                      answers 201 {"id","seq"} only after the
 //	                      JetStream stream acknowledged the event
 //	POST /oauth2/introspect  RFC 7662, revocation-aware, for services that

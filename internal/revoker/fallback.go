@@ -28,8 +28,8 @@ type redisFallback struct {
 }
 
 // NewRedisFallback returns a verifier.Fallback that checks a token against
-// the revocation records the revoker keeps in Redis (its jti, sid, subject
-// epoch and kid; see store.Store.Check). Use it with
+// the revocation records the revoker keeps in Redis (its jti, sid, kid,
+// subject epoch and epoch scopes; see store.Store.Check). Use it with
 // verifier.StalePolicy verifier.StaleFallback: while the verifier's stream
 // state is too stale, a revoked token is rejected with the matching
 // revocation reason (401), an unrevoked one accepted, and when Redis does
@@ -60,6 +60,7 @@ func (f redisFallback) Check(ctx context.Context, c *verifier.Claims) error {
 		KID:      c.KeyID,
 		Iss:      c.Issuer,
 		IssuedAt: c.IssuedAt,
+		Scopes:   c.Scopes,
 	})
 	if err == nil {
 		return nil

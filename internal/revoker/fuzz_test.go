@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,8 @@ func fuzzServe(tb testing.TB, h http.Handler, path, contentType string, body []b
 
 // fuzzRequest decodes a revocation body the way the API documents it and
 // reports why it must be refused ("" when it is a valid request shape).
-func fuzzRequest(contentType string, body []byte, now time.Time) string {
+// A scope must be of one of scopes, an issuer one of issuers.
+func fuzzRequest(contentType string, body []byte, now time.Time, scopes, issuers []string) string {
 	mt, _, err := mime.ParseMediaType(contentType)
 	switch {
 	case err != nil || mt != fuzzJSON:
@@ -90,22 +92,37 @@ func fuzzRequest(contentType string, body []byte, now time.Time) string {
 		return n == 1
 	}
 	jti, exp, tok, sid, sub, kid := req.JTI != "", req.Exp != nil, req.Token != "", req.SID != "", req.Sub != "", req.KID != ""
+	claim, value := req.Claim != "", req.Value != ""
 	switch req.Type {
 	case "session":
-		if !sid || !only(sid, jti, exp, tok, sub, kid) {
+		if !sid || !only(sid, jti, exp, tok, sub, kid, claim, value) {
 			return "session fields"
 		}
 	case "subject":
-		if !sub || !only(sub, jti, exp, tok, sid, kid) {
+		if !sub || !only(sub, jti, exp, tok, sid, kid, claim, value) {
 			return "subject fields"
 		}
 	case "key":
-		if !kid || !only(kid, jti, exp, tok, sid, sub) {
+		if !kid || !only(kid, jti, exp, tok, sid, sub, claim, value) {
 			return "key fields"
+		}
+	case "scope":
+		if !claim || !value || !only(value, jti, exp, tok, sid, sub, kid) {
+			return "scope fields"
+		}
+		if !slices.Contains(scopes, req.Claim) {
+			return "a claim not configured"
+		}
+	case "issuer":
+		if !only(true, jti, exp, tok, sid, sub, kid, claim, value) {
+			return "issuer fields"
+		}
+		if !slices.Contains(issuers, req.Iss) {
+			return "an unknown issuer"
 		}
 	case "token":
 		switch {
-		case sid || sub || kid:
+		case sid || sub || kid || claim || value:
 			return "token fields"
 		case tok && (jti || exp):
 			return "token and jti/exp"
@@ -126,7 +143,8 @@ func fuzzRequest(contentType string, body []byte, now time.Time) string {
 }
 
 func FuzzRevocations(f *testing.F) {
-	e := newEnv(f, nil)
+	scopes := []string{"tenant"}
+	e := newEnv(f, func(c *Config) { c.EpochScopes = scopes })
 	exp := float64(time.Now().Add(10*time.Minute).Unix()) + 0.25
 	tok := e.iss.Token(f, verifiertest.TokenOptions{})
 	expired := e.iss.Token(f, verifiertest.TokenOptions{TTL: -time.Hour})
@@ -143,6 +161,9 @@ func FuzzRevocations(f *testing.F) {
 		[]byte(`{"type":"key","kid":"kid-not-in-use"}`),
 		mustJSON(Request{Type: "token", JTI: "jti-1", Exp: &exp}),
 		mustJSON(Request{Type: "token", Token: tok}),
+		[]byte(`{"type":"scope","claim":"tenant","value":"acme"}`),
+		[]byte(`{"type":"scope","claim":"tenant","value":"acme","iss":"https://idp.example.test/"}`),
+		mustJSON(Request{Type: "issuer", Iss: e.iss.Issuer()}),
 	}
 	broken := [][]byte{
 		nil,
@@ -183,6 +204,15 @@ func FuzzRevocations(f *testing.F) {
 		[]byte("{\"type\":\"session\",\"sid\":\"s\xff\"}"),
 		[]byte(`{"type":"session","sid":"\ud800"}`),
 		[]byte(`{"type":"session","sid":` + strings.Repeat("[", 5000) + `}`),
+		[]byte(`{"type":"scope","claim":"org","value":"acme"}`),
+		[]byte(`{"type":"scope","claim":"sub","value":"alice"}`),
+		[]byte(`{"type":"scope","claim":"iss","value":"https://issuer.test"}`),
+		[]byte(`{"type":"scope","claim":"tenant"}`),
+		[]byte(`{"type":"scope","claim":"tenant","value":"acme","sid":"s"}`),
+		[]byte(`{"type":"issuer"}`),
+		[]byte(`{"type":"issuer","iss":"https://typo.example.test/"}`),
+		[]byte(`{"type":"issuer","iss":"https://issuer.test","value":"x"}`),
+		[]byte(`{"type":"subject","sub":"u","claim":"tenant"}`),
 	}
 	for _, b := range valid {
 		f.Add(b, fuzzJSON, "")
@@ -209,7 +239,7 @@ func FuzzRevocations(f *testing.F) {
 		if a.status != http.StatusCreated {
 			t.Fatalf("status %d for %q", a.status, body)
 		}
-		if why := fuzzRequest(contentType, body, time.Now()); why != "" {
+		if why := fuzzRequest(contentType, body, time.Now(), scopes, []string{e.iss.Issuer()}); why != "" {
 			t.Fatalf("201 for an invalid revocation (%s) %q (%s)", why, body, contentType)
 		}
 		if len(key) > MaxIdempotencyKeyLen || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {

@@ -186,12 +186,19 @@ func (e *env) lastEvent(tb testing.TB, kind events.Kind, value string) (events.E
 // lastIssuerEvent is lastEvent of a revocation scoped to issuer iss.
 func (e *env) lastIssuerEvent(tb testing.TB, iss string, kind events.Kind, value string) (events.Event, uint64) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	subj, err := events.IssuerSubject(iss, kind, value)
 	if err != nil {
 		tb.Fatalf("subject: %v", err)
 	}
+	return e.lastOn(tb, subj)
+}
+
+// lastOn returns the last event on the stream subject subj and its
+// sequence.
+func (e *env) lastOn(tb testing.TB, subj string) (events.Event, uint64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	s, err := e.js.Stream(ctx, events.DefaultStreamName)
 	if err != nil {
 		tb.Fatalf("stream: %v", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -34,6 +35,8 @@ type wireRequest struct {
 	SID       *string  `json:"sid"`
 	Sub       *string  `json:"sub"`
 	KID       *string  `json:"kid"`
+	Claim     *string  `json:"claim"`
+	Value     *string  `json:"value"`
 	Iss       *string  `json:"iss"`
 	Reason    *string  `json:"reason"`
 	Initiator *string  `json:"initiator"`
@@ -144,7 +147,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	if err != nil {
 		return Result{}, "", err
 	}
-	typ = string(sp.kind)
+	typ = sp.typ()
 
 	// The work below is bounded by Timeout but not cut short by a client
 	// that goes away: once Redis is written, the event should reach the
@@ -182,9 +185,9 @@ func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, n
 	ev := sp.event(NewEventID(), now)
 	st := s.cfg.Store
 	var epochErr error
-	if ev.Kind == events.KindSubject {
+	if ev.Kind == events.KindSubject || ev.Kind == events.KindScope {
 		// The epoch is the next one after the recorded epoch (so a
-		// subject's epochs strictly grow); Record raises the recorded one
+		// subject's or scope's epochs strictly grow); Record raises the recorded one
 		// to it in the same step as it enqueues the event. A retry with an
 		// idempotency key gets the first attempt's event back from Record
 		// instead, so the recorded epoch never runs past the event it
@@ -195,7 +198,7 @@ func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, n
 		// validated and encoded once, with its real epoch; a failure is
 		// answered after validation, so bad input still gets its 400.
 		var recorded time.Time
-		if recorded, epochErr = st.SubjectEpoch(ctx, sp.iss, sp.value); epochErr == nil {
+		if recorded, epochErr = st.Epoch(ctx, ev); epochErr == nil {
 			at := now
 			if e := sp.epoch; !e.IsZero() {
 				// A provider's instant in whole seconds (a NumericDate
@@ -325,7 +328,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, max int64) (wireReque
 // revoked, for the same reason, by the same initiator. A token's exp may
 // differ (a jti revocation is held from the time of the request).
 func sameRequest(stored, cand events.Event) bool {
-	return stored.Kind == cand.Kind && stored.Value() == cand.Value() && stored.Issuer == cand.Issuer &&
+	return stored.Kind == cand.Kind && stored.Claim == cand.Claim && stored.Value() == cand.Value() && stored.Issuer == cand.Issuer &&
 		stored.Reason == cand.Reason && stored.Initiator == cand.Initiator
 }
 
@@ -366,7 +369,8 @@ func idempotencyKey(r *http.Request) (string, error) {
 // spec is a validated request: what to revoke.
 type spec struct {
 	kind              events.Kind
-	value             string    // jti, sid, sub or kid; set from the token by fromToken
+	claim             string    // an epoch scope's claim (events.ScopeIssuer for a whole issuer)
+	value             string    // jti, sid, sub, kid or the scope's value; set from the token by fromToken
 	exp               time.Time // token revocations
 	token             string    // revocation by the token itself, until fromToken
 	iss               string    // the issuer the revocation is scoped to; "" for every issuer
@@ -374,16 +378,31 @@ type spec struct {
 	reason, initiator string
 }
 
+// typeIssuer is the request type of a whole issuer's epoch scope: a scope
+// event of the claim events.ScopeIssuer.
+const typeIssuer = "issuer"
+
+// typ is the request type of sp, as the client named it.
+func (sp spec) typ() string {
+	if sp.kind == events.KindScope && sp.claim == events.ScopeIssuer {
+		return typeIssuer
+	}
+	return string(sp.kind)
+}
+
 // parseRequest checks the request's shape: a known type, exactly its fields,
-// and (for a token by jti) an exp that can matter. Value limits are checked
-// by events.NewEncoded, once the event is built.
+// and (for a token by jti) an exp that can matter; a scope of a claim the
+// revoker allows, an issuer it knows. Value limits are checked by
+// events.NewEncoded, once the event is built.
 func (s *Server) parseRequest(req wireRequest, now time.Time) (spec, error) {
+	const types = "token, session, subject, key, scope or issuer"
 	if req.Type == nil || *req.Type == "" {
-		return spec{}, httpx.BadRequest(`"type" is required: one of token, session, subject, key`)
+		return spec{}, httpx.BadRequest(`"type" is required: one of %s`, types)
 	}
 	present := map[string]bool{
 		"jti": req.JTI != nil, "exp": req.Exp != nil, "token": req.Token != nil,
 		"sid": req.SID != nil, "sub": req.Sub != nil, "kid": req.KID != nil,
+		"claim": req.Claim != nil, "value": req.Value != nil,
 	}
 	var allowed []string
 	sp := spec{kind: events.Kind(*req.Type), iss: deref(req.Iss), reason: deref(req.Reason), initiator: deref(req.Initiator)}
@@ -399,13 +418,28 @@ func (s *Server) parseRequest(req wireRequest, now time.Time) (spec, error) {
 		allowed, sp.value = []string{"sub"}, deref(req.Sub)
 	case events.KindKey:
 		allowed, sp.value = []string{"kid"}, deref(req.KID)
-	default:
-		return spec{}, httpx.BadRequest(`unknown "type": use token, session, subject or key`)
-	}
-	for _, f := range []string{"jti", "exp", "token", "sid", "sub", "kid"} {
-		if present[f] && !contains(allowed, f) {
-			return spec{}, httpx.BadRequest("%q is not a field of a %s revocation", f, sp.kind)
+	case events.KindScope:
+		allowed, sp.claim, sp.value = []string{"value", "claim"}, deref(req.Claim), deref(req.Value)
+		if sp.claim == events.ScopeIssuer {
+			return spec{}, httpx.BadRequest(`every token of an issuer: use {"type":"issuer","iss":…}`)
 		}
+	case typeIssuer:
+		// Every token of the issuer: the scope of the claim "iss", which
+		// is not itself scoped to an issuer.
+		if sp.iss == "" {
+			return spec{}, httpx.BadRequest(`"iss" is required: the issuer whose every token is revoked`)
+		}
+		sp.kind, sp.claim, sp.value, sp.iss = events.KindScope, events.ScopeIssuer, sp.iss, ""
+	default:
+		return spec{}, httpx.BadRequest(`unknown "type": use %s`, types)
+	}
+	for _, f := range []string{"jti", "exp", "token", "sid", "sub", "kid", "claim", "value"} {
+		if present[f] && !contains(allowed, f) {
+			return spec{}, httpx.BadRequest("%q is not a field of a%s %s revocation", f, article(sp.typ()), sp.typ())
+		}
+	}
+	if sp.kind == events.KindScope {
+		return sp, s.allowScope(sp)
 	}
 	if sp.kind != events.KindToken {
 		if sp.value == "" {
@@ -482,7 +516,8 @@ func (s *Server) fromToken(ctx context.Context, sp *spec, now time.Time) error {
 }
 
 // event builds the event of sp, not yet validated (events.NewEncoded does
-// that, once). A subject event gets epoch now; the caller sets the real one.
+// that, once). A subject or scope event gets epoch now; the caller sets the
+// real one.
 func (sp spec) event(id string, now time.Time) events.Event {
 	var ev events.Event
 	switch sp.kind {
@@ -494,6 +529,8 @@ func (sp spec) event(id string, now time.Time) events.Event {
 		ev = events.NewSubject(id, sp.value, now, now)
 	case events.KindKey:
 		ev = events.NewKey(id, sp.value, now)
+	case events.KindScope:
+		ev = events.NewScope(id, sp.claim, sp.value, now, now)
 	}
 	ev.Issuer, ev.Reason, ev.Initiator = sp.iss, sp.reason, sp.initiator
 	return ev
@@ -521,4 +558,39 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// article is "n" before a type that starts with a vowel ("an issuer"), else "".
+func article(typ string) string {
+	if typ != "" && strings.ContainsRune("aeiou", rune(typ[0])) {
+		return "n"
+	}
+	return ""
+}
+
+// allowScope refuses a scope revocation the revoker's configuration does not
+// allow: a claim that is not one of its EpochScopes (the verifiers would not
+// apply it), or, for a whole issuer, an issuer it does not know (a typo
+// would revoke nothing).
+func (s *Server) allowScope(sp spec) error {
+	if sp.claim == "" || sp.value == "" {
+		return httpx.BadRequest(`a scope revocation needs "claim" and "value"`)
+	}
+	if sp.claim == events.ScopeIssuer {
+		if sp.value != s.cfg.Issuer && !slices.ContainsFunc(s.cfg.Providers, func(p Provider) bool { return p.Issuer == sp.value }) {
+			return httpx.BadRequest("%q is neither this revoker's issuer nor a configured provider's: nothing would be revoked", sp.value)
+		}
+		return nil
+	}
+	if !slices.Contains(s.cfg.EpochScopes, sp.claim) {
+		if err := events.ValidClaim(sp.claim); err != nil {
+			return httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
+		}
+		allowed := "none are configured"
+		if len(s.cfg.EpochScopes) > 0 {
+			allowed = "allowed: " + strings.Join(s.cfg.EpochScopes, ", ")
+		}
+		return httpx.BadRequest("claim %q is not an epoch scope of this revoker (-epoch-scopes; %s)", sp.claim, allowed)
+	}
+	return nil
 }

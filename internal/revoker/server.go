@@ -98,6 +98,7 @@ func New(cfg Config) (*Server, error) {
 		Algorithms:       cfg.Algorithms,
 		Leeway:           cfg.Leeway,
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
+		EpochScopes:      cfg.EpochScopes,
 		Now:              cfg.Now,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -201,6 +202,9 @@ func (s *Server) setSpec(set *verifier.SET, p *Provider, now time.Time) (_ spec,
 	if err != nil {
 		return spec{}, "", setErr(http.StatusBadRequest, setInvalidRequest, "claims", "%s", err)
 	}
+	if t.kind == events.KindScope && !slices.Contains(s.cfg.EpochScopes, t.claim) {
+		t.unsupported = t.claim + " is no epoch scope here"
+	}
 	if t.unsupported != "" {
 		return spec{}, "unsupported_subject", nil
 	}
@@ -208,9 +212,9 @@ func (s *Server) setSpec(set *verifier.SET, p *Provider, now time.Time) (_ spec,
 		return spec{}, "", setErr(http.StatusBadRequest, setInvalidRequest, "claims",
 			"the subject is of another issuer than the transmitter's (%s)", set.Issuer)
 	}
-	sp := spec{kind: t.kind, value: t.value, iss: set.Issuer, reason: reason, initiator: "provider:" + p.Name}
+	sp := spec{kind: t.kind, claim: t.claim, value: t.value, iss: set.Issuer, reason: reason, initiator: "provider:" + p.Name}
 	switch t.kind {
-	case events.KindSubject:
+	case events.KindSubject, events.KindScope:
 		// At the event's time, never later than now: tokens issued
 		// after the event keep working.
 		sp.epoch = set.IssuedAt
@@ -231,12 +235,15 @@ func (s *Server) setSpec(set *verifier.SET, p *Provider, now time.Time) (_ spec,
 // target is what a subject identifier names.
 type target struct {
 	kind        events.Kind
+	claim       string // of a scope: the token claim that carries value
 	value, iss  string
 	unsupported string // a format this revoker does not map (yet)
 }
 
 // subjectOf reads a subject identifier (RFC 9493; SSF 1.0's jwt_id and
-// complex subjects): iss_sub and opaque name a subject, jwt_id a token; a
+// complex subjects): iss_sub and opaque name a subject, jwt_id a token,
+// email the epoch scope of the email claim (the caller checks that it is
+// one); a
 // complex subject names its session when wantSession and it has one, else
 // its user. Members are read by their exact names.
 func subjectOf(raw json.RawMessage, wantSession bool) (target, error) {
@@ -292,8 +299,12 @@ func subjectOf(raw json.RawMessage, wantSession bool) (target, error) {
 		if t.iss, err = str("iss"); err == nil {
 			t.value, err = str("jti")
 		}
+	case "email":
+		// Matched exactly against the tokens' email claim: a provider
+		// sends the address as its tokens spell it.
+		t.kind, t.claim = events.KindScope, "email"
+		t.value, err = str("email")
 	default:
-		// email needs an epoch scope on the email claim, not built yet;
 		// phone_number, account, did, uri and aliases name nothing a
 		// token carries.
 		return target{unsupported: format}, nil

@@ -13,7 +13,7 @@ import (
 // rule (events.Merge, Restricts, HoldUntil) and through scriptRecord, which
 // merges in Lua and cannot call Go: two events recorded one after the other,
 // in both orders, must leave what the merged event says — the epoch
-// (SubjectEpoch), the token record's expiry (its PTTL; none for a key, held
+// (Epoch), the token record's expiry (its PTTL; none for a key, held
 // for ever) and which tokens Check rejects.
 func TestRecordMergeAgreesWithEvents(t *testing.T) {
 	ctx := testCtx(t)
@@ -53,6 +53,21 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 			b:    func(v string) events.Event { return events.NewSubject("b", v, now, now.Add(time.Second)) },
 		},
 		{
+			name: "scope: the larger epoch",
+			a:    func(v string) events.Event { return events.NewScope("a", "tenant", v, now.Add(-time.Second), now) },
+			b:    func(v string) events.Event { return events.NewScope("b", "tenant", v, now, now) },
+		},
+		{
+			name: "scope: epochs 1ns apart",
+			a:    func(v string) events.Event { return events.NewScope("a", "tenant", v, now, now) },
+			b:    func(v string) events.Event { return events.NewScope("b", "tenant", v, now.Add(time.Nanosecond), now) },
+		},
+		{
+			name: "issuer: equal epochs",
+			a:    func(v string) events.Event { return events.NewIssuerEpoch("a", v, now, now) },
+			b:    func(v string) events.Event { return events.NewIssuerEpoch("b", v, now, now.Add(time.Second)) },
+		},
+		{
 			name: "session: revoked twice",
 			a:    func(v string) events.Event { return events.NewSession("a", v, now.Add(-time.Minute)) },
 			b:    func(v string) events.Event { return events.NewSession("b", v, now) },
@@ -83,10 +98,10 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 				m := events.Merge(first, second)
 
 				switch m.Kind {
-				case events.KindSubject:
-					got, err := e.st.SubjectEpoch(ctx, "", v)
+				case events.KindSubject, events.KindScope:
+					got, err := e.st.Epoch(ctx, m)
 					if err != nil || !got.Equal(m.Epoch) {
-						t.Fatalf("SubjectEpoch = %s, %v; the merge's epoch is %s",
+						t.Fatalf("Epoch = %s, %v; the merge's epoch is %s",
 							got.Format(time.RFC3339Nano), err, m.Epoch.Format(time.RFC3339Nano))
 					}
 				case events.KindToken:
@@ -105,13 +120,16 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 					{JTI: v}, {SID: v}, {KID: v},
 					{JTI: v + "x", SID: v + "x", Sub: v + "x", KID: v + "x", IssuedAt: now.Add(-time.Hour)},
 				}
+				scoped := []events.ScopeClaim{{Claim: "tenant", Value: v}}
 				for _, epoch := range []time.Time{first.Epoch, second.Epoch} {
-					probes = append(probes,
-						events.Token{Sub: v, IssuedAt: epoch.Add(-time.Nanosecond)},
-						events.Token{Sub: v, IssuedAt: epoch},
-						events.Token{Sub: v, IssuedAt: epoch.Add(time.Nanosecond)})
+					for _, d := range []time.Duration{-time.Nanosecond, 0, time.Nanosecond} {
+						iat := epoch.Add(d)
+						probes = append(probes, events.Token{Sub: v, IssuedAt: iat},
+							events.Token{Scopes: scoped, IssuedAt: iat}, events.Token{Iss: v, IssuedAt: iat})
+					}
 				}
-				probes = append(probes, events.Token{Sub: v})
+				probes = append(probes, events.Token{Sub: v}, events.Token{Scopes: scoped}, events.Token{Iss: v},
+					events.Token{Scopes: []events.ScopeClaim{{Claim: "org", Value: v}}})
 				for _, p := range probes {
 					want := m.Restricts(p)
 					got := e.st.Check(ctx, p)
@@ -127,7 +145,8 @@ func TestRecordMergeAgreesWithEvents(t *testing.T) {
 // TestIssuerScopedRecords runs issuer-scoped and unscoped records through
 // Check and SubjectEpoch and compares every answer with the events' rule
 // (events.Event.Restricts): a record scoped to an issuer answers only for
-// that issuer's tokens, and a subject's largest applicable epoch decides.
+// that issuer's tokens, and the largest applicable epoch (subject, scopes,
+// the issuer's own) decides.
 func TestIssuerScopedRecords(t *testing.T) {
 	ctx := testCtx(t)
 	e := newEnv(t)
@@ -140,6 +159,9 @@ func TestIssuerScopedRecords(t *testing.T) {
 		events.NewSubject("e4", "alice", now.Add(-time.Minute), now),
 		events.NewSubject("e5", "alice", now, now).ForIssuer(a),
 		events.NewSession("e6", "s-2", now),
+		events.NewScope("e7", "tenant", "t-1", now, now).ForIssuer(a),
+		events.NewScope("e8", "tenant", "t-2", now.Add(-time.Minute), now),
+		events.NewIssuerEpoch("e9", b, now.Add(-time.Minute), now),
 	}
 	for _, ev := range evs {
 		if _, err := e.st.Record(ctx, verifiertest.Encoded(t, ev), time.Minute, nil); err != nil {
@@ -152,7 +174,10 @@ func TestIssuerScopedRecords(t *testing.T) {
 			probes = append(probes,
 				events.Token{SID: "s-1", Iss: iss, IssuedAt: iat}, events.Token{JTI: "j-1", Iss: iss, IssuedAt: iat},
 				events.Token{KID: "k-1", Iss: iss, IssuedAt: iat}, events.Token{Sub: "alice", Iss: iss, IssuedAt: iat},
-				events.Token{SID: "s-2", Iss: iss, IssuedAt: iat})
+				events.Token{SID: "s-2", Iss: iss, IssuedAt: iat},
+				events.Token{Scopes: []events.ScopeClaim{{Claim: "tenant", Value: "t-1"}}, Iss: iss, IssuedAt: iat},
+				events.Token{Scopes: []events.ScopeClaim{{Claim: "tenant", Value: "t-2"}}, Iss: iss, IssuedAt: iat},
+				events.Token{Scopes: []events.ScopeClaim{{Claim: "org", Value: "t-1"}}, Iss: iss, IssuedAt: iat})
 		}
 	}
 	for _, p := range probes {
@@ -169,6 +194,12 @@ func TestIssuerScopedRecords(t *testing.T) {
 	for iss, want := range map[string]time.Time{"": now.Add(-time.Minute), a: now, b: now.Add(-time.Minute)} {
 		if got, err := e.st.SubjectEpoch(ctx, iss, "alice"); err != nil || !got.Equal(want) {
 			t.Errorf("SubjectEpoch(%q) = %s, %v; want %s", iss, got, err, want)
+		}
+	}
+	for iss, want := range map[string]time.Time{"": {}, a: now, b: {}} {
+		scope := events.NewScope("", "tenant", "t-1", now, now).ForIssuer(iss)
+		if got, err := e.st.Epoch(ctx, scope); err != nil || !got.Equal(want) {
+			t.Errorf("Epoch(tenant t-1 of %q) = %s, %v; want %s", iss, got, err, want)
 		}
 	}
 }

@@ -18,7 +18,8 @@ import (
 func (s *Store) revTag() string { return "{" + s.prefix + ":rev}:" }
 
 // idKey is the record key of an identifier of a kind ("jti", "sid", "sub",
-// "kid"), for every issuer when iss is empty, else scoped to iss:
+// "kid", or an epoch scope's name, [scopeName]), for every issuer when iss is
+// empty, else scoped to iss:
 // {p:rev}:sid:<sid> and {p:rev}:iss.<base64url(iss)>:sid:<sid>. The issuer is
 // encoded so that no issuer and identifier can spell another pair's key.
 func (s *Store) idKey(iss, name, id string) string {
@@ -26,6 +27,13 @@ func (s *Store) idKey(iss, name, id string) string {
 		return s.revTag() + name + ":" + id
 	}
 	return s.revTag() + "iss." + base64.RawURLEncoding.EncodeToString([]byte(iss)) + ":" + name + ":" + id
+}
+
+// scopeName is the name an epoch scope's records are kept under:
+// "scope." and the claim in base64url, so that no claim (which may hold a
+// colon) and value can spell another pair's key.
+func scopeName(claim string) string {
+	return "scope." + base64.RawURLEncoding.EncodeToString([]byte(claim))
 }
 
 // idemKey scopes an idempotency key by its caller, so one credential holder
@@ -50,6 +58,8 @@ func (s *Store) recordKey(ev events.Event) string {
 		return s.idKey(ev.Issuer, "sub", ev.Sub)
 	case events.KindKey:
 		return s.idKey(ev.Issuer, "kid", ev.KID)
+	case events.KindScope:
+		return s.idKey(ev.Issuer, scopeName(ev.Claim), ev.ScopeValue)
 	}
 	return ""
 }
@@ -91,8 +101,8 @@ type Recording struct {
 // it (an outbox drainer does; see [Store.ClaimOutbox]).
 //
 // The restriction merges monotonically: a token record lives until the
-// latest exp + leeway asked for; a session or key record is kept; a subject's
-// epoch only grows. leeway is the verifiers' leeway.
+// latest exp + leeway asked for; a session or key record is kept; a
+// subject's or an epoch scope's epoch only grows. leeway is the verifiers' leeway.
 //
 // With idem (non-nil), the event is recorded only if the idempotency record
 // is new, and is remembered under it in the same step; if the record already
@@ -109,7 +119,7 @@ func (s *Store) Record(ctx context.Context, x events.Encoded, leeway time.Durati
 	switch ev.Kind {
 	case events.KindToken:
 		param = strconv.FormatInt(ev.Expiry.Add(leeway).UnixMilli(), 10)
-	case events.KindSubject:
+	case events.KindSubject, events.KindScope:
 		if param, err = nanos("epoch", ev.Epoch); err != nil {
 			return Recording{}, err
 		}
@@ -156,70 +166,37 @@ func (s *Store) Record(ctx context.Context, x events.Encoded, leeway time.Durati
 	return Recording{Event: got, Held: true}, nil
 }
 
-// Query is what Check needs to know of a token: the identifiers and issue
-// instant the revocation rules look at.
+// Query is what Check needs to know of a token: the identifiers, epoch
+// scopes and issue instant the revocation rules look at.
 type Query = events.Token
 
 // Check reports whether a token is revoked by a record, published to the
-// stream or not, by the events' rules: nil when none of its jti, sid,
-// subject epoch ([events.EpochRevokes]) or kid is, for every issuer or for
-// the token's (q.Iss), an error wrapping the reason ([events.ErrTokenRevoked],
-// ErrSessionRevoked, ErrSubjectRevoked, ErrKeyRevoked) when one is, and any
-// other error when Redis cannot answer. A session counts as revoked by its
-// revocation record or by the session's own revoked flag (refresh-token reuse
-// sets it). One round trip per hash slot involved.
+// stream or not, by the events' rules: nil when none of its jti, sid, kid,
+// subject epoch or epoch scopes (its issuer, q.Scopes; [events.EpochRevokes]
+// against the largest epoch) is, for every issuer or for the token's
+// (q.Iss), an error wrapping the reason ([events.ErrTokenRevoked],
+// ErrSessionRevoked, ErrSubjectRevoked, ErrScopeRevoked, ErrKeyRevoked) when
+// one is, and any other error when Redis cannot answer. A session counts as
+// revoked by its revocation record or by the session's own revoked flag
+// (refresh-token reuse sets it). One round trip per hash slot involved.
 func (s *Store) Check(ctx context.Context, q Query) error {
-	// The look-ups, in the verifier's order: key, token, session, subject;
-	// each for every issuer and, with q.Iss, for the token's.
-	type lookup struct {
-		name, id string
-		reason   error
-		cmds     [2]*redis.StringCmd
-	}
-	looks := [...]lookup{
+	// The look-ups, in the verifier's order: key, token, session, then the
+	// epochs.
+	looks := append([]lookup{
 		{name: "kid", id: q.KID, reason: events.ErrKeyRevoked},
 		{name: "jti", id: q.JTI, reason: events.ErrTokenRevoked},
 		{name: "sid", id: q.SID, reason: events.ErrSessionRevoked},
-		{name: "sub", id: q.Sub, reason: events.ErrSubjectRevoked},
-	}
+	}, epochLookups(q)...)
 	var flag *redis.StringCmd
-	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range looks {
-			l := &looks[i]
-			if l.id == "" {
-				continue
-			}
-			l.cmds[0] = p.Get(ctx, s.idKey("", l.name, l.id))
-			if q.Iss != "" {
-				l.cmds[1] = p.Get(ctx, s.idKey(q.Iss, l.name, l.id))
-			}
-		}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		s.get(ctx, p, q.Iss, looks)
 		if q.SID != "" {
 			flag = p.HGet(ctx, s.sessionKeys(q.SID)[0], "revoked")
 		}
 		return nil
 	})
-	if len(cmds) == 0 {
-		return nil // nothing to look up
-	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("store: check: %w", err)
-	}
-	// found reports whether the command found its key; a failure other
-	// than "no such key" has already been returned as the pipeline's error,
-	// but each command is checked again rather than trusting that.
-	found := func(c *redis.StringCmd) (bool, error) {
-		if c == nil {
-			return false, nil
-		}
-		switch err := c.Err(); {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, redis.Nil):
-			return false, nil
-		default:
-			return false, fmt.Errorf("store: check: %w", err)
-		}
 	}
 	for _, l := range looks[:3] {
 		for _, c := range l.cmds {
@@ -235,28 +212,113 @@ func (s *Store) Check(ctx context.Context, q Query) error {
 			}
 		}
 	}
-	// A subject: the largest of the recorded epochs decides.
-	var epoch time.Time
-	for _, c := range looks[3].cmds {
-		ok, err := found(c)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		e, err := parseNanos(c.Val())
-		if err != nil {
-			return err
-		}
-		if e.After(epoch) {
-			epoch = e
-		}
+	epoch, reason, err := largestEpoch(looks[3:])
+	if err != nil {
+		return err
 	}
 	if !epoch.IsZero() && events.EpochRevokes(q.IssuedAt, epoch) {
-		return fmt.Errorf("store: subject logged out at or after iat: %w", events.ErrSubjectRevoked)
+		return fmt.Errorf("store: logged out at or after iat: %w", reason)
 	}
 	return nil
+}
+
+// LogoutEpoch returns the largest logout epoch recorded for a token like q:
+// of its subject and of its epoch scopes (its issuer, q.Scopes), for every
+// issuer and for q.Iss; zero if none. A token of q's identities is revoked
+// when [events.EpochRevokes] its iat against it: the issuer mints after it,
+// and refuses to refresh a session that began at or before it.
+func (s *Store) LogoutEpoch(ctx context.Context, q Query) (time.Time, error) {
+	looks := epochLookups(q)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		s.get(ctx, p, q.Iss, looks)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return time.Time{}, fmt.Errorf("store: logout epoch: %w", err)
+	}
+	epoch, _, err := largestEpoch(looks)
+	return epoch, err
+}
+
+// lookup is one identifier a check reads the records of.
+type lookup struct {
+	name, id string // idKey's name and identifier; nothing is read when id is ""
+	reason   error  // the revocation a record of it means
+	// unscoped: no record of it is scoped to an issuer.
+	unscoped bool
+	// cmds read the record for every issuer and the one for the token's.
+	cmds [2]*redis.StringCmd
+}
+
+// epochLookups are the epochs a token's identities carry: its subject's,
+// then its issuer's own scope (never itself scoped to an issuer:
+// events.Event.Validate) and its scope claims'.
+func epochLookups(q Query) []lookup {
+	looks := make([]lookup, 0, 2+len(q.Scopes))
+	looks = append(looks,
+		lookup{name: "sub", id: q.Sub, reason: events.ErrSubjectRevoked},
+		lookup{name: scopeName(events.ScopeIssuer), id: q.Iss, reason: events.ErrScopeRevoked, unscoped: true})
+	for _, sc := range q.Scopes {
+		looks = append(looks, lookup{name: scopeName(sc.Claim), id: sc.Value, reason: events.ErrScopeRevoked})
+	}
+	return looks
+}
+
+// get queues the reads of looks on p: each record for every issuer and,
+// with iss, the one scoped to it.
+func (s *Store) get(ctx context.Context, p redis.Pipeliner, iss string, looks []lookup) {
+	for i := range looks {
+		l := &looks[i]
+		if l.id == "" {
+			continue
+		}
+		l.cmds[0] = p.Get(ctx, s.idKey("", l.name, l.id))
+		if iss != "" && !l.unscoped {
+			l.cmds[1] = p.Get(ctx, s.idKey(iss, l.name, l.id))
+		}
+	}
+}
+
+// found reports whether the command found its key; a failure other than
+// "no such key" has already been returned as the pipeline's error, but each
+// command is checked again rather than trusting that.
+func found(c *redis.StringCmd) (bool, error) {
+	if c == nil {
+		return false, nil
+	}
+	switch err := c.Err(); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	default:
+		return false, fmt.Errorf("store: check: %w", err)
+	}
+}
+
+// largestEpoch returns the largest epoch the look-ups read and the reason
+// of the one that holds it (on a tie the first, as in the verifier); zero
+// if none.
+func largestEpoch(looks []lookup) (epoch time.Time, reason, err error) {
+	for _, l := range looks {
+		for _, c := range l.cmds {
+			ok, err := found(c)
+			if err != nil {
+				return time.Time{}, nil, err
+			}
+			if !ok {
+				continue
+			}
+			e, err := parseNanos(c.Val())
+			if err != nil {
+				return time.Time{}, nil, err
+			}
+			if e.After(epoch) {
+				epoch, reason = e, l.reason
+			}
+		}
+	}
+	return epoch, reason, nil
 }
 
 // errOr returns err if it is not nil, else revoked.
@@ -271,13 +333,28 @@ func errOr(err, revoked error) error {
 // of issuer iss: the larger of the epoch for every issuer and the one scoped
 // to iss; with iss empty, the epoch for every issuer alone. Zero if none.
 func (s *Store) SubjectEpoch(ctx context.Context, iss, sub string) (time.Time, error) {
-	keys := []string{s.idKey("", "sub", sub)}
+	return s.Epoch(ctx, events.Event{Kind: events.KindSubject, Sub: sub, Issuer: iss})
+}
+
+// Epoch returns the epoch recorded for what the subject or scope event ev
+// logs out (its sub, or its claim and value), for the tokens of ev's
+// issuer: the larger of the epoch for every issuer and, when ev has an
+// issuer, the one scoped to it. Zero if none. Only ev's kind, identifier
+// and issuer are read: a revoker asks it before it builds the event.
+func (s *Store) Epoch(ctx context.Context, ev events.Event) (time.Time, error) {
+	if ev.Kind != events.KindSubject && ev.Kind != events.KindScope {
+		return time.Time{}, fmt.Errorf("store: epoch of a %s event: only subjects and scopes have one", ev.Kind)
+	}
+	iss := ev.Issuer
+	ev.Issuer = ""
+	keys := []string{s.recordKey(ev)}
 	if iss != "" {
-		keys = append(keys, s.idKey(iss, "sub", sub))
+		ev.Issuer = iss
+		keys = append(keys, s.recordKey(ev))
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("store: subject epoch: %w", err)
+		return time.Time{}, fmt.Errorf("store: %s epoch: %w", ev.Kind, err)
 	}
 	var epoch time.Time
 	for _, v := range vals {

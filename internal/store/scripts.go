@@ -33,7 +33,8 @@ end
 // scriptRecord: KEYS the record, outbox events, outbox queued, outbox due,
 // idempotency record (all of the revocation slot; the last one unused when
 // ARGV[8] is 0). ARGV kind, event (JSON), event id, now (Unix ms), due (Unix
-// ms), the kind's parameter (token: hold until, Unix ms; subject: epoch, ns),
+// ms), the kind's parameter (token: hold until, Unix ms; subject and scope:
+// epoch, ns),
 // retention (ms), idempotency ttl (ms, 0: none).
 // Returns {1, event, first} when recorded now (first: 1 when there was no
 // record of the thing before), {0, held event} when the idempotency record
@@ -66,7 +67,7 @@ elseif kind == 'session' then
   end
 elseif kind == 'key' then
   if redis.call('SET', KEYS[1], ARGV[2], 'NX') then first = 1 end
-elseif kind == 'subject' then
+elseif kind == 'subject' or kind == 'scope' then
   local cur = redis.call('GET', KEYS[1])
   if not cur then first = 1 end
   if not cur or cmp(ARGV[6], cur) > 0 then

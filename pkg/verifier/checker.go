@@ -106,20 +106,8 @@ func (c CheckerConfig) withDefaults(bad func(format string, args ...any)) Checke
 		c.Providers[i] = p.withDefaults(where, bad)
 	}
 	c.EpochScopes = slices.Clone(c.EpochScopes)
-	if len(c.EpochScopes) > MaxEpochScopes {
-		bad("EpochScopes lists %d claims, at most %d", len(c.EpochScopes), MaxEpochScopes)
-	}
-	for i, name := range c.EpochScopes {
-		switch {
-		case name == events.ScopeIssuer:
-			bad("EpochScopes: %q is a scope of every token already (the issuer epoch)", name)
-		case slices.Contains(c.EpochScopes[:i], name):
-			bad("EpochScopes: %q is listed twice", name)
-		default:
-			if err := events.ValidClaim(name); err != nil {
-				bad("EpochScopes: %v", strings.TrimPrefix(err.Error(), "events: invalid event: "))
-			}
-		}
+	if err := CheckEpochScopes(c.EpochScopes); err != nil {
+		bad("%s", err)
 	}
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
@@ -615,4 +603,29 @@ func validKID(kid string) bool {
 		}
 	}
 	return true
+}
+
+// CheckEpochScopes reports whether names can be the epoch scopes of a
+// verifier (Config.EpochScopes): at most [MaxEpochScopes] claims, each valid
+// ([events.ValidClaim]), none listed twice, and not "iss" (every token's
+// issuer is a scope already). A revoker and an issuer configured with the
+// verifiers' scopes check them with it too.
+func CheckEpochScopes(names []string) error {
+	var errs []error
+	if len(names) > MaxEpochScopes {
+		errs = append(errs, fmt.Errorf("EpochScopes lists %d claims, at most %d", len(names), MaxEpochScopes))
+	}
+	for i, name := range names {
+		switch {
+		case name == events.ScopeIssuer:
+			errs = append(errs, fmt.Errorf("EpochScopes: %q is a scope of every token already (the issuer epoch)", name))
+		case slices.Contains(names[:i], name):
+			errs = append(errs, fmt.Errorf("EpochScopes: %q is listed twice", name))
+		default:
+			if err := events.ValidClaim(name); err != nil {
+				errs = append(errs, fmt.Errorf("EpochScopes: %s", strings.TrimPrefix(err.Error(), "events: invalid event: ")))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
