@@ -56,6 +56,10 @@ var binaries = []string{"issuer", "revoker", "example"}
 // devBinary is dev mode, built beside them (its -h is checked too).
 const devBinary = "jwtrevoke-dev"
 
+// authorizerBinary is the verifier as a local authorizer for proxies; not
+// (yet) one of the deployed services.
+const authorizerBinary = "verifierd"
+
 // builtBinaries caches the build: once per test process.
 type builtBinaries struct {
 	once sync.Once
@@ -66,9 +70,9 @@ type builtBinaries struct {
 
 var build builtBinaries // the build, shared by the tests of this process
 
-// buildBinaries builds cmd/issuer, cmd/revoker, cmd/example and
-// cmd/jwtrevoke-dev once per test process and returns the directory
-// holding them.
+// buildBinaries builds cmd/issuer, cmd/revoker, cmd/example,
+// cmd/jwtrevoke-dev and cmd/verifierd once per test process and returns
+// the directory holding them.
 func buildBinaries(tb testing.TB) string {
 	tb.Helper()
 	build.once.Do(func() {
@@ -79,7 +83,7 @@ func buildBinaries(tb testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		args := []string{"build", "-o", build.dir + string(filepath.Separator)}
-		for _, b := range append(slices.Clone(binaries), devBinary) {
+		for _, b := range append(slices.Clone(binaries), devBinary, authorizerBinary) {
 			args = append(args, "./cmd/"+b)
 		}
 		cmd := exec.CommandContext(ctx, "go", args...)

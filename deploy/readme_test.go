@@ -19,9 +19,10 @@ var helpFlagRe = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)(?: \S+)?\n    \t.* \(e
 // and every JWTREVOKE_ name it mentions.
 func helpFlags(tb testing.TB, bin string) (map[string]helpFlag, map[string]bool) {
 	tb.Helper()
+	dir := buildBinaries(tb) // before the deadline of -h: a cold build takes a while
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(buildBinaries(tb), bin), "-h").CombinedOutput()
+	out, err := exec.CommandContext(ctx, filepath.Join(dir, bin), "-h").CombinedOutput()
 	if err != nil {
 		tb.Fatalf("%s -h: %v (want exit 0)\n%s", bin, err, out)
 	}
@@ -56,6 +57,7 @@ func TestREADMEFlagTables(t *testing.T) {
 		{bin: "revoker", heading: "### revoker (`cmd/revoker`)"},
 		{bin: "example", heading: "### example service (`cmd/example`)"},
 		{bin: devBinary, heading: "### dev mode (`cmd/jwtrevoke-dev`)"},
+		{bin: authorizerBinary, heading: "### verifierd (`cmd/verifierd`)"},
 	} {
 		t.Run(tt.bin, func(t *testing.T) {
 			flags, mentioned := helpFlags(t, tt.bin)

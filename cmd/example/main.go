@@ -20,9 +20,7 @@ import (
 	"github.com/jwtrevoke/jwtrevoke/internal/example"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/process"
-	"github.com/jwtrevoke/jwtrevoke/internal/providers"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
-	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
 func main() {
@@ -32,15 +30,10 @@ func main() {
 // options are the parsed flags.
 type options struct {
 	listen, natsURL, natsCreds string
-	issuer, audience           string
-	algorithms, jwksURL        string
-	insecureJWKS               bool
-	maxLifetime, maxStale      time.Duration
+	verifier                   process.VerifierOptions
 	cookie                     string
 	logApplied                 bool
 	logLevel, logFormat        string
-	providersFile              string
-	epochScopes                string
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -72,16 +65,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs := f.Set
 	f.Listen(&o.listen, ":8080")
 	f.NATS(&o.natsURL, &o.natsCreds)
-	fs.StringVar(&o.issuer, "issuer", "http://localhost:8081", "expected iss")
-	fs.StringVar(&o.audience, "audience", "api", "accepted aud values, comma-separated")
-	fs.StringVar(&o.algorithms, "algorithms", verifier.EdDSA, "allowed algorithms, comma-separated: EdDSA, ES256, RS256")
-	fs.StringVar(&o.jwksURL, "jwks-url", "http://localhost:8081/.well-known/jwks.json", "the issuer's JWKS")
-	fs.BoolVar(&o.insecureJWKS, "insecure-jwks-over-http", false, "allow an http:// JWKS URL on a non-loopback host; MUST NOT be used in production")
+	f.Verifier(&o.verifier, process.VerifierDefaults{Issuer: "http://localhost:8081", Audience: "api",
+		JWKSURL: "http://localhost:8081/.well-known/jwks.json"})
 	f.Deprecated("insecure-jwks-http", "insecure-jwks-over-http")
-	fs.StringVar(&o.providersFile, "providers", "", "file of outside identity providers whose tokens are trusted too (docs/providers.md)")
-	f.EpochScopes(&o.epochScopes)
-	fs.DurationVar(&o.maxLifetime, "max-token-lifetime", verifier.DefaultMaxTokenLifetime, "longest access-token lifetime accepted")
-	fs.DurationVar(&o.maxStale, "max-staleness", verifier.DefaultMaxStaleness, "staleness bound before requests fail closed")
 	fs.StringVar(&o.cookie, "cookie", "", "also read the access token from this cookie")
 	fs.BoolVar(&o.logApplied, "log-applied", false, "log one line per revocation event applied, with its id and applied_unix_ns; for propagation measurements")
 	f.Logging(&o.logLevel, &o.logFormat, "info", "json")
@@ -104,45 +90,23 @@ func serve(o options, log *slog.Logger) error {
 	defer stop()
 
 	// A bad providers file stops the start before anything is connected.
-	var trusted []verifier.Provider
-	if o.providersFile != "" {
-		ps, err := providers.Load(o.providersFile)
-		if err != nil {
-			return err
-		}
-		if trusted, err = providers.Trusts(ps, providers.KeyOptions{InsecureJWKSOverHTTP: o.insecureJWKS, Logger: log}); err != nil {
-			return err
-		}
+	vc, err := o.verifier.Config(log)
+	if err != nil {
+		return err
 	}
 	nc, js, err := process.NATS("jwtrevoke-example", o.natsURL, o.natsCreds, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	var onApplied func(events.Event, time.Time)
+	vc.JetStream = js
 	if o.logApplied {
-		onApplied = appliedLogger(log)
-	}
-	keys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: o.jwksURL, InsecureAllowHTTP: o.insecureJWKS,
-		Logger: log.With("component", "jwks")})
-	if err != nil {
-		return err
+		vc.OnApplied = appliedLogger(log)
 	}
 	srv, err := example.New(example.Config{
-		Verifier: verifier.Config{
-			OnApplied:        onApplied,
-			Issuer:           o.issuer,
-			Audiences:        process.SplitList(o.audience),
-			Algorithms:       process.SplitList(o.algorithms),
-			Keys:             keys,
-			Providers:        trusted,
-			JetStream:        js,
-			MaxTokenLifetime: o.maxLifetime,
-			MaxStaleness:     o.maxStale,
-			EpochScopes:      process.SplitList(o.epochScopes),
-		},
-		Cookie: o.cookie,
-		Logger: log,
+		Verifier: vc,
+		Cookie:   o.cookie,
+		Logger:   log,
 	})
 	if err != nil {
 		return err

@@ -11,10 +11,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx/prommetrics"
+	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -72,18 +71,8 @@ func (s *Server) Run(ctx context.Context) error { return s.v.Run(ctx) }
 
 // Ready reports nil while the verifier can decide; otherwise an
 // [httpx.NotReady] with a public reason (the detail stays in logs).
-func (s *Server) Ready(context.Context) error {
-	h := s.v.Health()
-	reason := h.Reason()
-	if reason == "" {
-		return nil
-	}
-	if js := s.cfg.Verifier.JetStream; js != nil && h.KeysFetched {
-		if st := js.Conn().Status(); st != nats.CONNECTED {
-			reason = "nats disconnected"
-		}
-	}
-	return httpx.NotReadyBecause(reason, fmt.Errorf("example: verifier cannot decide: %+v", h))
+func (s *Server) Ready(ctx context.Context) error {
+	return process.VerifierReady(s.v, s.cfg.Verifier.JetStream)(ctx)
 }
 
 // Close releases the verifier; call it after Run returned.

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -458,7 +459,7 @@ const (
 // other request to next. Listen applies it to every service.
 func LimitHeader(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if headerSize(r) > MaxHeaderBytes {
+		if HeaderSize(r) > MaxHeaderBytes {
 			w.Header().Set("Connection", "close")
 			WriteError(w, http.StatusRequestHeaderFieldsTooLarge, "invalid_request",
 				fmt.Sprintf("request header larger than %d bytes", MaxHeaderBytes))
@@ -468,8 +469,9 @@ func LimitHeader(next http.Handler) http.Handler {
 	})
 }
 
-// headerSize is the size of r's request line and header on the wire.
-func headerSize(r *http.Request) int {
+// HeaderSize is the size of r's request line and header on the wire
+// (HTTP/1.1).
+func HeaderSize(r *http.Request) int {
 	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 // "GET /x HTTP/1.1\r\n"
 	n += len("Host: \r\n") + len(r.Host)
 	for k, vs := range r.Header {
@@ -487,18 +489,31 @@ type Server struct {
 	srv *http.Server
 }
 
-// Listen listens on addr (":0" picks a free port) for handler, with
-// [LimitHeader] in front of it.
+// Listen listens on addr (":0" picks a free port; "unix:/path" a Unix
+// socket) for handler, with [LimitHeader] in front of it.
 func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
-	}
 	if handler == nil {
 		handler = NewMux() // until SetHandler: JSON 404s
 	}
+	return ListenBare(addr, LimitHeader(handler), log)
+}
+
+// ListenBare is Listen without LimitHeader: for a handler that answers an
+// oversized request header itself (see [HeaderSize]). The server still
+// refuses a header over 1 MiB.
+//
+// With "unix:/path", a socket file left at path by an earlier run is
+// replaced (any other file there is an error), and the socket is made
+// readable and writable by every local user: a proxy in the same pod or on
+// the same host runs as another user; restrict access with the directory's
+// permissions.
+func ListenBare(addr string, handler http.Handler, log *slog.Logger) (*Server, error) {
+	ln, err := Listener(addr)
+	if err != nil {
+		return nil, err
+	}
 	srv := &http.Server{
-		Handler:           LimitHeader(handler),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -511,8 +526,42 @@ func Listen(addr string, handler http.Handler, log *slog.Logger) (*Server, error
 	return &Server{ln: ln, srv: srv}, nil
 }
 
-// SetHandler sets the handler; only before Serve (for services that need
-// to know their own address before they can be built).
+// Listener listens on a TCP address or, with "unix:/path", a Unix socket,
+// as [ListenBare] says; for servers that are not HTTP (gRPC).
+func Listener(addr string) (net.Listener, error) {
+	path, unix := strings.CutPrefix(addr, "unix:")
+	if !unix {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	if path == "" {
+		return nil, errors.New("httpx: listen unix: no socket path")
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("httpx: listen %s: a file that is not a socket is in the way", addr)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("httpx: listen %s: remove the old socket: %w", addr, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("httpx: listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// SetHandler sets the handler, with LimitHeader in front of it; only
+// before Serve (for services that need to know their own address before
+// they can be built).
 func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = LimitHeader(h) }
 
 // Addr is the address the server listens on.

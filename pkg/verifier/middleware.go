@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -57,26 +56,18 @@ func (v *Verifier) Middleware(cfg MiddlewareConfig) func(http.Handler) http.Hand
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			raw, err := httpx.BearerToken(r, cfg.Cookie)
-			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`"`)
-				if errors.Is(err, httpx.ErrNoBearer) {
-					httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "no bearer token")
-					return
-				}
-				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`", error="invalid_request", error_description="malformed authorization header"`)
-				httpx.WriteError(w, http.StatusBadRequest, "invalid_request", "malformed authorization header")
-				return
+			var c *Claims
+			if err == nil {
+				c, err = v.Verify(r.Context(), raw)
 			}
-			c, err := v.Verify(r.Context(), raw)
 			if err != nil {
-				reason := Reason(err)
-				if errors.Is(err, ErrUnavailable) {
+				ref := Refuse(cfg.Realm, err)
+				if ref.Challenge != "" {
+					w.Header().Set("WWW-Authenticate", ref.Challenge)
+				} else {
 					w.Header().Set("Retry-After", retryAfter)
-					httpx.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable", reason)
-					return
 				}
-				w.Header().Set("WWW-Authenticate", `Bearer realm="`+cfg.Realm+`", error="invalid_token", error_description="`+reason+`"`)
-				httpx.WriteError(w, http.StatusUnauthorized, "invalid_token", reason)
+				httpx.WriteError(w, ref.Status, ref.Error, ref.Description)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), c)))
