@@ -1,7 +1,7 @@
 // Command jwtrevoke-dev runs the whole jwtrevoke system in one process for
 // local development (`make run`): embedded NATS with JetStream, an
-// in-process Redis, the issuer (:8081), the revoker (:8082) and the example
-// service (:8080), with fixed demo values. It prints what to try, and stops
+// in-process Redis, the issuer (:8081), the revoker (:8082), the example
+// service (:8080) and verifierd (:8083), with fixed demo values. It prints what to try, and stops
 // cleanly on Ctrl-C. Never use it in production.
 package main
 
@@ -29,9 +29,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		cfg                     devmode.Config
 		examples, level, format string
 	)
-	f := process.NewFlags("jwtrevoke-dev", "Dev mode: embedded NATS, in-process Redis, issuer, revoker and example service with fixed demo values. Never in production.", stderr)
+	f := process.NewFlags("jwtrevoke-dev", "Dev mode: embedded NATS, in-process Redis, issuer, revoker, example service and verifierd with fixed demo values. Never in production.", stderr)
 	f.Set.StringVar(&cfg.IssuerAddr, "issuer-listen", ":8081", "the issuer's HTTP listen address")
 	f.Set.StringVar(&cfg.RevokerAddr, "revoker-listen", ":8082", "the revoker's HTTP listen address")
+	f.Set.StringVar(&cfg.AuthorizerAddr, "verifierd-listen", ":8083", "verifierd's HTTP listen address: the local authorizer for proxies (GET /v1/check)")
 	f.Set.StringVar(&examples, "example-listen", ":8080", "the example services' listen addresses, comma-separated: one replica each")
 	f.Set.StringVar(&cfg.RedisAddr, "redis-addrs", "", "an external Redis to use instead of the in-process one")
 	f.Set.StringVar(&cfg.DataDir, "data-dir", "", "JetStream's directory; empty means a new temporary one, removed at exit")
@@ -76,6 +77,7 @@ jwtrevoke dev mode is running (Ctrl-C stops it)
   issuer   %[1]s   (users alice, bob; password %[4]q)
   revoker  %[2]s   (service credential %[5]q)
   example  %[3]s   (GET /v1/me)
+  verifierd %[8]s  (any method on /v1/check: the authorizer a proxy asks)
   nats     %[6]s   (embedded, JetStream)
   redis    %[7]s   (in-process)
 
@@ -104,9 +106,13 @@ Try it (needs curl and jq):
   curl -s -o /dev/null -w '%%{http_code}\n' -X POST %[1]s/v1/logout/all -H "Authorization: Bearer $AT"
   curl -s -o /dev/null -w '%%{http_code}\n' %[3]s/v1/me -H "Authorization: Bearer $AT"
 
+  # 7. what a proxy (nginx auth_request, Traefik forwardAuth, Envoy) asks verifierd:
+  #    200 with X-Auth-Subject and the other identity headers, or 401 with the reason
+  curl -si %[8]s/v1/check -H "Authorization: Bearer $AT" | grep -i -e '^HTTP' -e '^x-auth-subject' -e www-authenticate
+
   # revoke directly through the revoker, as a backend would
   curl -s -X POST %[2]s/v1/revocations -H 'Authorization: Bearer dev-service-token' \
       -H 'Content-Type: application/json' -d '{"type":"subject","sub":"bob"}'
 
-`, s.IssuerURL, s.RevokerURL, s.ExampleURLs[0], devmode.DemoPassword, devmode.ServiceCredential, s.NATSURL, s.RedisAddr)
+`, s.IssuerURL, s.RevokerURL, s.ExampleURLs[0], devmode.DemoPassword, devmode.ServiceCredential, s.NATSURL, s.RedisAddr, s.AuthorizerURL)
 }

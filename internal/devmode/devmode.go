@@ -27,9 +27,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/authz"
 	"github.com/jwtrevoke/jwtrevoke/internal/example"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/issuer"
+	"github.com/jwtrevoke/jwtrevoke/internal/process"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/internal/store"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
@@ -60,6 +62,9 @@ type Config struct {
 	IssuerAddr, RevokerAddr string
 	// ExampleAddrs: one example service per address; default [":8080"].
 	ExampleAddrs []string
+	// AuthorizerAddr is verifierd's: the verifier as a local authorizer
+	// for proxies (internal/authz); default ":8083".
+	AuthorizerAddr string
 	// RedisAddr, if set, is an external Redis to use instead of the
 	// in-process one (the end-to-end tests use a real redis-server).
 	RedisAddr string
@@ -84,6 +89,9 @@ type System struct {
 	IssuerURL   string
 	RevokerURL  string
 	ExampleURLs []string
+	// AuthorizerURL is verifierd's base URL; its check is AuthorizerURL +
+	// authz.CheckPath.
+	AuthorizerURL string
 
 	// Examples are the example services, in ExampleAddrs order.
 	Examples []*example.Server
@@ -109,6 +117,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	if len(cfg.ExampleAddrs) == 0 {
 		cfg.ExampleAddrs = []string{":8080"}
+	}
+	if cfg.AuthorizerAddr == "" {
+		cfg.AuthorizerAddr = ":8083"
 	}
 	if cfg.AccessTTL == 0 {
 		cfg.AccessTTL = 5 * time.Minute
@@ -263,6 +274,36 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		exampleLns = append(exampleLns, ln)
 	}
 
+	// verifierd: a verifier of its own behind the authorizer, as in a
+	// sidecar.
+	if js, err = connect("verifierd"); err != nil {
+		return nil, err
+	}
+	akeys, err := verifier.NewJWKS(verifier.JWKSConfig{URL: s.IssuerURL + "/.well-known/jwks.json", Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	av, err := verifier.New(verifier.Config{
+		Issuer: s.IssuerURL, Audiences: []string{Audience}, Algorithms: []string{verifier.EdDSA},
+		Keys: akeys, JetStream: js, MaxTokenLifetime: maxLifetime, MaxStaleness: cfg.MaxStaleness,
+		Logger: cfg.Logger.With("service", "verifierd"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, av.Close)
+	az, err := authz.New(authz.Config{Verifier: av, Cookie: "jwtrevoke_at", Logger: cfg.Logger.With("service", "verifierd")})
+	if err != nil {
+		return nil, err
+	}
+	amux := httpx.NewMux()
+	httpx.Health(amux, process.VerifierReady(av, js), cfg.Logger)
+	authzLn, err := httpx.ListenBare(cfg.AuthorizerAddr, az.Handler(amux), cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s.AuthorizerURL = localURL(authzLn.Addr())
+
 	// Run everything. The services run first; the HTTP servers then serve.
 	s.run(runCtx, "revoker", rev.Run)
 	s.run(runCtx, "issuer", iss.Run)
@@ -274,6 +315,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.run(runCtx, fmt.Sprintf("example-%d", i), ex.Run)
 		s.run(runCtx, fmt.Sprintf("example-%d http", i), exampleLns[i].Serve)
 	}
+	s.run(runCtx, "verifierd", av.Run)
+	s.run(runCtx, "verifierd http", authzLn.Serve)
 	readyCtx, readyCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer readyCancel()
 	for _, ready := range []func(context.Context) error{rev.Ready, iss.Ready} {
@@ -285,6 +328,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if err := ex.Verifier().WaitReady(readyCtx); err != nil {
 			return nil, fmt.Errorf("devmode: example not ready: %w", err)
 		}
+	}
+	if err := av.WaitReady(readyCtx); err != nil {
+		return nil, fmt.Errorf("devmode: verifierd not ready: %w", err)
 	}
 	return s, nil
 }
