@@ -15,13 +15,19 @@ all: test
 ## under -race (fuzz seed corpora included: `go test` replays them).
 test: lint unit
 
-## deps: what the tests need outside Go: redis-server (internal/redistest
-## starts its own on a free port; a system service on 6379 is never used).
+## deps: what the tests need outside Go, from Debian's packages when
+## missing: redis-server (internal/redistest starts its own on a free port; a
+## system service on 6379 is never used) and nginx (internal/gateway runs
+## its own with a config of its own; the package's service is not started:
+## RUNLEVEL=1 keeps invoke-rc.d from starting it).
+DEBIAN_DEPS := redis-server:redis-server nginx:nginx
 deps:
-	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server (Debian package)"; \
+	@missing=; for d in $(DEBIAN_DEPS); do cmd=$${d%%:*}; pkg=$${d#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends $$missing; fi
 
 unit: deps
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)

@@ -201,7 +201,7 @@ func (a *Authorizer) Decide(ctx context.Context, h http.Header) Decision {
 	return Decision{Allowed: true, Identity: id}
 }
 
-// ServeHTTP answers a forward-auth check: 200 with the identity headers,
+// ServeHTTP answers a forward-auth check: 200 with every identity header,
 // 401 with WWW-Authenticate, or 503 with Retry-After; a JSON body
 // {"error","error_description"} with the last two. Only the request's
 // header is read; the original method and URI a proxy forwards
@@ -210,10 +210,12 @@ func (a *Authorizer) Decide(ctx context.Context, h http.Header) Decision {
 func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := a.decideRequest(r)
 	if d.Allowed {
+		// Every identity header, empty when the token has no such claim:
+		// a proxy that copies them upstream (Traefik's
+		// authResponseHeaders, Envoy's allowed_upstream_headers) then
+		// replaces a client's header of that name instead of passing it.
 		for n, v := range d.Identity {
-			if v != "" {
-				w.Header().Set(n, v)
-			}
+			w.Header()[n] = []string{v}
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
