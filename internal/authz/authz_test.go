@@ -40,7 +40,7 @@ type env struct {
 	grpc authv3.AuthorizationClient
 }
 
-func newEnv(t *testing.T, cfg authz.Config) *env {
+func newEnv(t testing.TB, cfg authz.Config) *env {
 	t.Helper()
 	e := &env{nats: verifiertest.RunJetStream(t), iss: verifiertest.NewIssuer(t)}
 	e.nats.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: maxLifetime})
