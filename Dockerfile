@@ -1,15 +1,16 @@
 # syntax=docker/dockerfile:1
 #
-# One image, three services: /usr/local/bin/issuer, /usr/local/bin/revoker
-# and /usr/local/bin/example, plus /usr/local/bin/healthcheck (the compose
-# health probe: the runtime image has no shell or curl). Choose the service
-# with the command:
+# One image, four services: /usr/local/bin/issuer, /usr/local/bin/revoker,
+# /usr/local/bin/example and /usr/local/bin/verifierd (the local authorizer
+# for proxies), plus /usr/local/bin/healthcheck (the compose health probe:
+# the runtime image has no shell or curl). Choose the service with the
+# command:
 #
 #   docker build -t jwtrevoke .
 #   docker run --rm jwtrevoke issuer -h
 #   docker run --rm jwtrevoke revoker -h
 #
-# The default command is the example service. One image keeps the three
+# The default command is the example service. One image keeps the
 # binaries on the same commit (they share the wire contract) and costs a
 # few MB more than three images.
 
@@ -28,12 +29,12 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath -ldflags="-s -w" -o /out/ \
-        ./cmd/issuer ./cmd/revoker ./cmd/example ./deploy/healthcheck
+        ./cmd/issuer ./cmd/revoker ./cmd/example ./cmd/verifierd ./deploy/healthcheck
 
 # ---- runtime: no shell, no package manager, uid 65532 --------------------
 # Pin by digest in your registry mirror (gcr.io/distroless/static-debian12:nonroot@sha256:...).
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/issuer /out/revoker /out/example /out/healthcheck /usr/local/bin/
+COPY --from=build /out/issuer /out/revoker /out/example /out/verifierd /out/healthcheck /usr/local/bin/
 USER 65532:65532
-EXPOSE 8080 8081 8082
+EXPOSE 8080 8081 8082 8083
 CMD ["example"]

@@ -46,13 +46,13 @@ func listenPort(listen string) string {
 
 // natsUsers maps each service that connects to NATS to the user auth.conf
 // gives it; the issuer reads Redis only.
-var natsUsers = map[string]string{"revoker": "revoker", "example": "verifier"}
+var natsUsers = map[string]string{"revoker": "revoker", "example": "verifier", "verifierd": "verifier"}
 
 func TestCompose(t *testing.T) {
 	p := loadCompose(t)
 	abs, _ := filepath.Abs(root)
 	envs := binaryEnvs(t)
-	for _, want := range []string{"nats", "redis", "keygen", "issuer", "revoker", "example", "gateway"} {
+	for _, want := range []string{"nats", "redis", "keygen", "issuer", "revoker", "example", "gateway", "verifierd", "echo", "edge"} {
 		if _, ok := p.Services[want]; !ok {
 			t.Errorf("no service %s", want)
 		}
@@ -74,7 +74,7 @@ func TestCompose(t *testing.T) {
 	}
 
 	published := map[string][]string{}
-	for _, bin := range binaries {
+	for _, bin := range append(slices.Clone(binaries), authorizerBinary) {
 		s, ok := p.Services[bin]
 		if !ok {
 			continue
@@ -145,13 +145,16 @@ func TestCompose(t *testing.T) {
 	if r := p.Services["example"].Deploy; r == nil || r.Replicas == nil || *r.Replicas != 3 {
 		t.Error("the example service must run 3 replicas")
 	}
-	for svc, want := range map[string][]string{"issuer": {"8081"}, "revoker": {"8082"}, "example": nil} {
+	for svc, want := range map[string][]string{"issuer": {"8081"}, "revoker": {"8082"}, "example": nil, "verifierd": nil} {
 		if !slices.Equal(published[svc], want) {
 			t.Errorf("%s publishes %v, want %v", svc, published[svc], want)
 		}
 	}
 	if gw := p.Services["gateway"]; len(gw.Ports) != 1 || gw.Ports[0].Published != "8080" {
 		t.Errorf("the gateway must publish 8080: %v", gw.Ports)
+	}
+	if edge := p.Services["edge"]; len(edge.Ports) != 1 || edge.Ports[0].Published != "8000" {
+		t.Errorf("the edge nginx in front of the echo service must publish 8000: %v", edge.Ports)
 	}
 
 	t.Run("redis persistence", func(t *testing.T) {
@@ -226,8 +229,8 @@ func TestDockerfile(t *testing.T) {
 	if len(users) == 0 || strings.HasPrefix(users[len(users)-1][1], "0") || strings.HasPrefix(users[len(users)-1][1], "root") {
 		t.Errorf("the runtime image must run as a non-root USER: %v", users)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "./cmd/issuer", "./cmd/revoker", "./cmd/example", "./deploy/healthcheck",
-		"/out/issuer /out/revoker /out/example /out/healthcheck /usr/local/bin/"} {
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/issuer", "./cmd/revoker", "./cmd/example", "./cmd/verifierd", "./deploy/healthcheck",
+		"/out/issuer /out/revoker /out/example /out/verifierd /out/healthcheck /usr/local/bin/"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile does not contain %q", want)
 		}
@@ -240,5 +243,32 @@ func TestDockerfile(t *testing.T) {
 				t.Errorf(".dockerignore excludes %s, which the build needs", needed)
 			}
 		}
+	}
+}
+
+// TestComposeEdgeIsTheTestedConfig: the compose edge nginx runs
+// deploy/nginx/jwtrevoke.conf, the configuration internal/gateway tests
+// with a real nginx, changed only in the two upstream addresses.
+func TestComposeEdgeIsTheTestedConfig(t *testing.T) {
+	conf := string(readFile(t, "deploy/nginx/jwtrevoke.conf"))
+	for _, r := range []struct{ re, with string }{
+		{`(?m)^(\s*server )127\.0\.0\.1:8083;.*$`, "${1}verifierd:8083;"},
+		{`(?m)^(\s*server )127\.0\.0\.1:3000;.*$`, "${1}echo:3000;"},
+	} {
+		re := regexp.MustCompile(r.re)
+		if !re.MatchString(conf) {
+			t.Fatalf("deploy/nginx/jwtrevoke.conf has no line matching %s", r.re)
+		}
+		conf = re.ReplaceAllString(conf, r.with)
+	}
+	var indented []string
+	for _, l := range strings.Split(strings.TrimRight(conf, "\n"), "\n") {
+		if l != "" {
+			l = "    " + l
+		}
+		indented = append(indented, l)
+	}
+	if edge := string(readFile(t, "deploy/compose/edge.conf")); !strings.Contains(edge, strings.Join(indented, "\n")) {
+		t.Error("deploy/compose/edge.conf is not deploy/nginx/jwtrevoke.conf with the compose addresses: copy it again")
 	}
 }

@@ -171,7 +171,7 @@ func envOf(tb testing.TB, name string) binaryEnv {
 func binaryEnvs(tb testing.TB) map[string]binaryEnv {
 	tb.Helper()
 	out := map[string]binaryEnv{}
-	for _, b := range binaries {
+	for _, b := range append(slices.Clone(binaries), authorizerBinary) {
 		out[b] = envOf(tb, b)
 	}
 	return out
@@ -183,6 +183,8 @@ var deploymentRequired = map[string][]string{
 	"issuer":  {"JWTREVOKE_REDIS_ADDRS", "JWTREVOKE_REVOKER_URL", "JWTREVOKE_REDIS_PASSWORD"},
 	"revoker": {"JWTREVOKE_NATS_URL", "JWTREVOKE_REDIS_ADDRS", "JWTREVOKE_REDIS_PASSWORD"},
 	"example": {"JWTREVOKE_NATS_URL", "JWTREVOKE_ISSUER", "JWTREVOKE_AUDIENCE", "JWTREVOKE_JWKS_URL"},
+	// Its listen address too: a sidecar's port is the proxy's business.
+	"verifierd": {"JWTREVOKE_NATS_URL", "JWTREVOKE_LISTEN"},
 }
 
 // checkEnv checks a service's environment names against what its binary
