@@ -221,6 +221,7 @@ func TestBinaryEnvironment(t *testing.T) {
 		{bin: "issuer", reads: []string{"JWTREVOKE_KEY_DIR", "JWTREVOKE_REFRESH_SECRET", "JWTREVOKE_REDIS_PASSWORD"}, required: 5},
 		{bin: "revoker", reads: []string{"JWTREVOKE_STREAM_REPLICAS", "JWTREVOKE_SERVICE_CREDENTIALS", "JWTREVOKE_REDIS_PASSWORD"}, required: 4},
 		{bin: "example", reads: []string{"JWTREVOKE_NATS_URL", "JWTREVOKE_JWKS_URL", "JWTREVOKE_MAX_STALENESS"}, required: 0},
+		{bin: authorizerBinary, reads: []string{"JWTREVOKE_GRPC_LISTEN", "JWTREVOKE_HEADER_SUBJECT", "JWTREVOKE_PROVIDERS"}, required: 3},
 	} {
 		e := envs[tc.bin]
 		for _, n := range tc.reads {
