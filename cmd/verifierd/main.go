@@ -29,8 +29,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/authz"
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
@@ -67,7 +71,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "verifierd:", err)
 		return 1
 	}
-	if err := serve(o, log); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, o, log, nil); err != nil {
 		log.Error("verifierd stopped", "err", err)
 		return 1
 	}
@@ -115,10 +121,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	return o, o.verifier.Missing()
 }
 
-func serve(o options, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+// serve runs verifierd until ctx ends. listening, if set, is called with
+// the HTTP and gRPC addresses once both listen (tests).
+func serve(ctx context.Context, o options, log *slog.Logger, listening func(http, grpc string)) error {
 	// A bad providers file stops the start before anything is connected.
 	vc, err := o.verifier.Config(log)
 	if err != nil {
@@ -157,12 +162,42 @@ func serve(o options, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		gs := grpc.NewServer()
+		// A CheckRequest carries the request's header (Envoy's limit is
+		// 60 KiB by default); 1 MiB bounds what one message may hold.
+		gs := grpc.NewServer(grpc.MaxRecvMsgSize(1 << 20))
 		a.Register(gs)
-		tasks = append(tasks, serveGRPC(gs, ln))
+		// grpc.health.v1 for Envoy's health checks: SERVING while the
+		// verifier can decide.
+		hs := health.NewServer()
+		healthpb.RegisterHealthServer(gs, hs)
+		ready := process.VerifierReady(v, js)
+		tasks = append(tasks, serveGRPC(gs, ln), func(ctx context.Context) error {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				st := healthpb.HealthCheckResponse_SERVING
+				if ready(ctx) != nil {
+					st = healthpb.HealthCheckResponse_NOT_SERVING
+				}
+				hs.SetServingStatus("", st)
+				hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, st)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+				}
+			}
+		})
 		addrs = append(addrs, "grpc", ln.Addr().String())
 	}
 	log.Info("verifierd listening", append(addrs, "identity_headers", a.IdentityHeaders())...)
+	if listening != nil {
+		grpcAddr := ""
+		if len(addrs) > 2 {
+			grpcAddr = addrs[3].(string)
+		}
+		listening(hs.Addr(), grpcAddr)
+	}
 	err = process.Run(ctx, tasks...)
 	log.Info("verifierd stopped")
 	return err
