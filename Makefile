@@ -7,13 +7,13 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit bench bench-e2e fuzz run tools deps chaos interop interop-hydra
+.PHONY: all test lint vet fmt-check staticcheck unit node bench bench-e2e fuzz run tools deps chaos interop interop-hydra
 
 all: test
 
 ## test: everything CI runs: formatting, vet, staticcheck, the whole suite
 ## under -race (fuzz seed corpora included: `go test` replays them).
-test: lint unit
+test: lint unit node
 
 ## deps: what the tests need outside Go, from Debian's packages when
 ## missing: redis-server (internal/redistest starts its own on a free port; a
@@ -28,6 +28,14 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends $$missing; fi
+
+## node: the Node package (sdk/node): its npm packages from the lockfile
+## (npm ci), the TypeScript build, and its tests, which run an Express and a
+## hapi app against the whole system in dev mode (they build
+## cmd/jwtrevoke-dev). Needs Node.js 20 and npm.
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { echo "make node: Node.js 20 and npm are needed (sdk/node)"; exit 1; }
+	cd sdk/node && npm ci --no-audit --no-fund && npm test
 
 unit: deps
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
