@@ -7,7 +7,7 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit node bench bench-e2e fuzz run tools deps chaos interop interop-hydra
+.PHONY: all test lint vet fmt-check staticcheck unit node bench bench-node bench-e2e fuzz run tools deps chaos interop interop-hydra
 
 all: test
 
@@ -64,6 +64,13 @@ bench:
 	$(GO) test -run '^$$' -bench 'Parallel' -cpu 1,2 -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) -timeout 60m ./pkg/verifier | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'Replay' -benchtime 1x -count 5 -timeout 60m ./pkg/verifier | tee -a bench.txt
 	$(GO) tool benchstat bench.txt
+	$(MAKE) bench-node
+
+## bench-node: the Node package's check (verifierd over a Unix socket and
+## loopback TCP) beside jwt-redis's verify against a local redis-server, in
+## the same run (sdk/node/bench/bench.mjs; ~1 min).
+bench-node: deps
+	cd sdk/node && npm ci --no-audit --no-fund && npm run bench
 
 ## bench-e2e: the propagation benchmark (docs/propagation.md): a 3-node NATS
 ## cluster, redis-server, the revoker and 8 example replicas as processes on
