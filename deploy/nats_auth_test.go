@@ -319,8 +319,26 @@ func TestNATSAuthorization(t *testing.T) {
 			if _, err := v.Verify(ctx, iss.Token(t, verifiertest.TokenOptions{})); err != nil {
 				t.Fatalf("fresh token: %v", err)
 			}
+			// Its announcements reach the revoker, which may read them.
+			sub, err := revoker.nc.SubscribeSync(events.AnnouncementsSubject(events.DefaultStreamName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = sub.Unsubscribe() }()
+			msg, err := sub.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("no announcement reached the revoker: %v (verifier: %v, revoker: %v)", err, c.permissionErrors(), revoker.permissionErrors())
+			}
+			if a, err := events.DecodeAnnouncement(msg.Data); err != nil || a.ID != v.ReplicaID() {
+				t.Fatalf("announcement %s: %v, want replica %s", msg.Data, err, v.ReplicaID())
+			}
 			if pe := c.permissionErrors(); len(pe) > 0 {
-				t.Fatalf("consuming needed more permissions: %v", pe)
+				t.Fatalf("consuming and announcing needed more permissions: %v", pe)
+			}
+			for _, e := range revoker.permissionErrors() { // the consumer it was refused above aside
+				if strings.Contains(e, "jwtrevoke.replicas") {
+					t.Fatalf("following the fleet needed more permissions: %v", e)
+				}
 			}
 		})
 	}

@@ -90,7 +90,7 @@ func serve(o options, log *slog.Logger) error {
 	defer stop()
 
 	// A bad providers file stops the start before anything is connected.
-	vc, err := o.verifier.Config(log)
+	vc, err := o.verifier.Config("example", log)
 	if err != nil {
 		return err
 	}

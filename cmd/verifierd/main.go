@@ -125,7 +125,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 // the HTTP and gRPC addresses once both listen (tests).
 func serve(ctx context.Context, o options, log *slog.Logger, listening func(http, grpc string)) error {
 	// A bad providers file stops the start before anything is connected.
-	vc, err := o.verifier.Config(log)
+	vc, err := o.verifier.Config("verifierd", log)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -67,8 +68,10 @@ func (o VerifierOptions) Missing() error {
 
 // Config builds the verifier's configuration but its JetStream: the own
 // issuer's JWKS and the providers file's issuers, read and checked here, so
-// that a bad file stops the start before anything is connected.
-func (o VerifierOptions) Config(log *slog.Logger) (verifier.Config, error) {
+// that a bad file stops the start before anything is connected. service
+// names the binary in the verifier's announcements, with this build's
+// version (Version).
+func (o VerifierOptions) Config(service string, log *slog.Logger) (verifier.Config, error) {
 	var trusted []verifier.Provider
 	if o.ProvidersFile != "" {
 		ps, err := providers.Load(o.ProvidersFile)
@@ -93,7 +96,37 @@ func (o VerifierOptions) Config(log *slog.Logger) (verifier.Config, error) {
 		MaxTokenLifetime: o.MaxTokenLifetime,
 		MaxStaleness:     o.MaxStaleness,
 		EpochScopes:      SplitList(o.EpochScopes),
+		Service:          service,
+		ServiceVersion:   Version(),
 	}, nil
+}
+
+// Version is this build's version: the main module's, or its VCS revision
+// (12 hex digits, "+dirty" when modified) for a build from a checkout;
+// "devel" when neither is known.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) >= 12 {
+		return rev[:12] + dirty
+	}
+	return "devel"
 }
 
 // VerifierReady is the /readyz check of a binary that embeds v, fed by js:

@@ -52,6 +52,8 @@ type Server struct {
 	streamReady atomic.Bool
 	// outbox is what the outbox drainer last saw.
 	outbox outboxState
+	// fleet is the live replicas, from their announcements.
+	fleet fleet
 }
 
 // New validates cfg and builds a Server. It does not contact NATS or Redis:
@@ -119,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := httpx.NewMux()
 	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
+	mux.Handle(http.MethodGet, "/v1/replicas", s.creds.Require(http.HandlerFunc(s.handleReplicas)))
 	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.AllowBasic().Require(http.HandlerFunc(s.handleIntrospect)))
 	// A provider authenticates by the signature of its logout token.
 	mux.Handle(http.MethodPost, "/v1/providers/{name}/backchannel-logout", http.HandlerFunc(s.handleBackchannel))
@@ -151,6 +154,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	providersErr := s.runProviders(ctx, cancel)
 	var polls sync.WaitGroup
+	polls.Go(func() { s.followFleet(ctx) })
 	for _, p := range s.providers {
 		if p.Poll != nil {
 			polls.Go(func() { s.pollLoop(ctx, p) })

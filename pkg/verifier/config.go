@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
@@ -24,6 +26,7 @@ const (
 	DefaultCapacity         = 1_000_000
 	DefaultMaxStaleness     = 15 * time.Second
 	DefaultTokenCacheBytes  = 64 << 20
+	DefaultAnnounceInterval = time.Second
 )
 
 // Algorithms the verifier can check. Config.Algorithms must list a subset.
@@ -165,6 +168,16 @@ type Config struct {
 	// only add failures.
 	Validate func(*Claims) error
 
+	// Service and ServiceVersion name what embeds the verifier in its
+	// announcements (see [Verifier.ReplicaID]): the revoker's view of the
+	// fleet shows them. At most 64 printable bytes each; may be empty.
+	Service, ServiceVersion string
+	// AnnounceInterval is how often the verifier announces itself on NATS
+	// (events.AnnounceSubject; also right after applying events, at most
+	// every AnnounceInterval/20); default DefaultAnnounceInterval, at
+	// least 10ms.
+	AnnounceInterval time.Duration
+
 	// OnApplied, if set, is called after each revocation event has been
 	// applied to the local state, with the instant it was applied (the
 	// verifier's clock). It runs on the feed's goroutine: it must be quick
@@ -245,6 +258,18 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		bad("unknown StalePolicy %d", int(c.StalePolicy))
+	}
+	if c.Stream == "" {
+		c.Stream = events.DefaultStreamName
+	}
+	if c.AnnounceInterval == 0 {
+		c.AnnounceInterval = DefaultAnnounceInterval
+	}
+	if c.AnnounceInterval < 10*time.Millisecond || c.AnnounceInterval > time.Minute {
+		bad("AnnounceInterval %s not in [10ms, 1m]", c.AnnounceInterval)
+	}
+	if len(c.Service) > 64 || len(c.ServiceVersion) > 64 || strings.ContainsFunc(c.Service+c.ServiceVersion, unicode.IsControl) {
+		bad("Service and ServiceVersion must be at most 64 printable bytes each")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -204,6 +204,7 @@ func (m *metrics) EventApplied(e events.Event, _ time.Time, applied time.Time) {
 	}
 	m.applied.Add(context.Background(), 1, kind.add...)
 	m.lag.Record(context.Background(), applied.Sub(e.IssuedAt).Seconds(), kind.record...)
+	m.v.noteApplied()
 	if m.v.cfg.OnApplied != nil {
 		m.v.cfg.OnApplied(e, applied)
 	}

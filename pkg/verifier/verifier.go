@@ -24,6 +24,9 @@ type Verifier struct {
 	store   *revocation.Store
 	feed    *feed.Feed
 	metrics *metrics
+	id      string        // the replica id it announces itself with
+	started time.Time     // when New built it
+	applied chan struct{} // noteApplied → announce
 
 	closeOnce sync.Once
 }
@@ -43,7 +46,7 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg}
+	v := &Verifier{cfg: cfg, id: newReplicaID(), started: time.Now().UTC(), applied: make(chan struct{}, 1)}
 	if v.checker, err = NewChecker(cfg.Keys, cfg.checkerConfig()); err != nil {
 		return nil, err
 	}
@@ -101,6 +104,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	}
 	run(v.feed.Run)
 	run(v.checker.Run)
+	run(v.announce)
 	wg.Wait()
 	close(errc)
 	return <-errc

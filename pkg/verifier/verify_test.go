@@ -138,6 +138,8 @@ func TestConfigValidation(t *testing.T) {
 		{"token id in sub", func(c *Config) { c.TokenIDClaim = "sub" }, `TokenIDClaim "sub"`},
 		{"session in exp", func(c *Config) { c.SessionClaim = "exp" }, `SessionClaim "exp"`},
 		{"one claim for both", func(c *Config) { c.SessionClaim, c.TokenIDClaim = "uti", "uti" }, "a session id is not a token id"},
+		{"announcing every millisecond", func(c *Config) { c.AnnounceInterval = time.Millisecond }, "AnnounceInterval"},
+		{"a service name with a newline", func(c *Config) { c.Service = "a\nb" }, "Service and ServiceVersion"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
