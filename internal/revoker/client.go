@@ -46,10 +46,12 @@ type Request struct {
 	Initiator string   `json:"initiator,omitempty"`
 }
 
-// Result is the body of a 201 answer: the event id and its stream sequence.
+// Result is the body of a 201 answer: the event id and its stream
+// sequence; with ?wait=enforced, which live replicas enforce it.
 type Result struct {
-	ID  string `json:"id"`
-	Seq uint64 `json:"seq"`
+	ID          string       `json:"id"`
+	Seq         uint64       `json:"seq"`
+	Enforcement *Enforcement `json:"enforcement,omitempty"`
 }
 
 // ErrUnavailable is returned when the revoker answers 503 or cannot be

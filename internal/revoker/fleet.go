@@ -36,6 +36,9 @@ type fleet struct {
 	mu       sync.Mutex
 	seen     map[string]seenReplica
 	rejected int64
+	// changed is closed (and replaced) whenever an announcement is
+	// recorded: waiters for enforcement look again.
+	changed chan struct{}
 }
 
 type seenReplica struct {
@@ -58,6 +61,84 @@ func (f *fleet) note(subject string, data []byte, at time.Time) {
 		f.seen = map[string]seenReplica{}
 	}
 	f.seen[a.ID] = seenReplica{a: a, at: at}
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// Enforcement is what ?wait=enforced adds to a revocation's answer: which
+// live replicas enforce it. A replica that is not deciding refuses every
+// token, so it enforces the revocation too, but it is listed apart.
+type Enforcement struct {
+	// Complete: every live replica that decides has applied the event.
+	Complete bool `json:"complete"`
+	// Replicas is how many were live; Confirmed how many of the deciding
+	// ones have applied the event's sequence.
+	Replicas  int `json:"replicas"`
+	Confirmed int `json:"confirmed"`
+	// FailingClosed are the live replicas not deciding (they refuse every
+	// token); Pending those deciding that have not applied it yet.
+	FailingClosed []string `json:"failing_closed"`
+	Pending       []string `json:"pending"`
+	// TookMs is how long the wait took.
+	TookMs int64 `json:"took_ms"`
+}
+
+// enforcement reports which live replicas have applied seq, and a channel
+// closed at the next announcement.
+func (f *fleet) enforcement(seq uint64, now time.Time) (Enforcement, <-chan struct{}) {
+	live := f.live(now)
+	e := Enforcement{Replicas: len(live.Replicas), FailingClosed: []string{}, Pending: []string{}}
+	for _, r := range live.Replicas {
+		switch {
+		case !r.Deciding:
+			e.FailingClosed = append(e.FailingClosed, r.ID)
+		case r.AppliedSeq >= seq:
+			e.Confirmed++
+		default:
+			e.Pending = append(e.Pending, r.ID)
+		}
+	}
+	e.Complete = len(e.Pending) == 0
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return e, f.changed
+}
+
+// waitEnforced waits until every live deciding replica has applied seq,
+// or timeout passes, or ctx ends; it returns the last view. A replica
+// that goes silent meanwhile drops out of the view (it is gone), so a
+// dead replica does not hold the wait to its timeout longer than three
+// of its intervals.
+func (f *fleet) waitEnforced(ctx context.Context, seq uint64, timeout time.Duration) Enforcement {
+	start := time.Now()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	// A look every 100 ms too, so that replicas that go silent leave the
+	// view even when no announcement arrives.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e, changed := f.enforcement(seq, time.Now())
+		e.TookMs = time.Since(start).Milliseconds()
+		if e.Complete {
+			return e
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-deadline.C:
+			e, _ = f.enforcement(seq, time.Now())
+			e.TookMs = time.Since(start).Milliseconds()
+			return e
+		case <-ctx.Done():
+			return e
+		}
+	}
 }
 
 // live returns the replicas heard from within events.AnnounceMissed of

@@ -102,6 +102,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	// so one trace shows the request and every verifier applying it.
 	ctx, span := s.tracer.Start(r.Context(), "revoker.revoke", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
+	wait, timeout, err := waitOption(r)
+	if err != nil {
+		s.metrics.revocation(ctx, "", outcomeInvalid)
+		httpx.Fail(w, s.cfg.Logger, err)
+		return
+	}
 	res, typ, err := s.revoke(w, r.WithContext(ctx))
 	span.SetAttributes(attribute.String("revocation.type", typ))
 	if err != nil {
@@ -126,9 +132,54 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	span.SetAttributes(attribute.String("revocation.id", res.ID), attribute.Int64("revocation.seq", int64(res.Seq)))
 	s.metrics.revocation(ctx, typ, outcomeCreated)
+	if wait {
+		// The revocation is durable either way: the answer stays 201
+		// and says how far enforcement got within the timeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + 10*time.Second))
+		e := s.fleet.waitEnforced(ctx, res.Seq, timeout)
+		res.Enforcement = &e
+		span.SetAttributes(attribute.Bool("revocation.enforced", e.Complete), attribute.Int("revocation.replicas", e.Replicas))
+	}
 	httpx.WriteJSON(w, http.StatusCreated, res)
 	s.cfg.Logger.Debug("revoker: revocation acknowledged", "type", typ, "id", res.ID, "seq", res.Seq,
 		"took", time.Since(start))
+}
+
+// Bounds of ?wait=enforced's timeout.
+const (
+	DefaultWaitTimeout = 2 * time.Second
+	MaxWaitTimeout     = 30 * time.Second
+)
+
+// waitOption reads ?wait=enforced[&timeout=2s]: whether to wait until every
+// live replica enforces the revocation, and for how long at most.
+func waitOption(r *http.Request) (bool, time.Duration, error) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "wait" && k != "timeout" {
+			return false, 0, httpx.BadRequest("unknown query parameter %q: only wait and timeout", k)
+		}
+	}
+	if len(q["wait"]) > 1 || len(q["timeout"]) > 1 {
+		return false, 0, httpx.BadRequest("wait and timeout may be given once each")
+	}
+	switch w := q.Get("wait"); {
+	case w == "" && q.Has("timeout"):
+		return false, 0, httpx.BadRequest("timeout needs wait=enforced")
+	case w == "" && !q.Has("wait"):
+		return false, 0, nil
+	case w != "enforced":
+		return false, 0, httpx.BadRequest(`wait must be "enforced"`)
+	}
+	timeout := DefaultWaitTimeout
+	if t := q.Get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 || d > MaxWaitTimeout {
+			return false, 0, httpx.BadRequest("timeout must be a duration such as 2s or 500ms, above 0 and at most %s", MaxWaitTimeout)
+		}
+		timeout = d
+	}
+	return true, timeout, nil
 }
 
 // revoke does the work of POST /v1/revocations. typ is the validated type
