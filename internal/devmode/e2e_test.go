@@ -169,6 +169,72 @@ func TestLogoutEndToEnd(t *testing.T) {
 	c.everywhere(c.login("bob").AccessToken, 200, "")
 }
 
+// TestLogoutWaitEnforced: a logout with ?wait=enforced answers once every
+// replica of the system (three example services and verifierd) enforces
+// it: each refuses the token the moment the answer arrives, with no
+// waiting on the caller's side. The same for logout everywhere and RFC
+// 7009 revocation.
+func TestLogoutWaitEnforced(t *testing.T) {
+	sys := startSystem(t, "", 3)
+	c := &client{t: t, sys: sys, hc: &http.Client{Timeout: 10 * time.Second}}
+	refusedNow := func(at, why string) {
+		t.Helper()
+		for i := range sys.ExampleURLs {
+			if status, authn := c.me(i, at); status != 401 || !strings.Contains(authn, why) {
+				t.Errorf("replica %d right after the answer: %d %q, want 401 %s", i, status, authn, why)
+			}
+		}
+		status, h, _ := c.do("GET", sys.AuthorizerURL+"/v1/check", "", "", at)
+		if status != 401 || !strings.Contains(h.Get("WWW-Authenticate"), why) {
+			t.Errorf("verifierd right after the answer: %d %q", status, h.Get("WWW-Authenticate"))
+		}
+	}
+	enforced := func(what string, status int, body []byte) {
+		t.Helper()
+		var b struct {
+			Enforcement struct {
+				Complete  bool
+				Replicas  int
+				Confirmed int
+				TookMs    int64 `json:"took_ms"`
+			}
+		}
+		if err := json.Unmarshal(body, &b); err != nil || status != 200 {
+			t.Fatalf("%s: %d %s", what, status, body)
+		}
+		// Three example services and verifierd.
+		if e := b.Enforcement; !e.Complete || e.Replicas != 4 || e.Confirmed != 4 {
+			t.Fatalf("%s: enforcement %+v, want complete", what, e)
+		}
+		t.Logf("%s: enforced on %d replicas in %d ms", what, b.Enforcement.Replicas, b.Enforcement.TookMs)
+	}
+	eventually.True(t, 10*time.Second, "four replicas announced", func() bool {
+		_, _, body := c.do("GET", sys.RevokerURL+"/v1/replicas", "", "", devmode.ServiceCredential)
+		var r struct{ Replicas []struct{ Deciding bool } }
+		return json.Unmarshal(body, &r) == nil && len(r.Replicas) == 4 && r.Replicas[3].Deciding
+	})
+
+	a := c.login("alice")
+	status, _, body := c.do("POST", sys.IssuerURL+"/v1/logout?wait=enforced", "", "", a.AccessToken)
+	enforced("logout", status, body)
+	refusedNow(a.AccessToken, "revoked_session")
+
+	b := c.login("alice")
+	status, _, body = c.do("POST", sys.IssuerURL+"/v1/logout/all?wait=enforced&timeout=5s", "", "", b.AccessToken)
+	enforced("logout/all", status, body)
+	refusedNow(b.AccessToken, "revoked_subject")
+
+	d := c.login("bob")
+	status, _, body = c.do("POST", sys.IssuerURL+"/oauth2/revoke?wait=enforced", "application/x-www-form-urlencoded",
+		url.Values{"token": {d.AccessToken}}.Encode(), "")
+	enforced("oauth2/revoke", status, body)
+	refusedNow(d.AccessToken, "revoked_token")
+
+	if status, _, body := c.do("POST", sys.IssuerURL+"/v1/logout?wait=soon", "", "", c.login("bob").AccessToken); status != 400 {
+		t.Errorf("a bad wait: %d %s, want 400", status, body)
+	}
+}
+
 // TestDevModeDefaults runs dev mode as `make run` does (in-process Redis)
 // and checks the quick start's first steps.
 func TestDevModeDefaults(t *testing.T) {

@@ -38,7 +38,7 @@ var ErrInvalidConfig = errors.New("issuer: invalid configuration")
 // Revoker asks the revoker to revoke; [revoker.Client] implements it. It
 // must be safe for concurrent use.
 type Revoker interface {
-	Revoke(ctx context.Context, req revoker.Request, idempotencyKey string) (revoker.Result, error)
+	Revoke(ctx context.Context, req revoker.Request, idempotencyKey string, wait ...revoker.Wait) (revoker.Result, error)
 	// CallerID is the id the revoker scopes this caller's idempotency
 	// keys by; the issuer records logouts under it (see revokeSession).
 	CallerID() string

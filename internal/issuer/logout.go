@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
 	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
@@ -14,6 +15,11 @@ import (
 )
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	wait, err := revoker.WaitOption(r)
+	if err != nil {
+		httpx.Fail(w, s.log, err)
+		return
+	}
 	c, err := s.presented(r)
 	if err != nil {
 		httpx.Fail(w, s.log, err)
@@ -23,18 +29,45 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, s.log, httpx.BadRequest("the token names no session"))
 		return
 	}
-	if err := s.revokeSession(r.Context(), c.SessionID, "logout"); err != nil {
+	waitDeadline(w, wait)
+	en, err := s.revokeSession(r.Context(), c.SessionID, "logout", wait)
+	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	s.clearCookie(w)
-	w.WriteHeader(http.StatusNoContent)
+	s.loggedOut(w, en)
+}
+
+// loggedOut answers a logout that succeeded: 204, or with ?wait=enforced
+// 200 {"enforcement":{...}} (the revoker's view of the replicas).
+func (s *Server) loggedOut(w http.ResponseWriter, en *revoker.Enforcement) {
+	if en == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, struct {
+		Enforcement *revoker.Enforcement `json:"enforcement"`
+	}{en})
+}
+
+// waitDeadline lets a request that waits for enforcement answer after the
+// server's write timeout would have cut it.
+func waitDeadline(w http.ResponseWriter, wait revoker.Wait) {
+	if wait.Enforced {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait.Timeout + 10*time.Second))
+	}
 }
 
 // handleLogoutAll needs a token that is not revoked (see live): logging a
 // subject out everywhere restricts sessions it did not start, so a stolen
 // token already revoked must not keep doing it.
 func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
+	wait, err := revoker.WaitOption(r)
+	if err != nil {
+		httpx.Fail(w, s.log, err)
+		return
+	}
 	c, err := s.live(r)
 	if err != nil {
 		httpx.Fail(w, s.log, err)
@@ -53,12 +86,14 @@ func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
 	}
 	key := "logout-all." + idemPart(c.Subject+"\x00"+nonce)
 	req := revoker.Request{Type: "subject", Sub: c.Subject, Reason: "logout_all"}
-	if _, err := s.cfg.Revoker.Revoke(r.Context(), req, key); err != nil {
+	waitDeadline(w, wait)
+	res, err := s.cfg.Revoker.Revoke(r.Context(), req, key, wait)
+	if err != nil {
 		httpx.Fail(w, s.log, s.revokerFailed(r.Context(), err))
 		return
 	}
 	s.clearCookie(w)
-	w.WriteHeader(http.StatusNoContent)
+	s.loggedOut(w, res.Enforcement)
 }
 
 // presented returns the claims of the request's access token, checked by
@@ -133,33 +168,35 @@ func (s *Server) bearer(r *http.Request) (string, error) {
 // revoker's outbox drainer) and the answer says so. Revoking a session is one
 // fact, so the idempotency key is the session's (with the reason, which the
 // revoker compares): retries and repeated logouts publish one event.
-func (s *Server) revokeSession(ctx context.Context, sid, reason string) error {
+// With wait, it returns the revoker's enforcement view.
+func (s *Server) revokeSession(ctx context.Context, sid, reason string, wait revoker.Wait) (*revoker.Enforcement, error) {
 	key := reason + "." + sid
 	ev := events.NewSession(revoker.NewEventID(), sid, s.cfg.Now())
 	ev.Reason = reason
 	x, err := events.NewEncoded(ev)
 	if err != nil {
-		return s.storeDown(err) // the sid is a verified token's: never invalid
+		return nil, s.storeDown(err) // the sid is a verified token's: never invalid
 	}
 	rec, err := s.cfg.Store.Record(ctx, x, s.cfg.Leeway, &store.Idempotency{Caller: s.cfg.Revoker.CallerID(), Key: key})
 	if err != nil {
-		return s.storeDown(err)
+		return nil, s.storeDown(err)
 	}
 	recorded := rec.Event.Event()
 	if err := s.cfg.Store.FinishRecord(ctx, recorded); err != nil {
-		return s.storeDown(err)
+		return nil, s.storeDown(err)
 	}
 	req := revoker.Request{Type: "session", SID: sid, Reason: reason}
-	if _, err := s.cfg.Revoker.Revoke(ctx, req, key); err != nil {
+	res, err := s.cfg.Revoker.Revoke(ctx, req, key, wait)
+	if err != nil {
 		if errors.Is(err, revoker.ErrUnavailable) {
 			s.revokerErrors.Add(ctx, 1)
 			s.log.Warn("revoker unavailable; the session's revocation is recorded and the outbox delivers it",
 				"sid", sid, "id", recorded.ID, "err", err)
-			return &revoker.RecordedError{ID: recorded.ID, Description: recordedLogout}
+			return nil, &revoker.RecordedError{ID: recorded.ID, Description: recordedLogout}
 		}
-		return s.revokerFailed(ctx, err)
+		return nil, s.revokerFailed(ctx, err)
 	}
-	return nil
+	return res.Enforcement, nil
 }
 
 // recordedLogout is the error_description of a logout recorded but not yet

@@ -132,7 +132,7 @@ func (s *Server) onReuse(ctx context.Context, sid string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokerTimeout)
 	defer cancel()
 	var rec *revoker.RecordedError
-	switch err := s.revokeSession(ctx, sid, "refresh_reuse"); {
+	switch _, err := s.revokeSession(ctx, sid, "refresh_reuse", revoker.Wait{}); {
 	case err == nil, errors.As(err, &rec):
 	default:
 		s.log.Error("refresh token reuse: the session's revocation was not recorded; its access tokens stay valid until they expire",

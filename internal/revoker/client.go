@@ -94,22 +94,39 @@ type Client struct {
 // hc means a client with a 10 s timeout.
 func NewClient(baseURL, credential string, hc *http.Client) *Client {
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		hc = &http.Client{} // each call bounds itself (Revoke)
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), credential: credential, hc: hc}
 }
+
+// callTimeout bounds one call to the revoker, beside any wait it asks for.
+const callTimeout = 10 * time.Second
 
 // Revoke asks the revoker to revoke; it returns once the revocation is
 // durable (the revoker answers only after the stream acknowledged it).
 // idempotencyKey, if not empty, is sent as Idempotency-Key (1 to 128
 // printable ASCII characters): retrying with the same key yields the same
 // event; using it for a different revocation is refused (409, *APIError).
-func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string) (Result, error) {
+//
+// With wait (at most one), the revoker answers once every live replica
+// enforces the revocation, or when wait.Timeout passes; Result.Enforcement
+// says which. The HTTP client's own timeout must leave room for it.
+func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string, wait ...Wait) (Result, error) {
+	var query string
+	limit := callTimeout
+	if len(wait) > 0 {
+		query = wait[0].Query()
+		if wait[0].Enforced {
+			limit += wait[0].Timeout
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	body, err := json.Marshal(req)
 	if err != nil {
 		return Result{}, fmt.Errorf("revoker: encode request: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/revocations", bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/revocations"+query, bytes.NewReader(body))
 	if err != nil {
 		return Result{}, fmt.Errorf("revoker: %w", err)
 	}

@@ -102,7 +102,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	// so one trace shows the request and every verifier applying it.
 	ctx, span := s.tracer.Start(r.Context(), "revoker.revoke", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
-	wait, timeout, err := waitOption(r)
+	wait, err := WaitOption(r)
 	if err != nil {
 		s.metrics.revocation(ctx, "", outcomeInvalid)
 		httpx.Fail(w, s.cfg.Logger, err)
@@ -132,11 +132,11 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	span.SetAttributes(attribute.String("revocation.id", res.ID), attribute.Int64("revocation.seq", int64(res.Seq)))
 	s.metrics.revocation(ctx, typ, outcomeCreated)
-	if wait {
+	if wait.Enforced {
 		// The revocation is durable either way: the answer stays 201
 		// and says how far enforcement got within the timeout.
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + 10*time.Second))
-		e := s.fleet.waitEnforced(ctx, res.Seq, timeout)
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait.Timeout + 10*time.Second))
+		e := s.fleet.waitEnforced(ctx, res.Seq, wait.Timeout)
 		res.Enforcement = &e
 		span.SetAttributes(attribute.Bool("revocation.enforced", e.Complete), attribute.Int("revocation.replicas", e.Replicas))
 	}
@@ -151,35 +151,57 @@ const (
 	MaxWaitTimeout     = 30 * time.Second
 )
 
-// waitOption reads ?wait=enforced[&timeout=2s]: whether to wait until every
-// live replica enforces the revocation, and for how long at most.
-func waitOption(r *http.Request) (bool, time.Duration, error) {
+// Wait is the ?wait=enforced[&timeout=2s] option of a revocation: wait
+// until every live replica enforces it, for Timeout at most. The zero
+// value waits for nothing.
+type Wait struct {
+	Enforced bool
+	Timeout  time.Duration
+}
+
+// Query is the option as a query string ("" for the zero Wait).
+func (w Wait) Query() string {
+	if !w.Enforced {
+		return ""
+	}
+	q := "?wait=enforced"
+	if w.Timeout > 0 {
+		q += "&timeout=" + w.Timeout.String()
+	}
+	return q
+}
+
+// WaitOption reads a request's ?wait=enforced[&timeout=2s] (the revoker's
+// and the issuer's logout endpoints take it): any other query parameter,
+// a wait other than "enforced", a timeout without wait or outside (0,
+// MaxWaitTimeout] is a 400. Timeout defaults to DefaultWaitTimeout.
+func WaitOption(r *http.Request) (Wait, error) {
 	q := r.URL.Query()
 	for k := range q {
 		if k != "wait" && k != "timeout" {
-			return false, 0, httpx.BadRequest("unknown query parameter %q: only wait and timeout", k)
+			return Wait{}, httpx.BadRequest("unknown query parameter %q: only wait and timeout", k)
 		}
 	}
 	if len(q["wait"]) > 1 || len(q["timeout"]) > 1 {
-		return false, 0, httpx.BadRequest("wait and timeout may be given once each")
+		return Wait{}, httpx.BadRequest("wait and timeout may be given once each")
 	}
 	switch w := q.Get("wait"); {
 	case w == "" && q.Has("timeout"):
-		return false, 0, httpx.BadRequest("timeout needs wait=enforced")
+		return Wait{}, httpx.BadRequest("timeout needs wait=enforced")
 	case w == "" && !q.Has("wait"):
-		return false, 0, nil
+		return Wait{}, nil
 	case w != "enforced":
-		return false, 0, httpx.BadRequest(`wait must be "enforced"`)
+		return Wait{}, httpx.BadRequest(`wait must be "enforced"`)
 	}
-	timeout := DefaultWaitTimeout
+	w := Wait{Enforced: true, Timeout: DefaultWaitTimeout}
 	if t := q.Get("timeout"); t != "" {
 		d, err := time.ParseDuration(t)
 		if err != nil || d <= 0 || d > MaxWaitTimeout {
-			return false, 0, httpx.BadRequest("timeout must be a duration such as 2s or 500ms, above 0 and at most %s", MaxWaitTimeout)
+			return Wait{}, httpx.BadRequest("timeout must be a duration such as 2s or 500ms, above 0 and at most %s", MaxWaitTimeout)
 		}
-		timeout = d
+		w.Timeout = d
 	}
-	return true, timeout, nil
+	return w, nil
 }
 
 // revoke does the work of POST /v1/revocations. typ is the validated type
