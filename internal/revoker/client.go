@@ -164,3 +164,37 @@ func (c *Client) Revoke(ctx context.Context, req Request, idempotencyKey string,
 	_ = json.Unmarshal(data, apiErr)
 	return Result{}, apiErr
 }
+
+// Replicas returns the live fleet as the revoker sees it (GET
+// /v1/replicas).
+func (c *Client) Replicas(ctx context.Context) (Replicas, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/replicas", nil)
+	if err != nil {
+		return Replicas{}, fmt.Errorf("revoker: %w", err)
+	}
+	hreq.Header.Set("Authorization", "Bearer "+c.credential)
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return Replicas{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return Replicas{}, fmt.Errorf("%w: read answer: %w", ErrUnavailable, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		var r Replicas
+		if err := json.Unmarshal(data, &r); err != nil {
+			return Replicas{}, fmt.Errorf("revoker: decode answer: %w", err)
+		}
+		return r, nil
+	case resp.StatusCode >= 500:
+		return Replicas{}, fmt.Errorf("%w: status %d", ErrUnavailable, resp.StatusCode)
+	}
+	apiErr := &APIError{Status: resp.StatusCode}
+	_ = json.Unmarshal(data, apiErr)
+	return Replicas{}, apiErr
+}

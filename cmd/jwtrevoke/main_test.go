@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/devmode"
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
+)
+
+// TestCLI runs the command against the whole system in dev mode: a
+// revocation that waits, the fleet as a table and as JSON, and the exit
+// statuses a script relies on — 2 for bad usage, 1 for a refused
+// revocation, 3 when a replica has not enforced it within the timeout.
+func TestCLI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sys, err := devmode.Start(ctx, devmode.Config{IssuerAddr: "127.0.0.1:0", RevokerAddr: "127.0.0.1:0",
+		ExampleAddrs: []string{"127.0.0.1:0"}, AuthorizerAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sys.Close)
+	env := map[string]string{"JWTREVOKE_REVOKER_URL": sys.RevokerURL, "JWTREVOKE_REVOKER_CREDENTIAL": devmode.ServiceCredential}
+	cli := func(args ...string) (int, string, string) {
+		var out, errs bytes.Buffer
+		code := run(ctx, args, func(k string) string { return env[k] }, &out, &errs)
+		return code, out.String(), errs.String()
+	}
+
+	eventually.True(t, 10*time.Second, "two replicas listed", func() bool {
+		_, out, _ := cli("-o", "json", "replicas")
+		var r revoker.Replicas
+		return json.Unmarshal([]byte(out), &r) == nil && len(r.Replicas) == 2 && r.Replicas[0].Deciding && r.Replicas[1].Deciding
+	})
+	code, out, errs := cli("replicas")
+	if code != 0 || !strings.Contains(out, "example-0") || !strings.Contains(out, "verifierd") || !strings.HasPrefix(out, "ID ") {
+		t.Errorf("replicas: exit %d\n%s%s", code, out, errs)
+	}
+
+	code, out, errs = cli("revoke", "session", "s-cli", "-wait", "-reason", "support ticket 7")
+	if code != 0 || !strings.Contains(out, "revoked: session s-cli") || !strings.Contains(out, "enforced by every deciding replica: 2 of 2") {
+		t.Errorf("revoke -wait: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = cli("-o", "json", "revoke", "subject", "mallory")
+	var res revoker.Result
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res.Seq == 0 || res.Enforcement != nil {
+		t.Errorf("revoke -o json: exit %d, %s (%v)", code, out, err)
+	}
+
+	for _, args := range [][]string{{}, {"revoke"}, {"revoke", "user", "x"}, {"revoke", "session"}, {"replicas", "extra"},
+		{"-o", "yaml", "replicas"}, {"status"}, {"revoke", "session", "s", "-wait", "-timeout", "soon"}} {
+		if code, _, errs := cli(args...); code != 2 || !strings.Contains(errs, "usage:") {
+			t.Errorf("%q: exit %d, want 2 with the usage\n%s", args, code, errs)
+		}
+	}
+	delete(env, "JWTREVOKE_REVOKER_CREDENTIAL")
+	if code, _, errs := cli("replicas"); code != 2 || !strings.Contains(errs, "no service credential") {
+		t.Errorf("no credential: exit %d %s", code, errs)
+	}
+	env["JWTREVOKE_REVOKER_CREDENTIAL"] = devmode.ServiceCredential
+	if code, _, errs := cli("revoke", "subject", strings.Repeat("u", 300)); code != 1 || !strings.Contains(errs, "refused: ") {
+		t.Errorf("a refused revocation: exit %d %s", code, errs)
+	}
+
+	// A replica that says it applied nothing: the wait times out, exit 3.
+	nc, err := nats.Connect(sys.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stuck, _ := json.Marshal(events.Announcement{Version: 1, ID: "r-lagging", Ready: true, Deciding: true, Started: time.Now(), IntervalMs: 1000})
+	if err := nc.Publish(events.AnnounceSubject(events.DefaultStreamName, "r-lagging"), stuck); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, 5*time.Second, "the lagging replica listed", func() bool {
+		_, out, _ := cli("replicas")
+		return strings.Contains(out, "r-lagging")
+	})
+	code, out, errs = cli("revoke", "session", "s-cli-2", "-wait", "-timeout", "200ms")
+	if code != 3 || !strings.Contains(out, "NOT enforced everywhere yet") || !strings.Contains(out, "pending: r-lagging") {
+		t.Errorf("an incomplete wait: exit %d, want 3\n%s%s", code, out, errs)
+	}
+}
