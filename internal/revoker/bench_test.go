@@ -83,4 +83,25 @@ func BenchmarkRevoke(b *testing.B) {
 			report(b, durations, elapsed)
 		}
 	})
+	b.Run("batch-1000", func(b *testing.B) {
+		// One POST /v1/revocations/batch of 1,000 sessions per op.
+		var total int
+		start := time.Now()
+		for b.Loop() {
+			items := make([]string, 1000)
+			for i := range items {
+				items[i] = fmt.Sprintf(`{"type":"session","sid":"batch-%d"}`, n.Add(1))
+			}
+			req := httptest.NewRequest(http.MethodPost, "/v1/revocations/batch", strings.NewReader(`{"revocations":[`+strings.Join(items, ",")+`]}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+testCredential)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || strings.Count(rec.Body.String(), `"status":201`) != 1000 {
+				b.Fatalf("batch: %d %.300s", rec.Code, rec.Body)
+			}
+			total += 1000
+		}
+		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "revocations/s")
+	})
 }

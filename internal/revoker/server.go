@@ -121,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := httpx.NewMux()
 	mux.Handle(http.MethodPost, "/v1/revocations", s.creds.Require(http.HandlerFunc(s.handleRevoke)))
+	mux.Handle(http.MethodPost, "/v1/revocations/batch", s.creds.Require(http.HandlerFunc(s.handleBatch)))
 	mux.Handle(http.MethodGet, "/v1/replicas", s.creds.Require(http.HandlerFunc(s.handleReplicas)))
 	mux.Handle(http.MethodPost, "/oauth2/introspect", s.creds.AllowBasic().Require(http.HandlerFunc(s.handleIntrospect)))
 	// A provider authenticates by the signature of its logout token.
