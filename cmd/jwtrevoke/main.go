@@ -3,18 +3,20 @@
 //
 //	jwtrevoke revoke token|session|subject|key VALUE [-reason R] [-iss ISS] [-wait] [-timeout 2s]
 //	jwtrevoke replicas
+//	jwtrevoke tail [-from-start] [-n N]     (follows the stream over NATS)
+//	jwtrevoke status                       (the stream over NATS, the fleet from the revoker)
 //
 // For "revoke token", VALUE is the access token itself (the revoker reads
 // its jti and exp). The revoker's URL comes from -revoker-url or
 // JWTREVOKE_REVOKER_URL (default http://127.0.0.1:8082), its service
 // credential from JWTREVOKE_REVOKER_CREDENTIAL or the file named by
 // -revoker-credential-file / JWTREVOKE_REVOKER_CREDENTIAL_FILE (never a flag: flags
-// show in ps). Tables by default, -o json for scripts. Exit status: 0 done,
-// 1 failed (the revoker refused or could not be reached), 2 bad usage, 3
-// revoked but not enforced by every replica within -timeout.
-//
-// Where it stands: "tail" (the stream, decoded) and "status" (stream and
-// fleet) are not built yet.
+// show in ps). tail and status read the stream over NATS: -nats-url or
+// JWTREVOKE_NATS_URL (default nats://127.0.0.1:4222), -nats-creds or
+// JWTREVOKE_NATS_CREDS; the consume-only user "verifier" is enough.
+// Tables by default, -o json for scripts. Exit status: 0 done, 1 failed
+// (the revoker refused or could not be reached), 2 bad usage, 3 revoked but
+// not enforced by every replica within -timeout.
 package main
 
 import (
@@ -47,6 +49,8 @@ func main() {
 const usage = `usage:
   jwtrevoke [-revoker-url URL] [-revoker-credential-file FILE] [-o table|json] revoke token|session|subject|key VALUE [-reason R] [-iss ISS] [-wait] [-timeout 2s]
   jwtrevoke [-revoker-url URL] [-revoker-credential-file FILE] [-o table|json] replicas
+  jwtrevoke [-nats-url URL] [-nats-creds FILE] [-o table|json] tail [-from-start] [-n N]
+  jwtrevoke [-nats-url URL] [-nats-creds FILE] [-revoker-url URL] [-o table|json] status
 The credential: JWTREVOKE_REVOKER_CREDENTIAL, or the file of -revoker-credential-file (JWTREVOKE_REVOKER_CREDENTIAL_FILE).
 Exit status: 0 done, 1 failed, 2 bad usage, 3 not enforced everywhere within -timeout.
 `
@@ -64,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	url := fs.String("revoker-url", or(getenv("JWTREVOKE_REVOKER_URL"), "http://127.0.0.1:8082"), "the revoker")
 	credFile := fs.String("revoker-credential-file", getenv("JWTREVOKE_REVOKER_CREDENTIAL_FILE"), "file holding the service credential")
 	output := fs.String("o", "table", "table or json")
+	natsURL := fs.String("nats-url", or(getenv("JWTREVOKE_NATS_URL"), "nats://127.0.0.1:4222"), "NATS server URLs")
+	natsCreds := fs.String("nats-creds", getenv("JWTREVOKE_NATS_CREDS"), "NATS credentials file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -84,7 +90,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return fail(exitUsage, "a command is needed: revoke or replicas")
+		return fail(exitUsage, "a command is needed: revoke, replicas, tail or status")
+	}
+	if rest[0] == "tail" {
+		return tail(ctx, *natsURL, *natsCreds, rest[1:], *output == "json", stdout, fail)
 	}
 	if cred == "" {
 		return fail(exitUsage, "no service credential: set JWTREVOKE_REVOKER_CREDENTIAL or -revoker-credential-file")
@@ -93,6 +102,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch rest[0] {
 	case "revoke":
 		return revoke(ctx, client, rest[1:], *output == "json", stdout, fail)
+	case "status":
+		if len(rest) > 1 {
+			return fail(exitUsage, "status takes no arguments")
+		}
+		return status(ctx, client, *natsURL, *natsCreds, *output == "json", stdout, fail)
 	case "replicas":
 		if len(rest) > 1 {
 			return fail(exitUsage, "replicas takes no arguments")
@@ -113,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = tw.Flush()
 		return exitOK
 	}
-	return fail(exitUsage, "unknown command %q: revoke or replicas", rest[0])
+	return fail(exitUsage, "unknown command %q: revoke, replicas, tail or status", rest[0])
 }
 
 // revoke runs "revoke TYPE VALUE [flags]".
@@ -186,6 +200,11 @@ func revoke(ctx context.Context, c *revoker.Client, args []string, asJSON bool, 
 		return exitIncomplete
 	}
 	return exitOK
+}
+
+// printJSONLine prints v as one line of JSON (a stream of events).
+func printJSONLine(w io.Writer, v any) {
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func printJSON(w io.Writer, v any) int {

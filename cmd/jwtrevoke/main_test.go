@@ -30,7 +30,8 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sys.Close)
-	env := map[string]string{"JWTREVOKE_REVOKER_URL": sys.RevokerURL, "JWTREVOKE_REVOKER_CREDENTIAL": devmode.ServiceCredential}
+	env := map[string]string{"JWTREVOKE_REVOKER_URL": sys.RevokerURL, "JWTREVOKE_REVOKER_CREDENTIAL": devmode.ServiceCredential,
+		"JWTREVOKE_NATS_URL": sys.NATSURL}
 	cli := func(args ...string) (int, string, string) {
 		var out, errs bytes.Buffer
 		code := run(ctx, args, func(k string) string { return env[k] }, &out, &errs)
@@ -58,11 +59,38 @@ func TestCLI(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{}, {"revoke"}, {"revoke", "user", "x"}, {"revoke", "session"}, {"replicas", "extra"},
-		{"-o", "yaml", "replicas"}, {"status"}, {"revoke", "session", "s", "-wait", "-timeout", "soon"}} {
+		{"-o", "yaml", "replicas"}, {"status", "now"}, {"tail", "extra"}, {"tail", "-n", "-1"}, {"revoke", "session", "s", "-wait", "-timeout", "soon"}} {
 		if code, _, errs := cli(args...); code != 2 || !strings.Contains(errs, "usage:") {
 			t.Errorf("%q: exit %d, want 2 with the usage\n%s", args, code, errs)
 		}
 	}
+	// The stream, decoded, from the start: the two revocations above.
+	code, out, errs = cli("tail", "-from-start", "-n", "2")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.Contains(lines[0], "\tsession\ts-cli\t-\tsupport ticket 7\tjwtrevoke-cli") ||
+		!strings.Contains(lines[1], "\tsubject\tmallory\t") {
+		t.Errorf("tail: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = cli("-o", "json", "tail", "-from-start", "-n", "1")
+	var line tailLine
+	if err := json.Unmarshal([]byte(out), &line); code != 0 || err != nil || line.Seq == 0 || line.Event.SID != "s-cli" {
+		t.Errorf("tail -o json: exit %d, %s (%v)", code, out, err)
+	}
+	eventually.True(t, 5*time.Second, "status: both replicas at the head", func() bool {
+		code, out, _ := cli("-o", "json", "status")
+		var st statusAnswer
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Stream.LastSeq == 0 || len(st.Replicas) != 2 {
+			return false
+		}
+		return st.Replicas[0].Lag == 0 && st.Replicas[1].Lag == 0
+	})
+	if code, out, errs := cli("status"); code != 0 || !strings.HasPrefix(out, "stream REVOCATIONS: last seq ") || !strings.Contains(out, "LAG") {
+		t.Errorf("status: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := cli("-nats-url", "nats://127.0.0.1:1", "tail", "-n", "1"); code != 1 {
+		t.Errorf("tail without NATS: exit %d, want 1 (%s)", code, errs)
+	}
+
 	delete(env, "JWTREVOKE_REVOKER_CREDENTIAL")
 	if code, _, errs := cli("replicas"); code != 2 || !strings.Contains(errs, "no service credential") {
 		t.Errorf("no credential: exit %d %s", code, errs)

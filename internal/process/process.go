@@ -41,6 +41,14 @@ func NATS(name, urls, creds string, log *slog.Logger) (*nats.Conn, jetstream.Jet
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { st.report("error", err) }),
 		nats.ClosedHandler(func(*nats.Conn) { st.report("closed", nil) }),
 	}
+	return ConnectNATS(urls, creds, opts...)
+}
+
+// ConnectNATS connects to urls with the credentials file creds (if set)
+// and opts, and returns the connection and its JetStream context: what
+// NATS does for a service, and what a command that fails fast does with
+// options of its own.
+func ConnectNATS(urls, creds string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	if creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
