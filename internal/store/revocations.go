@@ -228,13 +228,18 @@ func (s *Store) Check(ctx context.Context, q Query) error {
 // when [events.EpochRevokes] its iat against it: the issuer mints after it,
 // and refuses to refresh a session that began at or before it.
 func (s *Store) LogoutEpoch(ctx context.Context, q Query) (time.Time, error) {
-	looks := epochLookups(q)
+	return s.epochOf(ctx, q.Iss, epochLookups(q))
+}
+
+// epochOf reads looks (for every issuer and, with iss, for iss) in one
+// round trip and returns the largest epoch recorded; zero if none.
+func (s *Store) epochOf(ctx context.Context, iss string, looks []lookup) (time.Time, error) {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		s.get(ctx, p, q.Iss, looks)
+		s.get(ctx, p, iss, looks)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return time.Time{}, fmt.Errorf("store: logout epoch: %w", err)
+		return time.Time{}, fmt.Errorf("store: epoch: %w", err)
 	}
 	epoch, _, err := largestEpoch(looks)
 	return epoch, err
@@ -342,35 +347,16 @@ func (s *Store) SubjectEpoch(ctx context.Context, iss, sub string) (time.Time, e
 // issuer, the one scoped to it. Zero if none. Only ev's kind, identifier
 // and issuer are read: a revoker asks it before it builds the event.
 func (s *Store) Epoch(ctx context.Context, ev events.Event) (time.Time, error) {
-	if ev.Kind != events.KindSubject && ev.Kind != events.KindScope {
+	var l lookup
+	switch ev.Kind {
+	case events.KindSubject:
+		l = lookup{name: "sub", id: ev.Sub}
+	case events.KindScope:
+		l = lookup{name: scopeName(ev.Claim), id: ev.ScopeValue}
+	default:
 		return time.Time{}, fmt.Errorf("store: epoch of a %s event: only subjects and scopes have one", ev.Kind)
 	}
-	iss := ev.Issuer
-	ev.Issuer = ""
-	keys := []string{s.recordKey(ev)}
-	if iss != "" {
-		ev.Issuer = iss
-		keys = append(keys, s.recordKey(ev))
-	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return time.Time{}, fmt.Errorf("store: %s epoch: %w", ev.Kind, err)
-	}
-	var epoch time.Time
-	for _, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			continue // no such key
-		}
-		e, err := parseNanos(str)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if e.After(epoch) {
-			epoch = e
-		}
-	}
-	return epoch, nil
+	return s.epochOf(ctx, ev.Issuer, []lookup{l})
 }
 
 // NextEpoch returns the epoch a new logout of a subject gets when recorded
