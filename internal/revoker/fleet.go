@@ -88,6 +88,14 @@ type Enforcement struct {
 // enforcement reports which live replicas have applied seq, and a channel
 // closed at the next announcement.
 func (f *fleet) enforcement(seq uint64, now time.Time) (Enforcement, <-chan struct{}) {
+	// The channel first: an announcement recorded while the view is
+	// computed closes it, so the waiter looks again at once.
+	f.mu.Lock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	changed := f.changed
+	f.mu.Unlock()
 	live := f.live(now)
 	e := Enforcement{Replicas: len(live.Replicas), FailingClosed: []string{}, Pending: []string{}}
 	for _, r := range live.Replicas {
@@ -101,12 +109,7 @@ func (f *fleet) enforcement(seq uint64, now time.Time) (Enforcement, <-chan stru
 		}
 	}
 	e.Complete = len(e.Pending) == 0
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.changed == nil {
-		f.changed = make(chan struct{})
-	}
-	return e, f.changed
+	return e, changed
 }
 
 // waitEnforced waits until every live deciding replica has applied seq,
