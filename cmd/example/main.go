@@ -7,9 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -37,24 +34,12 @@ type options struct {
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parse(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "example:", err)
-		return 1
-	}
-	log, err := process.Logger(o.logLevel, o.logFormat, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "example:", err)
-		return 1
-	}
-	if err := serve(o, log); err != nil {
-		log.Error("example service stopped", "err", err)
-		return 1
-	}
-	return 0
+	var o options
+	return process.Main("example", stderr, func() (string, string, error) {
+		var err error
+		o, err = parse(args, getenv, stderr)
+		return o.logLevel, o.logFormat, err
+	}, func(log *slog.Logger) error { return serve(o, log) })
 }
 
 // parse reads the flags; a flag not given falls back to its environment

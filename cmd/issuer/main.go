@@ -7,8 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -47,24 +45,12 @@ type options struct {
 }
 
 func run(args []string, getenv func(string) string) int {
-	o, err := parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "issuer: %v\n", err)
-		return 1
-	}
-	log, err := process.Logger(o.logLevel, o.logFormat, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "issuer: %v\n", err)
-		return 1
-	}
-	if err := serve(o, log); err != nil {
-		log.Error("issuer stopped", "err", err)
-		return 1
-	}
-	return 0
+	var o options
+	return process.Main("issuer", os.Stderr, func() (string, string, error) {
+		var err error
+		o, err = parse(args, getenv)
+		return o.logLevel, o.logFormat, err
+	}, func(log *slog.Logger) error { return serve(o, log) })
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {

@@ -16,8 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,24 +59,12 @@ type options struct {
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parse(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "revoker: %v\n", err)
-		return 1
-	}
-	log, err := process.Logger(o.logLevel, o.logFormat, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "revoker: %v\n", err)
-		return 1
-	}
-	if err := serve(o, log); err != nil {
-		log.Error("revoker stopped", "err", err)
-		return 1
-	}
-	return 0
+	var o options
+	return process.Main("revoker", stderr, func() (string, string, error) {
+		var err error
+		o, err = parse(args, getenv, stderr)
+		return o.logLevel, o.logFormat, err
+	}, func(log *slog.Logger) error { return serve(o, log) })
 }
 
 // parse reads the flags, then the environment for every flag not given.

@@ -20,9 +20,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -58,26 +55,16 @@ type options struct {
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parse(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "verifierd:", err)
-		return 1
-	}
-	log, err := process.Logger(o.logLevel, o.logFormat, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "verifierd:", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, o, log, nil); err != nil {
-		log.Error("verifierd stopped", "err", err)
-		return 1
-	}
-	return 0
+	var o options
+	return process.Main("verifierd", stderr, func() (string, string, error) {
+		var err error
+		o, err = parse(args, getenv, stderr)
+		return o.logLevel, o.logFormat, err
+	}, func(log *slog.Logger) error {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, o, log, nil)
+	})
 }
 
 // noHeader is the value of a -header-* flag that leaves the header out.
