@@ -633,6 +633,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// isEpochScope reports whether the revoker takes scope revocations of
+// claim (one of its EpochScopes); the issuer's own scope needs none.
+func (s *Server) isEpochScope(claim string) bool { return slices.Contains(s.cfg.EpochScopes, claim) }
+
 // article is "n" before a type that starts with a vowel ("an issuer"), else "".
 func article(typ string) string {
 	if typ != "" && strings.ContainsRune("aeiou", rune(typ[0])) {
@@ -655,7 +659,7 @@ func (s *Server) allowScope(sp spec) error {
 		}
 		return nil
 	}
-	if !slices.Contains(s.cfg.EpochScopes, sp.claim) {
+	if !s.isEpochScope(sp.claim) {
 		if err := events.ValidClaim(sp.claim); err != nil {
 			return httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
 		}

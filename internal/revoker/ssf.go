@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -202,7 +201,7 @@ func (s *Server) setSpec(set *verifier.SET, p *Provider, now time.Time) (_ spec,
 	if err != nil {
 		return spec{}, "", setErr(http.StatusBadRequest, setInvalidRequest, "claims", "%s", err)
 	}
-	if t.kind == events.KindScope && !slices.Contains(s.cfg.EpochScopes, t.claim) {
+	if t.kind == events.KindScope && !s.isEpochScope(t.claim) {
 		t.unsupported = t.claim + " is no epoch scope here"
 	}
 	if t.unsupported != "" {

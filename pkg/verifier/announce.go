@@ -55,7 +55,12 @@ func (v *Verifier) announce(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-v.applied:
-			soon.Reset(coalesce)
+			// During the replay the periodic announcement is enough: a
+			// replay of a million events would otherwise announce every
+			// millisecond, and nobody waits on a replica not deciding.
+			if v.Ready() {
+				soon.Reset(coalesce)
+			}
 			continue
 		case <-soon.C:
 		case <-tick.C:
