@@ -90,7 +90,7 @@ func New(cfg Config) (*Verifier, error) {
 func (v *Verifier) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3) // one per goroutine below
 	var wg sync.WaitGroup
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
