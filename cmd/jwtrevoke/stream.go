@@ -157,7 +157,7 @@ func status(ctx context.Context, c *revoker.Client, url, creds string, asJSON bo
 		return printJSON(stdout, a)
 	}
 	fmt.Fprintf(stdout, "stream %s: last seq %d, %d messages, %d bytes, %d replicas", a.Stream.Name, a.Stream.LastSeq, a.Stream.Messages, a.Stream.Bytes, a.Stream.Replicas)
-	if a.Stream.Leader != "" {
+	if len(a.Stream.Peers) > 0 {
 		fmt.Fprintf(stdout, ", leader %s (peers %s)", a.Stream.Leader, strings.Join(a.Stream.Peers, ", "))
 	}
 	fmt.Fprintln(stdout)

@@ -254,7 +254,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		ex, err := example.New(example.Config{
 			Verifier: verifier.Config{
 				Issuer: s.IssuerURL, Audiences: []string{Audience}, Algorithms: []string{verifier.EdDSA},
-				Keys: keys, JetStream: js, Service: fmt.Sprintf("example-%d", i),
+				Keys: keys, JetStream: js, Service: fmt.Sprintf("example-%d", i), ServiceVersion: process.Version(),
 				MaxTokenLifetime: maxLifetime, MaxStaleness: cfg.MaxStaleness,
 			},
 			Cookie:     "jwtrevoke_at",
@@ -286,7 +286,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	av, err := verifier.New(verifier.Config{
 		Issuer: s.IssuerURL, Audiences: []string{Audience}, Algorithms: []string{verifier.EdDSA},
 		Keys: akeys, JetStream: js, MaxTokenLifetime: maxLifetime, MaxStaleness: cfg.MaxStaleness,
-		Service: "verifierd", Logger: cfg.Logger.With("service", "verifierd"),
+		Service: "verifierd", ServiceVersion: process.Version(), Logger: cfg.Logger.With("service", "verifierd"),
 	})
 	if err != nil {
 		return nil, err
