@@ -110,28 +110,22 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	res, typ, err := s.revoke(w, r.WithContext(ctx))
 	span.SetAttributes(attribute.String("revocation.type", typ))
+	s.metrics.revocation(ctx, typ, outcomeOf(err))
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		var he *httpx.Error
 		var rec *RecordedError
 		switch {
 		case errors.As(err, &rec):
-			s.metrics.revocation(ctx, typ, outcomeRecorded)
 			rec.Write(w)
 			return
-		case !errors.As(err, &he):
-			s.metrics.revocation(ctx, typ, outcomeError)
-		case he.Status == http.StatusServiceUnavailable:
-			s.metrics.revocation(ctx, typ, outcomeUnavailable)
+		case errors.As(err, &he) && he.Status == http.StatusServiceUnavailable:
 			s.cfg.Logger.Warn("revoker: revocation not acknowledged", "type", typ, "reason", he.Description)
-		default:
-			s.metrics.revocation(ctx, typ, outcomeInvalid)
 		}
 		httpx.Fail(w, s.cfg.Logger, err)
 		return
 	}
 	span.SetAttributes(attribute.String("revocation.id", res.ID), attribute.Int64("revocation.seq", int64(res.Seq)))
-	s.metrics.revocation(ctx, typ, outcomeCreated)
 	if wait.Enforced {
 		// The revocation is durable either way: the answer stays 201
 		// and says how far enforcement got within the timeout.
@@ -143,6 +137,22 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusCreated, res)
 	s.cfg.Logger.Debug("revoker: revocation acknowledged", "type", typ, "id", res.ID, "seq", res.Seq,
 		"took", time.Since(start))
+}
+
+// outcomeOf is the metrics outcome of a revocation's error (nil: created).
+func outcomeOf(err error) string {
+	var he *httpx.Error
+	switch {
+	case err == nil:
+		return outcomeCreated
+	case errors.Is(err, ErrRecorded):
+		return outcomeRecorded
+	case !errors.As(err, &he):
+		return outcomeError
+	case he.Status == http.StatusServiceUnavailable:
+		return outcomeUnavailable
+	}
+	return outcomeInvalid
 }
 
 // Bounds of ?wait=enforced's timeout.
@@ -215,27 +225,33 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 	if err != nil {
 		return Result{}, "", err
 	}
+	// The work below is bounded by Timeout but not cut short by a client
+	// that goes away: once Redis is written, the event should reach the
+	// stream too.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
+	defer cancel()
+	var idem *store.Idempotency
+	if key != "" {
+		idem = &store.Idempotency{Caller: httpx.Caller(r), Key: key, TTL: s.cfg.IdempotencyTTL}
+	}
+	return s.revokeRequest(ctx, req, idem)
+}
+
+// revokeRequest validates req, takes a token's jti and exp from the token
+// itself when it was given, and records and publishes the revocation (with
+// idem, if not nil). Every way in to a revocation request (the API, the
+// console) goes through it. typ is the validated type ("" while unknown).
+func (s *Server) revokeRequest(ctx context.Context, req wireRequest, idem *store.Idempotency) (_ Result, typ string, _ error) {
 	now := s.cfg.Now()
 	sp, err := s.parseRequest(req, now)
 	if err != nil {
 		return Result{}, "", err
 	}
 	typ = sp.typ()
-
-	// The work below is bounded by Timeout but not cut short by a client
-	// that goes away: once Redis is written, the event should reach the
-	// stream too.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
-	defer cancel()
-
 	if sp.token != "" {
 		if err := s.fromToken(ctx, &sp, now); err != nil {
 			return Result{}, typ, err
 		}
-	}
-	var idem *store.Idempotency
-	if key != "" {
-		idem = &store.Idempotency{Caller: httpx.Caller(r), Key: key, TTL: s.cfg.IdempotencyTTL}
 	}
 	res, err := s.record(ctx, sp, idem, now)
 	if errors.Is(err, errHeldOther) {
