@@ -7,7 +7,7 @@ BENCH_COUNT ?= 6
 BENCH_TIME  ?= 1s
 FUZZ_TIME   ?= 30s
 
-.PHONY: all test lint vet fmt-check staticcheck unit node bench bench-node bench-e2e fuzz run tools deps chaos interop interop-hydra
+.PHONY: all test lint vet fmt-check staticcheck unit node bench bench-node bench-e2e fuzz run tools deps chaos interop interop-hydra console-screenshot
 
 all: test
 
@@ -17,10 +17,11 @@ test: lint unit node
 
 ## deps: what the tests need outside Go, from Debian's packages when
 ## missing: redis-server (internal/redistest starts its own on a free port; a
-## system service on 6379 is never used) and nginx (internal/gateway runs
+## system service on 6379 is never used), nginx (internal/gateway runs
 ## its own with a config of its own; the package's service is not started:
-## RUNLEVEL=1 keeps invoke-rc.d from starting it).
-DEBIAN_DEPS := redis-server:redis-server nginx:nginx
+## RUNLEVEL=1 keeps invoke-rc.d from starting it) and chromium (the
+## console's browser test, internal/revoker TestConsoleInBrowser).
+DEBIAN_DEPS := redis-server:redis-server nginx:nginx chromium:chromium
 deps:
 	@missing=; for d in $(DEBIAN_DEPS); do cmd=$${d%%:*}; pkg=$${d#*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
@@ -79,6 +80,11 @@ bench-node: deps
 ## BENCH_E2E_FLAGS passes flags (go run ./bench/e2e -h).
 bench-e2e: deps
 	$(GO) run ./bench/e2e $(BENCH_E2E_FLAGS)
+
+## console-screenshot: docs/console.png, taken by the console's browser test
+## (a fleet of three replicas, a revocation confirmed by all three).
+console-screenshot: deps
+	JWTREVOKE_CONSOLE_SCREENSHOT=$(CURDIR)/docs/console.png $(GO) test -count=1 -run '^TestConsoleInBrowser$$' ./internal/revoker
 
 ## fuzz: run every fuzz target for FUZZ_TIME each; crashers land in testdata/.
 fuzz:

@@ -76,6 +76,7 @@ jwtrevoke dev mode is running (Ctrl-C stops it)
 
   issuer   %[1]s   (users alice, bob; password %[4]q)
   revoker  %[2]s   (service credential %[5]q)
+  console  %[2]s/console   (the operators' page; credential %[9]q)
   example  %[3]s   (GET /v1/me)
   verifierd %[8]s  (any method on /v1/check: the authorizer a proxy asks)
   nats     %[6]s   (embedded, JetStream)
@@ -114,5 +115,12 @@ Try it (needs curl and jq):
   curl -s -X POST %[2]s/v1/revocations -H 'Authorization: Bearer dev-service-token' \
       -H 'Content-Type: application/json' -d '{"type":"subject","sub":"bob"}'
 
-`, s.IssuerURL, s.RevokerURL, s.ExampleURLs[0], devmode.DemoPassword, devmode.ServiceCredential, s.NATSURL, s.RedisAddr, s.AuthorizerURL)
+  # and wait until every live replica enforces it (the answer lists them)
+  curl -s -X POST '%[2]s/v1/revocations?wait=enforced' -H 'Authorization: Bearer dev-service-token' \
+      -H 'Content-Type: application/json' -d '{"type":"session","sid":"demo-session"}' | jq .enforcement
+
+  # the fleet, the stream and the last revocations, live: open %[2]s/console in a
+  # browser and log in with %[9]q
+
+`, s.IssuerURL, s.RevokerURL, s.ExampleURLs[0], devmode.DemoPassword, devmode.ServiceCredential, s.NATSURL, s.RedisAddr, s.AuthorizerURL, devmode.ConsoleCredential)
 }

@@ -96,16 +96,8 @@ func tail(ctx context.Context, url, creds string, args []string, asJSON bool, st
 
 // statusAnswer is what status -o json prints.
 type statusAnswer struct {
-	Stream struct {
-		Name     string   `json:"name"`
-		LastSeq  uint64   `json:"last_seq"`
-		Messages uint64   `json:"messages"`
-		Bytes    uint64   `json:"bytes"`
-		Replicas int      `json:"replicas"`
-		Leader   string   `json:"leader,omitempty"`
-		Peers    []string `json:"peers,omitempty"`
-	} `json:"stream"`
-	Replicas []statusReplica `json:"replicas"`
+	Stream   revoker.StreamView `json:"stream"`
+	Replicas []statusReplica    `json:"replicas"`
 }
 
 type statusReplica struct {
@@ -136,22 +128,9 @@ func status(ctx context.Context, c *revoker.Client, url, creds string, asJSON bo
 	if err != nil {
 		return fail(exitFailed, "%v", err)
 	}
-	var a statusAnswer
-	a.Stream.Name, a.Stream.LastSeq, a.Stream.Messages, a.Stream.Bytes = info.Config.Name, info.State.LastSeq, info.State.Msgs, info.State.Bytes
-	a.Stream.Replicas = info.Config.Replicas
-	if ci := info.Cluster; ci != nil {
-		a.Stream.Leader = ci.Leader
-		for _, p := range ci.Replicas {
-			a.Stream.Peers = append(a.Stream.Peers, p.Name)
-		}
-	}
-	a.Replicas = []statusReplica{}
+	a := statusAnswer{Stream: revoker.NewStreamView(info), Replicas: []statusReplica{}}
 	for _, r := range fleet.Replicas {
-		var lag uint64
-		if a.Stream.LastSeq > r.AppliedSeq {
-			lag = a.Stream.LastSeq - r.AppliedSeq
-		}
-		a.Replicas = append(a.Replicas, statusReplica{Replica: r, Lag: lag})
+		a.Replicas = append(a.Replicas, statusReplica{Replica: r, Lag: r.Lag(a.Stream.LastSeq)})
 	}
 	if asJSON {
 		return printJSON(stdout, a)

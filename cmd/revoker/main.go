@@ -9,7 +9,9 @@
 // upper case with '-' as '_' (-nats-url: JWTREVOKE_NATS_URL); a flag on the
 // command line wins. Secrets come from the environment or a file, never
 // from a flag (flags show in ps): JWTREVOKE_SERVICE_CREDENTIALS
-// (comma-separated) or -service-credentials-file (one per line), and
+// (comma-separated) or -service-credentials-file (one per line), the
+// console's JWTREVOKE_CONSOLE_CREDENTIALS or -console-credentials-file (the
+// operators' console at /console is on when one is set), and
 // JWTREVOKE_REDIS_PASSWORD. Run with -h for the list. Exit status 1 on bad
 // configuration or when serving fails; 0 after SIGINT or SIGTERM.
 package main
@@ -45,7 +47,8 @@ type options struct {
 	redisAddrs, redisMaster, redisPwd string
 	redisPrefix                       string
 	redisRetention                    time.Duration
-	credentials                       []string
+	credentials, consoleCredentials   []string
+	consoleSession                    time.Duration
 	issuer, audience, algorithms      string
 	jwksURL                           string
 	insecureJWKSOverHTTP              bool
@@ -70,7 +73,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 // parse reads the flags, then the environment for every flag not given.
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
-	var credFile string
+	var credFile, consoleFile string
 	f := process.NewFlags("revoker", "Secrets come from the environment or a file, never a flag: JWTREVOKE_SERVICE_CREDENTIALS "+
 		"(comma-separated) or -service-credentials-file; JWTREVOKE_REDIS_PASSWORD.", stderr)
 	fs := f.Set
@@ -79,6 +82,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	f.Redis(&o.redisAddrs, &o.redisMaster, &o.redisPrefix)
 	fs.DurationVar(&o.redisRetention, "redis-retention", 30*24*time.Hour, "how long subject and session records are kept; at least the longest refresh-token lifetime")
 	fs.StringVar(&credFile, "service-credentials-file", "", "file of accepted service credentials, one per line (or comma-separated in JWTREVOKE_SERVICE_CREDENTIALS)")
+	fs.StringVar(&consoleFile, "console-credentials-file", "", "file of the operators' console credentials, one per line (or comma-separated in JWTREVOKE_CONSOLE_CREDENTIALS); none: no console")
+	fs.DurationVar(&o.consoleSession, "console-session", revoker.DefaultConsoleSession, "how long a console login lasts")
 	fs.StringVar(&o.issuer, "issuer", "", "iss of the access tokens (required)")
 	fs.StringVar(&o.audience, "audience", "", "accepted aud values, comma-separated (required)")
 	fs.StringVar(&o.algorithms, "algorithms", verifier.EdDSA, "accepted JWS algorithms, comma-separated: EdDSA, ES256, RS256")
@@ -100,15 +105,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, err
 	}
 
-	creds := getenv("JWTREVOKE_SERVICE_CREDENTIALS")
-	if creds == "" && credFile != "" {
-		b, err := os.ReadFile(credFile)
-		if err != nil {
-			return o, fmt.Errorf("service credentials: %w", err)
-		}
-		creds = string(b)
+	var err error
+	if o.credentials, err = secretList(getenv, "JWTREVOKE_SERVICE_CREDENTIALS", credFile); err != nil {
+		return o, fmt.Errorf("service credentials: %w", err)
 	}
-	o.credentials = process.SplitList(strings.ReplaceAll(creds, "\n", ","))
+	if o.consoleCredentials, err = secretList(getenv, "JWTREVOKE_CONSOLE_CREDENTIALS", consoleFile); err != nil {
+		return o, fmt.Errorf("console credentials: %w", err)
+	}
 	o.redisPwd = getenv("JWTREVOKE_REDIS_PASSWORD")
 
 	var missing []string
@@ -124,6 +127,20 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, fmt.Errorf("missing required settings: %s", strings.Join(missing, ", "))
 	}
 	return o, nil
+}
+
+// secretList reads a list of secrets from the environment variable env
+// (comma-separated) or, when it is empty, from file (one per line).
+func secretList(getenv func(string) string, env, file string) ([]string, error) {
+	v := getenv(env)
+	if v == "" && file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		v = string(b)
+	}
+	return process.SplitList(strings.ReplaceAll(v, "\n", ",")), nil
 }
 
 func serve(o options, log *slog.Logger) error {
@@ -151,6 +168,8 @@ func serve(o options, log *slog.Logger) error {
 		JetStream:            js,
 		Store:                st,
 		Credentials:          o.credentials,
+		ConsoleCredentials:   o.consoleCredentials,
+		ConsoleSession:       o.consoleSession,
 		Stream:               o.stream,
 		Replicas:             o.replicas,
 		MaxTokenLifetime:     o.maxTokenLifetime,

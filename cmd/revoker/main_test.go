@@ -70,6 +70,33 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "console off by default",
+			check: func(t *testing.T, o options) {
+				if len(o.consoleCredentials) != 0 || o.consoleSession != 8*time.Hour {
+					t.Errorf("console by default: %q %s", o.consoleCredentials, o.consoleSession)
+				}
+			},
+		},
+		{
+			name: "console credentials from a file",
+			args: []string{"-console-credentials-file", credFile, "-console-session", "1h"},
+			check: func(t *testing.T, o options) {
+				if !slices.Equal(o.consoleCredentials, []string{"file-credential-0123456789", "second-credential-0123456789"}) || o.consoleSession != time.Hour {
+					t.Errorf("console credentials %q, session %s", o.consoleCredentials, o.consoleSession)
+				}
+			},
+		},
+		{
+			name: "console credentials from the environment",
+			env:  map[string]string{"JWTREVOKE_CONSOLE_CREDENTIALS": "console-credential-0123456789"},
+			check: func(t *testing.T, o options) {
+				if !slices.Equal(o.consoleCredentials, []string{"console-credential-0123456789"}) {
+					t.Errorf("console credentials %q", o.consoleCredentials)
+				}
+			},
+		},
+		{name: "missing console credentials file", args: []string{"-console-credentials-file", "/nonexistent"}, wantErr: "console credentials"},
 		{name: "bad env value", env: map[string]string{"JWTREVOKE_MAX_TOKEN_LIFETIME": "an hour"}, wantErr: "JWTREVOKE_MAX_TOKEN_LIFETIME"},
 		{name: "missing issuer", env: map[string]string{"JWTREVOKE_ISSUER": ""}, wantErr: "-issuer"},
 		{name: "missing credentials", env: map[string]string{"JWTREVOKE_SERVICE_CREDENTIALS": ""}, wantErr: "SERVICE_CREDENTIALS"},

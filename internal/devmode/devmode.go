@@ -41,6 +41,8 @@ import (
 // The demo values of dev mode.
 const (
 	ServiceCredential = "dev-service-token"
+	// ConsoleCredential logs in to the operators' console (revoker /console).
+	ConsoleCredential = "dev-console-credential"
 	DemoPassword      = "demo"
 	Audience          = "api"
 )
@@ -211,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, fmt.Errorf("devmode: %w", err)
 	}
 	rev, err := revoker.New(revoker.Config{
-		JetStream: js, Store: st, Credentials: []string{ServiceCredential},
+		JetStream: js, Store: st, Credentials: []string{ServiceCredential}, ConsoleCredentials: []string{ConsoleCredential},
 		MaxTokenLifetime: maxLifetime,
 		Issuer:           s.IssuerURL, Audiences: []string{Audience}, Algorithms: []string{verifier.EdDSA},
 		Keys:   []verifier.Key{{ID: key.ID, Algorithm: verifier.EdDSA, Public: key.Private.Public()}},

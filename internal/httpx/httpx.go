@@ -256,17 +256,17 @@ type Credentials struct {
 // empty list, a key shorter than 16 bytes, or one with a space or tab.
 func NewCredentials(keys ...string) (*Credentials, error) {
 	if len(keys) == 0 {
-		return nil, errors.New("httpx: at least one service credential is required")
+		return nil, errors.New("httpx: at least one credential is required")
 	}
 	c := &Credentials{}
 	for _, k := range keys {
 		if len(k) < 16 {
-			return nil, errors.New("httpx: service credentials must be at least 16 bytes")
+			return nil, errors.New("httpx: credentials must be at least 16 bytes")
 		}
 		// Sent as a bearer token, which holds no space or tab
 		// ([BearerToken]): such a key could never be presented.
 		if strings.ContainsAny(k, " \t") {
-			return nil, errors.New("httpx: service credentials must not contain spaces or tabs")
+			return nil, errors.New("httpx: credentials must not contain spaces or tabs")
 		}
 		c.digests = append(c.digests, sha256.Sum256([]byte(k)))
 	}
@@ -301,6 +301,11 @@ func (c *Credentials) Valid(r *http.Request) bool {
 	}
 	return c.match(password)
 }
+
+// Match reports, in constant time over the digests, whether key is one of
+// the keys: for a credential presented some other way than a request's
+// Authorization (a login form).
+func (c *Credentials) Match(key string) bool { return c.match(key) }
 
 // match reports, in constant time over the digests, whether key is one of
 // the keys.

@@ -81,6 +81,17 @@ type Config struct {
 	// no claim.
 	EpochScopes []string
 
+	// ConsoleCredentials enable the operators' console (GET /console):
+	// the credentials an operator logs in with, several for rotation,
+	// each at least 16 bytes. Sessions are signed with a key derived from
+	// them, so every revoker replica with the same credentials accepts
+	// the same sessions, and rotating them ends every session. None by
+	// default: the console is off and /console is a 404.
+	ConsoleCredentials []string
+	// ConsoleSession is how long a console login lasts; default
+	// DefaultConsoleSession (8h).
+	ConsoleSession time.Duration
+
 	// IdempotencyTTL is how long an Idempotency-Key is remembered; default
 	// 24h.
 	IdempotencyTTL time.Duration
@@ -125,6 +136,7 @@ func (c Config) withDefaults() (Config, error) {
 		bad("at least one service credential is required")
 	}
 	c.Credentials = slices.Clone(c.Credentials)
+	c.ConsoleCredentials = slices.Clone(c.ConsoleCredentials)
 	c.Audiences = slices.Clone(c.Audiences)
 	c.Algorithms = slices.Clone(c.Algorithms)
 	c.Keys = slices.Clone(c.Keys)
@@ -145,12 +157,13 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.Leeway, verifier.DefaultLeeway)
 	def(&c.IdempotencyTTL, DefaultIdempotencyTTL)
 	def(&c.Timeout, DefaultTimeout)
+	def(&c.ConsoleSession, DefaultConsoleSession)
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{
 		{"MaxTokenLifetime", c.MaxTokenLifetime}, {"Leeway", c.Leeway},
-		{"IdempotencyTTL", c.IdempotencyTTL}, {"Timeout", c.Timeout},
+		{"IdempotencyTTL", c.IdempotencyTTL}, {"Timeout", c.Timeout}, {"ConsoleSession", c.ConsoleSession},
 	} {
 		if d.v < 0 {
 			bad("%s must not be negative", d.name)

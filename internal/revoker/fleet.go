@@ -36,9 +36,27 @@ type fleet struct {
 	mu       sync.Mutex
 	seen     map[string]seenReplica
 	rejected int64
-	// changed is closed (and replaced) whenever an announcement is
-	// recorded: waiters for enforcement look again.
-	changed chan struct{}
+	// changed wakes waiters (for enforcement, the console) whenever an
+	// announcement is recorded.
+	changed signal
+}
+
+// signal wakes waiters at the next change: notify closes the channel wait
+// returned. Its owner's lock is held around both.
+type signal struct{ ch chan struct{} }
+
+func (s *signal) wait() <-chan struct{} {
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
 }
 
 type seenReplica struct {
@@ -46,8 +64,9 @@ type seenReplica struct {
 	at time.Time
 }
 
-// note records an announcement that arrived on subject at at.
-func (f *fleet) note(subject string, data []byte, at time.Time) {
+// note records an announcement that arrived on subject at at, and
+// returns it unless it was refused.
+func (f *fleet) note(subject string, data []byte, at time.Time) (events.Announcement, bool) {
 	a, err := events.DecodeAnnouncement(data)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -55,16 +74,21 @@ func (f *fleet) note(subject string, data []byte, at time.Time) {
 	// speak for another.
 	if err != nil || !strings.HasSuffix(subject, "."+a.ID) {
 		f.rejected++
-		return
+		return events.Announcement{}, false
 	}
 	if f.seen == nil {
 		f.seen = map[string]seenReplica{}
 	}
 	f.seen[a.ID] = seenReplica{a: a, at: at}
-	if f.changed != nil {
-		close(f.changed)
-		f.changed = nil
-	}
+	f.changed.notify()
+	return a, true
+}
+
+// wait returns a channel closed at the next announcement recorded.
+func (f *fleet) wait() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed.wait()
 }
 
 // Enforcement is what ?wait=enforced adds to a revocation's answer: which
@@ -90,12 +114,7 @@ type Enforcement struct {
 func (f *fleet) enforcement(seq uint64, now time.Time) (Enforcement, <-chan struct{}) {
 	// The channel first: an announcement recorded while the view is
 	// computed closes it, so the waiter looks again at once.
-	f.mu.Lock()
-	if f.changed == nil {
-		f.changed = make(chan struct{})
-	}
-	changed := f.changed
-	f.mu.Unlock()
+	changed := f.wait()
 	live := f.live(now)
 	e := Enforcement{Replicas: len(live.Replicas), FailingClosed: []string{}, Pending: []string{}}
 	for _, r := range live.Replicas {
@@ -167,7 +186,10 @@ func (f *fleet) live(now time.Time) Replicas {
 func (s *Server) followFleet(ctx context.Context) {
 	nc := s.cfg.JetStream.Conn()
 	sub, err := nc.Subscribe(events.AnnouncementsSubject(s.cfg.Stream), func(m *nats.Msg) {
-		s.fleet.note(m.Subject, m.Data, time.Now())
+		at := time.Now()
+		if a, ok := s.fleet.note(m.Subject, m.Data, at); ok && s.console != nil {
+			s.recent.applied(a, at)
+		}
 	})
 	if err != nil {
 		s.cfg.Logger.Warn("revoker: cannot follow the replicas' announcements; GET /v1/replicas stays empty", "err", err)

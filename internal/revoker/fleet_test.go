@@ -38,23 +38,8 @@ func (e *env) replicas(t *testing.T) Replicas {
 // refused and counted; the endpoint needs the service credential.
 func TestReplicas(t *testing.T) {
 	e := newEnv(t, nil)
-	start := func(service string) (*verifier.Verifier, context.CancelFunc) {
-		v, err := verifier.New(verifier.Config{
-			Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
-			Keys: e.serviceKeys(t), JetStream: e.js, MaxTokenLifetime: time.Hour, Logger: slog.New(slog.DiscardHandler),
-			Service: service, ServiceVersion: "1.0.0", AnnounceInterval: 50 * time.Millisecond,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = v.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done; v.Close() })
-		return v, func() { cancel(); <-done }
-	}
-	orders, _ := start("orders")
-	billing, stopBilling := start("billing")
+	orders, _ := e.announcing(t, "orders", 50*time.Millisecond)
+	billing, stopBilling := e.announcing(t, "billing", 50*time.Millisecond)
 
 	byID := func(r Replicas) map[string]Replica {
 		m := map[string]Replica{}

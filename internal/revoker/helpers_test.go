@@ -126,6 +126,25 @@ func (e *env) service(tb testing.TB) *verifier.Verifier {
 	})
 }
 
+// announcing runs a verifier of service (version 1.0.0) that announces
+// itself every interval, until the test ends or stop is called.
+func (e *env) announcing(tb testing.TB, service string, interval time.Duration) (v *verifier.Verifier, stop func()) {
+	tb.Helper()
+	v, err := verifier.New(verifier.Config{
+		Issuer: e.iss.Issuer(), Audiences: []string{e.iss.Audience()}, Algorithms: []string{e.iss.Algorithm()},
+		Keys: e.serviceKeys(tb), JetStream: e.js, MaxTokenLifetime: time.Hour, Logger: slog.New(slog.DiscardHandler),
+		Service: service, ServiceVersion: "1.0.0", AnnounceInterval: interval,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = v.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done; v.Close() })
+	return v, func() { cancel(); <-done }
+}
+
 // serviceKeys is the JWKS of e.iss as a key source.
 func (e *env) serviceKeys(tb testing.TB) verifier.KeySource {
 	tb.Helper()

@@ -54,6 +54,10 @@ type Server struct {
 	outbox outboxState
 	// fleet is the live replicas, from their announcements.
 	fleet fleet
+	// console serves /console when it is enabled (nil otherwise), and
+	// recent is what it shows of the stream.
+	console *console
+	recent  recentFeed
 }
 
 // New validates cfg and builds a Server. It does not contact NATS or Redis:
@@ -108,6 +112,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("revoker: config: %w", err)
 	}
 	s.publisher = events.NewPublisher(cfg.JetStream, cfg.Stream)
+	if len(cfg.ConsoleCredentials) > 0 {
+		sessions, err := newConsoleSessions(cfg.ConsoleCredentials, cfg.ConsoleSession)
+		if err != nil {
+			s.shutdownMetrics()
+			return nil, fmt.Errorf("revoker: config: %w", err)
+		}
+		s.console = &console{s: s, sessions: sessions}
+	}
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -129,6 +141,9 @@ func (s *Server) Handler() http.Handler {
 	// A Shared Signals transmitter authenticates with its stream's own
 	// credential, and by the signature of its SETs.
 	mux.Handle(http.MethodPost, "/v1/providers/{name}/events", http.HandlerFunc(s.handleEvents))
+	if s.console != nil {
+		s.console.routes(mux)
+	}
 	httpx.Health(mux, s.Ready, s.cfg.Logger)
 	if s.metricsH != nil {
 		mux.Handle(http.MethodGet, "/metrics", s.metricsH)
@@ -156,6 +171,9 @@ func (s *Server) Run(ctx context.Context) error {
 	providersErr := s.runProviders(ctx, cancel)
 	var polls sync.WaitGroup
 	polls.Go(func() { s.followFleet(ctx) })
+	if s.console != nil {
+		polls.Go(func() { s.followRecent(ctx) })
+	}
 	for _, p := range s.providers {
 		if p.Poll != nil {
 			polls.Go(func() { s.pollLoop(ctx, p) })
@@ -188,12 +206,8 @@ func (s *Server) publish(ctx context.Context) {
 			return
 		}
 		log.Warn("revoker: cannot ensure the revocation stream yet, retrying", "stream", s.cfg.Stream, "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, backoff) {
 			return
-		case <-t.C:
 		}
 		backoff = min(2*backoff, maxEnsureBackoff)
 	}
@@ -210,6 +224,18 @@ func (s *Server) publish(ctx context.Context) {
 		log.Info("revoker: migrated records of the earlier Redis layout", "moved", n)
 	}
 	s.drainOutbox(ctx)
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Ready reports nil when the revoker can serve every endpoint: the stream is

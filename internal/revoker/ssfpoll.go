@@ -138,15 +138,7 @@ func (s *Server) pollLoop(ctx context.Context, p *Provider) {
 				wait = p.Poll.Interval
 			}
 		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		} else if ctx.Err() != nil {
+		if wait > 0 && !sleep(ctx, wait) || ctx.Err() != nil {
 			return
 		}
 	}
