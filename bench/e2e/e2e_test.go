@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -127,9 +129,32 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// sampleWait is a wait phase of three calls: one complete, one that timed
+// out with a replica pending, one failed.
+func sampleWait() *waitResult {
+	t0 := time.Unix(1_700_000_100, 0)
+	return &waitResult{
+		rateResult: rateResult{
+			Target: 100,
+			Calls: []call{
+				{Start: t0, Took: 6 * time.Millisecond, ID: "w1"},
+				{Start: t0.Add(10 * time.Millisecond), Took: 2010 * time.Millisecond, ID: "w2"},
+				{Start: t0.Add(20 * time.Millisecond), Took: time.Millisecond, Err: errors.New("bench: revoke: 503")},
+			},
+			Elapsed: 2020 * time.Millisecond,
+			Applied: [][]time.Duration{{3 * time.Millisecond, 5 * time.Millisecond}, {4 * time.Millisecond, -1}, nil},
+		},
+		Answers: []revoker.Result{
+			{ID: "w1", Seq: 7, Enforcement: &revoker.Enforcement{Complete: true, Replicas: 2, Confirmed: 2, TookMs: 1}},
+			{ID: "w2", Seq: 8, Enforcement: &revoker.Enforcement{Replicas: 2, Confirmed: 1, Pending: []string{"r-2"}, TookMs: 2000}},
+			{},
+		},
+	}
+}
+
 func TestWriteCSV(t *testing.T) {
 	var buf bytes.Buffer
-	if err := writeCSV(&buf, sampleResults(), 2); err != nil {
+	if err := writeCSV(&buf, sampleResults(), sampleWait(), 2); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
@@ -137,11 +162,15 @@ func TestWriteCSV(t *testing.T) {
 		t.Fatalf("not CSV: %v\n%s", err, buf.String())
 	}
 	want := [][]string{
-		{"target_rate", "call", "start_ms", "call_ms", "error", "replica0_ms", "replica1_ms"},
-		{"10", "0", "0.000", "2.00", "", "3.00", "5.00"},
-		{"10", "1", "100.000", "4.00", "", "", "4.00"},
-		{"10", "2", "200.000", "30.00", "bench: revoke: 503; busy", "", ""},
-		{"1000", "0", "0.000", "1.00", "", "2.00", "2.50"},
+		{"target_rate", "call", "start_ms", "call_ms", "error", "replica0_ms", "replica1_ms",
+			"phase", "enforcement_took_ms", "enforcement_complete", "enforcement_confirmed", "enforcement_replicas"},
+		{"10", "0", "0.000", "2.00", "", "3.00", "5.00", "rate", "", "", "", ""},
+		{"10", "1", "100.000", "4.00", "", "", "4.00", "rate", "", "", "", ""},
+		{"10", "2", "200.000", "30.00", "bench: revoke: 503; busy", "", "", "rate", "", "", "", ""},
+		{"1000", "0", "0.000", "1.00", "", "2.00", "2.50", "rate", "", "", "", ""},
+		{"100", "0", "0.000", "6.00", "", "3.00", "5.00", "wait", "1", "true", "2", "2"},
+		{"100", "1", "10.000", "2010.00", "", "4.00", "", "wait", "2000", "false", "1", "2"},
+		{"100", "2", "20.000", "1.00", "bench: revoke: 503", "", "", "wait", "", "", "", ""},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), buf.String())
@@ -190,7 +219,7 @@ func TestWriteCDF(t *testing.T) {
 
 func TestWriteOutputs(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "docs")
-	if err := writeOutputs(dir, sampleResults(), 2); err != nil {
+	if err := writeOutputs(dir, sampleResults(), nil, 2); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"propagation.svg", "propagation.csv"} {
@@ -296,45 +325,67 @@ func TestDriveStopsOnCancel(t *testing.T) {
 func TestHTTPRevoker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	var mu sync.Mutex // guards bodies
-	var bodies []string
+	var mu sync.Mutex // guards bodies and queries
+	var bodies, queries []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		bodies = append(bodies, string(b))
+		bodies, queries = append(bodies, string(b)), append(queries, r.URL.RawQuery)
 		mu.Unlock()
+		waited := r.URL.Query().Get("wait") == "enforced"
 		switch {
 		case r.Header.Get("Authorization") != "Bearer cred":
 			w.WriteHeader(http.StatusUnauthorized)
 		case strings.Contains(string(b), `"p-1"`):
 			http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
-		default:
+		case waited && !strings.Contains(string(b), `"p-4"`):
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"rev.2","seq":2,"enforcement":{"complete":true,"replicas":8,"confirmed":8,"failing_closed":[],"pending":[],"took_ms":3}}`)
+		default: // p-4 with wait: an answer that does not say how far enforcement got
 			w.WriteHeader(http.StatusCreated)
 			_, _ = io.WriteString(w, `{"id":"rev.1","seq":1}`)
 		}
 	}))
 	defer srv.Close()
+	enforced := revoker.Wait{Enforced: true}
 	for _, tc := range []struct {
-		name    string
-		cred    string
-		i       int
-		wantID  string
-		wantErr bool
+		name      string
+		cred      string
+		i         int
+		wait      revoker.Wait
+		wantID    string
+		wantQuery string
+		wantTook  int64 // in the kept answer; 0: none kept
+		wantErr   bool
 	}{
 		{name: "acknowledged", cred: "cred", i: 0, wantID: "rev.1"},
 		{name: "unavailable", cred: "cred", i: 1, wantErr: true},
 		{name: "wrong credential", cred: "nope", i: 2, wantErr: true},
+		{name: "enforced", cred: "cred", i: 3, wait: enforced, wantID: "rev.2", wantQuery: "wait=enforced", wantTook: 3},
+		{name: "enforced, answer without enforcement", cred: "cred", i: 4, wait: enforced, wantQuery: "wait=enforced", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := httpRevoker(srv.Client(), srv.URL, tc.cred, "p")(ctx, tc.i)
+			answers := make([]revoker.Result, 5)
+			id, err := httpRevoker(srv.Client(), srv.URL, tc.cred, "p", tc.wait, answers)(ctx, tc.i)
 			if (err != nil) != tc.wantErr || id != tc.wantID {
 				t.Fatalf("got %q, %v", id, err)
+			}
+			mu.Lock()
+			query := queries[len(queries)-1]
+			mu.Unlock()
+			if query != tc.wantQuery {
+				t.Fatalf("query %q, want %q", query, tc.wantQuery)
+			}
+			for j, a := range answers {
+				if kept := j == tc.i && tc.wantTook > 0; kept != (a.Enforcement != nil) || (kept && (a.Enforcement.TookMs != tc.wantTook || a.ID != id)) {
+					t.Fatalf("answers[%d] = %+v", j, a)
+				}
 			}
 		})
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(bodies[0], `"type":"token"`) || !strings.Contains(bodies[0], `"jti":"p-0"`) {
+	if !strings.Contains(bodies[0], `"type":"token"`) || !strings.Contains(bodies[0], `"jti":"p-0"`) || !strings.Contains(bodies[0], `"exp":`) {
 		t.Fatalf("body %s", bodies[0])
 	}
 }
@@ -469,6 +520,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad rate", args: []string{"-rates", "10,x"}, wantErr: true},
 		{name: "zero rate", args: []string{"-rates", "0"}, wantErr: true},
 		{name: "zero replicas", args: []string{"-replicas", "0"}, wantErr: true},
+		{name: "phases skipped", args: []string{"-wait-rate", "0"}, rates: 3},
+		{name: "negative wait rate", args: []string{"-wait-rate", "-1"}, wantErr: true},
 		{name: "extra argument", args: []string{"extra"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -504,4 +557,103 @@ func TestMetricValue(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestWaitSummarize(t *testing.T) {
+	s := sampleWait().summarize()
+	want := waitSummary{
+		Target: 100, Sustained: 2 / 2.02, Sent: 3, Acked: 2, Complete: 1,
+		ReplicasMin: 2, ReplicasMax: 2, ConfirmedMin: 1,
+		Took:       quantiles{P50: time.Millisecond, P99: 2 * time.Second, Max: 2 * time.Second},
+		RoundTrip:  quantiles{P50: 6 * time.Millisecond, P99: 2010 * time.Millisecond, Max: 2010 * time.Millisecond},
+		Prop:       quantiles{P50: 4 * time.Millisecond, P99: 5 * time.Millisecond, Max: 5 * time.Millisecond},
+		AllApplied: quantiles{P50: 5 * time.Millisecond, P99: 5 * time.Millisecond, Max: 5 * time.Millisecond},
+		Missing:    1,
+	}
+	if s != want {
+		t.Fatalf("summary\n got %+v\nwant %+v", s, want)
+	}
+	var tab bytes.Buffer
+	if err := writeWaitTable(&tab, s, summary{Prop: quantiles{P99: 5890 * time.Microsecond}}, true); err != nil {
+		t.Fatal(err)
+	}
+	head, row := tableRow(t, tab.String())
+	for col, want := range map[string]string{"target/s": "100", "complete": "1", "round trip p99 ms": "2010.00", "took p99 ms": "2000.00", "plain prop p99 ms": "5.89"} {
+		if row[col] != want {
+			t.Errorf("%s = %q, want %q", col, row[col], want)
+		}
+	}
+	if len(head) != 17 {
+		t.Errorf("%d columns: %q", len(head), head)
+	}
+	tab.Reset()
+	if err := writeWaitTable(&tab, s, summary{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, row := tableRow(t, tab.String()); row["plain prop p99 ms"] != "-" {
+		t.Fatalf("table without a plain phase:\n%s", tab.String())
+	}
+}
+
+func TestPlainAt(t *testing.T) {
+	rows := []summary{{Target: 10}, {Target: 100, Acked: 7}}
+	if r, ok := plainAt(rows, 100); !ok || r.Acked != 7 {
+		t.Fatalf("plainAt(100) = %+v, %v", r, ok)
+	}
+	if _, ok := plainAt(rows, 1000); ok {
+		t.Fatal("plainAt(1000) found a phase the run did not have")
+	}
+}
+
+func TestWaitVerdict(t *testing.T) {
+	plain := summary{Target: 100, Prop: quantiles{P99: 5 * time.Millisecond}}
+	for _, tc := range []struct {
+		name    string
+		s       waitSummary
+		plainOK bool
+		want    string // the line's end
+	}{
+		{name: "at the bound", plainOK: true, want: ": met",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 10, RoundTrip: quantiles{P99: 10 * time.Millisecond}}},
+		{name: "just above", plainOK: true, want: ": not met",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 10, RoundTrip: quantiles{P99: 10*time.Millisecond + time.Microsecond}}},
+		{name: "fast but one incomplete", plainOK: true, want: "9 of 10 complete: not met",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 9, RoundTrip: quantiles{P99: time.Millisecond}}},
+		{name: "nothing acknowledged", plainOK: true, want: ": not met", s: waitSummary{Target: 100}},
+		{name: "no plain phase", plainOK: false, want: "to compare with (add it to -rates)",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := waitVerdict(tc.s, plain, tc.plainOK)
+			if !strings.HasPrefix(got, "verdict: ") || !strings.HasSuffix(got, tc.want) {
+				t.Fatalf("got %q, want it to end in %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// tableRow reads a Markdown table of one row (header, rule, row) and
+// returns the header's cells and the row's cells by column name.
+func tableRow(t *testing.T, table string) ([]string, map[string]string) {
+	t.Helper()
+	cells := func(line string) []string {
+		f := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		return f
+	}
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), table)
+	}
+	head, vals := cells(lines[0]), cells(lines[2])
+	if len(head) != len(vals) {
+		t.Fatalf("%d columns, %d values:\n%s", len(head), len(vals), table)
+	}
+	row := map[string]string{}
+	for i, h := range head {
+		row[h] = vals[i]
+	}
+	return head, row
 }
