@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -520,8 +521,11 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad rate", args: []string{"-rates", "10,x"}, wantErr: true},
 		{name: "zero rate", args: []string{"-rates", "0"}, wantErr: true},
 		{name: "zero replicas", args: []string{"-replicas", "0"}, wantErr: true},
-		{name: "phases skipped", args: []string{"-wait-rate", "0"}, rates: 3},
+		{name: "phases skipped", args: []string{"-wait-rate", "0", "-batch-total", "0", "-batch-size", "0"}, rates: 3},
 		{name: "negative wait rate", args: []string{"-wait-rate", "-1"}, wantErr: true},
+		{name: "batch larger than the revoker takes", args: []string{"-batch-size", "1001"}, wantErr: true},
+		{name: "no batch in flight", args: []string{"-batch-concurrency", "0"}, wantErr: true},
+		{name: "negative batch total", args: []string{"-batch-total", "-1"}, wantErr: true},
 		{name: "extra argument", args: []string{"extra"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -656,4 +660,178 @@ func tableRow(t *testing.T, table string) ([]string, map[string]string) {
 		row[h] = vals[i]
 	}
 	return head, row
+}
+
+// appliedLine is the line cmd/example -log-applied writes for event id.
+func appliedLine(id string, at time.Time) []byte {
+	return []byte(`{"time":"x","level":"INFO","msg":"revocation applied","id":"` + id + `","applied_unix_ns":` + strconv.FormatInt(at.UnixNano(), 10) + `}`)
+}
+
+func TestCollectorAllApplied(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	c := newCollector(2)
+	c.line(0)(appliedLine("a", t0.Add(3*time.Millisecond)))
+	if _, all := c.allApplied("a"); all {
+		t.Fatal("applied everywhere with one replica of two reporting")
+	}
+	c.line(1)(appliedLine("a", t0.Add(7*time.Millisecond)))
+	c.line(1)(appliedLine("a", t0.Add(9*time.Millisecond))) // applied again: the first counts
+	at, all := c.allApplied("a")
+	if !all || !at.Equal(t0.Add(7*time.Millisecond)) {
+		t.Fatalf("allApplied = %v, %v; want the later replica's first report", at, all)
+	}
+	if _, all := c.allApplied("b"); all {
+		t.Fatal("an event nobody reported counts as applied")
+	}
+}
+
+// batchServer answers POST /v1/revocations/batch as the revoker does: jti
+// ending in -5 is recorded but not acknowledged, one ending in -6 refused,
+// the others acknowledged with increasing sequences. It counts the
+// batches in flight at once and every jti it got.
+type batchServer struct {
+	seq            atomic.Uint64
+	inFlight, most atomic.Int32
+	mu             sync.Mutex // guards jtis
+	jtis           map[string]int
+}
+
+func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	for m := b.most.Load(); n > m && !b.most.CompareAndSwap(m, n); m = b.most.Load() {
+	}
+	var body struct {
+		Revocations []revoker.Request `json:"revocations"`
+	}
+	if r.URL.Path != "/v1/revocations/batch" || r.Header.Get("Authorization") != "Bearer cred" {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Revocations) > revoker.MaxBatch {
+		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+		return
+	}
+	var ans revoker.BatchAnswer
+	for _, q := range body.Revocations {
+		b.mu.Lock()
+		b.jtis[q.JTI]++
+		b.mu.Unlock()
+		switch {
+		case q.Type != "token" || q.Exp == nil:
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusBadRequest, Error: "invalid_request"})
+		case strings.HasSuffix(q.JTI, "-5"):
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusServiceUnavailable, ID: "rev." + q.JTI, Recorded: true})
+		case strings.HasSuffix(q.JTI, "-6"):
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusBadRequest, Error: "invalid_request"})
+		default:
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusCreated, ID: "rev." + q.JTI, Seq: b.seq.Add(1)})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ans)
+}
+
+func TestRunBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	bs := &batchServer{jtis: map[string]int{}}
+	srv := httptest.NewServer(bs)
+	defer srv.Close()
+	r := runBatches(ctx, srv.Client(), srv.URL, "cred", "j", 25, 10, 2, 5*time.Second)
+	if len(r.Calls) != 3 {
+		t.Fatalf("%d batches for 25 revocations of 10 each, want 3", len(r.Calls))
+	}
+	if got := bs.most.Load(); got > 2 {
+		t.Fatalf("%d batches in flight, more than 2", got)
+	}
+	bs.mu.Lock()
+	for i := range 25 {
+		if n := bs.jtis["j-"+strconv.Itoa(i)]; n != 1 {
+			t.Errorf("jti j-%d sent %d times", i, n)
+		}
+	}
+	if len(bs.jtis) != 25 {
+		t.Errorf("%d jtis sent, want 25", len(bs.jtis))
+	}
+	bs.mu.Unlock()
+	ids, last := r.acked()
+	// j-5 recorded, j-6 refused.
+	if len(ids) != 23 || last != "rev.j-"+strconv.Itoa(lastAcked(r)) {
+		t.Fatalf("%d acked, last %q", len(ids), last)
+	}
+	r.Applied = 40 * time.Millisecond
+	s := r.summarize()
+	if s.Batches != 3 || s.FailedBatches != 0 || s.Sent != 25 || s.Acked != 23 || s.Recorded != 1 || s.Refused != 1 || s.Elapsed != r.Elapsed ||
+		s.Elapsed <= 0 || s.PerSecond != 23/r.Elapsed.Seconds() || s.Call.Max > s.Elapsed {
+		t.Fatalf("summary %+v", s)
+	}
+	var tab bytes.Buffer
+	if err := writeBatchTable(&tab, s); err != nil {
+		t.Fatal(err)
+	}
+	_, row := tableRow(t, tab.String())
+	for col, want := range map[string]string{"batch size": "10", "concurrency": "2", "acked": "23", "recorded": "1", "refused": "1", "all applied ms": "40.00"} {
+		if row[col] != want {
+			t.Errorf("%s = %q, want %q", col, row[col], want)
+		}
+	}
+}
+
+// lastAcked is the jti number of r's acknowledged item with the highest
+// sequence, found the slow way.
+func lastAcked(r batchResult) int {
+	var seq uint64
+	n := -1
+	for _, c := range r.Calls {
+		for _, it := range c.Items {
+			if it.Status == http.StatusCreated && it.Seq > seq {
+				seq = it.Seq
+				n, _ = strconv.Atoi(strings.TrimPrefix(it.ID, "rev.j-"))
+			}
+		}
+	}
+	return n
+}
+
+func TestRunBatchesFailed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srv := httptest.NewServer(&batchServer{jtis: map[string]int{}})
+	defer srv.Close()
+	r := runBatches(ctx, srv.Client(), srv.URL, "wrong", "j", 5, 5, 4, 5*time.Second)
+	if len(r.Calls) != 1 || r.Calls[0].Err == nil || !strings.Contains(r.Calls[0].Err.Error(), "401") {
+		t.Fatalf("calls %+v", r.Calls)
+	}
+	r.Applied = -1
+	s := r.summarize()
+	if s.FailedBatches != 1 || s.Acked != 0 || s.PerSecond != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	var tab bytes.Buffer
+	if err := writeBatchTable(&tab, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, row := tableRow(t, tab.String()); row["all applied ms"] != "never" || row["after last answer ms"] != "-" {
+		t.Fatalf("table without an applied time:\n%s", tab.String())
+	}
+	if v := batchVerdict(s); !strings.HasSuffix(v, ": not met") {
+		t.Fatalf("verdict %q", v)
+	}
+}
+
+func TestBatchVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		perSecond float64
+		want      string
+	}{
+		{perSecond: 10_000, want: ": met"},
+		{perSecond: 9_999.5, want: ": not met"},
+		{perSecond: 23_456, want: ": met"},
+	} {
+		got := batchVerdict(batchSummary{Acked: 20000, Elapsed: 2 * time.Second, PerSecond: tc.perSecond})
+		if !strings.HasPrefix(got, "verdict: ") || !strings.HasSuffix(got, tc.want) {
+			t.Errorf("%g/s: %q, want it to end in %q", tc.perSecond, got, tc.want)
+		}
+	}
 }

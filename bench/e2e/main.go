@@ -7,7 +7,8 @@
 // time from the revoke call's start to the instant the replica reports it
 // applied the event (its own log line, same machine clock). Then it drives
 // revocations with ?wait=enforced at one rate (the wait beside the
-// propagation) and measures the cold start of a
+// propagation), sends batches through POST /v1/revocations/batch
+// (acknowledged revocations per second), and measures the cold start of a
 // new replica with many live revocations in the stream. It prints tables
 // and writes docs/propagation.{svg,csv}.
 //
@@ -64,6 +65,9 @@ type config struct {
 
 	// waitRate is the rate of the ?wait=enforced phase (0: skipped).
 	waitRate float64
+	// batchTotal revocations go in batches of batchSize, batchConcurrency
+	// batches in flight (batchTotal 0: skipped).
+	batchTotal, batchSize, batchConcurrency int
 }
 
 func main() {
@@ -100,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.workers, "workers", 64, "most revoke calls in flight at once")
 	fs.IntVar(&c.coldEvents, "cold-events", 100000, "live revocations in the stream for the cold-start measurement (0: skip)")
 	fs.Float64Var(&c.waitRate, "wait-rate", 100, "rate of the phase that revokes with ?wait=enforced, per second, as long as a rate (0: skip)")
+	fs.IntVar(&c.batchTotal, "batch-total", 20000, "revocations sent through POST /v1/revocations/batch for the throughput phase (0: skip)")
+	fs.IntVar(&c.batchSize, "batch-size", revoker.MaxBatch, "revocations per batch")
+	fs.IntVar(&c.batchConcurrency, "batch-concurrency", 4, "most batches in flight at once")
 	fs.StringVar(&c.outDir, "out", "docs", "directory for propagation.svg and propagation.csv")
 	fs.DurationVar(&c.settle, "settle", 30*time.Second, "after each rate, how long to wait for every replica to report every event")
 	fs.DurationVar(&c.startupWait, "startup-timeout", 90*time.Second, "bound on starting the cluster and each service")
@@ -118,6 +125,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.waitRate < 0 || c.waitRate > 1e6 {
 		return c, fmt.Errorf("-wait-rate: %g is not a rate in [0, 1e6]", c.waitRate)
+	}
+	if c.batchTotal < 0 || (c.batchTotal > 0 && (c.batchSize < 1 || c.batchSize > revoker.MaxBatch || c.batchConcurrency < 1)) {
+		return c, fmt.Errorf("-batch-total must not be negative; -batch-size in [1, %d]; -batch-concurrency positive", revoker.MaxBatch)
 	}
 	return c, nil
 }
@@ -187,6 +197,22 @@ func (c *collector) missing(ids []string) int {
 		}
 	}
 	return n
+}
+
+// allApplied reports the instant the last replica applied event id, and
+// whether every replica has.
+func (c *collector) allApplied(id string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var last time.Time
+	for _, m := range c.applied {
+		at, ok := m[id]
+		if !ok {
+			return time.Time{}, false
+		}
+		last = later(last, at)
+	}
+	return last, true
 }
 
 // fill sets r.Applied from what was collected.
@@ -336,6 +362,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 		fmt.Fprintf(stdout, "\nA running replica holding ~%d revocations: RSS %.1f MiB\n", sumApplied, mib(rss))
 	}
 
+	if cfg.batchTotal > 0 {
+		if err := sys.batchPhase(ctx, cfg, col, stdout, logf); err != nil {
+			return err
+		}
+	}
 	if cfg.coldEvents == 0 {
 		return nil
 	}
@@ -367,6 +398,47 @@ func (sys *system) phase(ctx context.Context, cfg config, col *collector, rate f
 	waitUntil(ctx, cfg.settle, func() bool { return col.missing(ids) == 0 })
 	col.fill(&r)
 	return r
+}
+
+// batchPhase sends cfg.batchTotal revocations through POST
+// /v1/revocations/batch, waits at most cfg.settle for every replica to
+// apply the last one acknowledged, and prints the batch table and verdict.
+func (sys *system) batchPhase(ctx context.Context, cfg config, col *collector, stdout io.Writer, logf func(string, ...any)) error {
+	logf("sending %d revocations in batches of %d, %d at once", cfg.batchTotal, cfg.batchSize, cfg.batchConcurrency)
+	// The client's own timeout would cut a batch short: each batch has
+	// its own bound instead.
+	hc := &http.Client{Transport: sys.hc.Transport}
+	prefix := "batch-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	r := runBatches(ctx, hc, sys.revokerURL, benchCredential, prefix, cfg.batchTotal, cfg.batchSize, cfg.batchConcurrency, time.Minute)
+	ids, last := r.acked()
+	r.Applied = -1
+	if last != "" {
+		var at time.Time
+		if waitUntil(ctx, cfg.settle, func() bool {
+			var all bool
+			at, all = col.allApplied(last)
+			return all
+		}) {
+			r.Applied = at.Sub(r.firstStart())
+		}
+	}
+	r.Missing = col.missing(ids)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, c := range r.Calls {
+		if c.Err != nil {
+			logf("batch: %v", c.Err)
+			break
+		}
+	}
+	s := r.summarize()
+	fmt.Fprintf(stdout, "\nBatch throughput: POST /v1/revocations/batch, token revocations, %d replicas, stream R3; acked/s = acked ÷ first send → last answer; all applied = first send → every replica applied the last sequence\n\n", cfg.replicas)
+	if err := writeBatchTable(stdout, s); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\n"+batchVerdict(s))
+	return nil
 }
 
 // writeOutputs writes propagation.svg (the plain rates) and
