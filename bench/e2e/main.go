@@ -123,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.replicas < 1 || c.workers < 1 || c.maxPerRate < 1 || c.duration <= 0 || c.coldEvents < 0 {
 		return c, errors.New("-replicas, -workers, -max-per-rate and -duration must be positive; -cold-events not negative")
 	}
-	if c.waitRate < 0 || c.waitRate > 1e6 {
+	if !(c.waitRate >= 0 && c.waitRate <= 1e6) { // NaN fails this too
 		return c, fmt.Errorf("-wait-rate: %g is not a rate in [0, 1e6]", c.waitRate)
 	}
 	if c.batchTotal < 0 || (c.batchTotal > 0 && (c.batchSize < 1 || c.batchSize > revoker.MaxBatch || c.batchConcurrency < 1)) {
@@ -138,7 +138,7 @@ func parseRates(s string) ([]float64, error) {
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		r, err := strconv.ParseFloat(f, 64)
-		if err != nil || r <= 0 || r > 1e6 {
+		if err != nil || !(r > 0 && r <= 1e6) { // NaN fails this too
 			return nil, fmt.Errorf("-rates: %q is not a rate in (0, 1e6]", f)
 		}
 		out = append(out, r)
