@@ -75,8 +75,10 @@ bench-node: deps
 
 ## bench-e2e: the propagation benchmark (docs/propagation.md): a 3-node NATS
 ## cluster, redis-server, the revoker and 8 example replicas as processes on
-## 127.0.0.1; revocations at 10, 100, 1000/s; cold start with 100k in the
-## stream. Prints the tables; writes docs/propagation.svg and .csv.
+## 127.0.0.1; revocations at 10, 100, 1000/s; ?wait=enforced at 100/s beside
+## them; 20k revocations through the batch endpoint (acknowledged per
+## second); cold start with 100k in the stream. Prints the tables and
+## issue 12's verdicts; writes docs/propagation.svg and .csv.
 ## BENCH_E2E_FLAGS passes flags (go run ./bench/e2e -h).
 bench-e2e: deps
 	$(GO) run ./bench/e2e $(BENCH_E2E_FLAGS)

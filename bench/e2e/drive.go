@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 )
 
 // revokeFunc makes revoke call number i and returns the event id the
@@ -84,40 +86,56 @@ func later(a, b time.Time) time.Time {
 }
 
 // httpRevoker returns a revokeFunc that revokes token jti prefix-i (expiring
-// in 50 minutes) through the revoker's POST /v1/revocations.
-func httpRevoker(hc *http.Client, revokerURL, credential, prefix string) revokeFunc {
+// in 50 minutes) through the revoker's POST /v1/revocations, with wait's
+// query (?wait=enforced). When answers is not nil, call i's answer goes to
+// answers[i] (each call writes only its own element); with wait.Enforced an
+// answer without "enforcement" is an error.
+func httpRevoker(hc *http.Client, revokerURL, credential, prefix string, wait revoker.Wait, answers []revoker.Result) revokeFunc {
 	return func(ctx context.Context, i int) (string, error) {
-		body, err := json.Marshal(map[string]any{
-			"type": "token", "jti": prefix + "-" + strconv.Itoa(i),
-			"exp": time.Now().Add(50 * time.Minute).Unix(),
-		})
-		if err != nil {
-			return "", fmt.Errorf("bench: %w", err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, revokerURL+"/v1/revocations", bytes.NewReader(body))
-		if err != nil {
-			return "", fmt.Errorf("bench: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+credential)
-		resp, err := hc.Do(req)
-		if err != nil {
+		exp := float64(time.Now().Add(50 * time.Minute).Unix())
+		req := revoker.Request{Type: "token", JTI: prefix + "-" + strconv.Itoa(i), Exp: &exp}
+		var res revoker.Result
+		if err := postJSON(ctx, hc, revokerURL+"/v1/revocations"+wait.Query(), credential, req, http.StatusCreated, &res); err != nil {
 			return "", fmt.Errorf("bench: revoke: %w", err)
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if err != nil {
-			return "", fmt.Errorf("bench: revoke: %w", err)
+		if res.ID == "" || (wait.Enforced && res.Enforcement == nil) {
+			return "", fmt.Errorf("bench: revoke: answer without id or enforcement: %+v", res)
 		}
-		if resp.StatusCode != http.StatusCreated {
-			return "", fmt.Errorf("bench: revoke: %d %s", resp.StatusCode, bytes.TrimSpace(b))
-		}
-		var res struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(b, &res); err != nil || res.ID == "" {
-			return "", fmt.Errorf("bench: revoke: bad answer %q", b)
+		if answers != nil {
+			answers[i] = res
 		}
 		return res.ID, nil
 	}
+}
+
+// postJSON POSTs body as JSON to url with the service credential and
+// decodes an answer of status want into out; any other status is an error
+// with the status and the answer's start.
+func postJSON(ctx context.Context, hc *http.Client, url, credential string, body any, want int, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+credential)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	a, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(a[:min(len(a), 512)]))
+	}
+	if err := json.Unmarshal(a, out); err != nil {
+		return fmt.Errorf("bad answer %q: %w", a[:min(len(a), 512)], err)
+	}
+	return nil
 }

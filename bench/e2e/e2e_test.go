@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -127,9 +130,32 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// sampleWait is a wait phase of three calls: one complete, one that timed
+// out with a replica pending, one failed.
+func sampleWait() *waitResult {
+	t0 := time.Unix(1_700_000_100, 0)
+	return &waitResult{
+		rateResult: rateResult{
+			Target: 100,
+			Calls: []call{
+				{Start: t0, Took: 6 * time.Millisecond, ID: "w1"},
+				{Start: t0.Add(10 * time.Millisecond), Took: 2010 * time.Millisecond, ID: "w2"},
+				{Start: t0.Add(20 * time.Millisecond), Took: time.Millisecond, Err: errors.New("bench: revoke: 503")},
+			},
+			Elapsed: 2020 * time.Millisecond,
+			Applied: [][]time.Duration{{3 * time.Millisecond, 5 * time.Millisecond}, {4 * time.Millisecond, -1}, nil},
+		},
+		Answers: []revoker.Result{
+			{ID: "w1", Seq: 7, Enforcement: &revoker.Enforcement{Complete: true, Replicas: 2, Confirmed: 2, TookMs: 1}},
+			{ID: "w2", Seq: 8, Enforcement: &revoker.Enforcement{Replicas: 2, Confirmed: 1, Pending: []string{"r-2"}, TookMs: 2000}},
+			{},
+		},
+	}
+}
+
 func TestWriteCSV(t *testing.T) {
 	var buf bytes.Buffer
-	if err := writeCSV(&buf, sampleResults(), 2); err != nil {
+	if err := writeCSV(&buf, sampleResults(), sampleWait(), 2); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
@@ -137,11 +163,15 @@ func TestWriteCSV(t *testing.T) {
 		t.Fatalf("not CSV: %v\n%s", err, buf.String())
 	}
 	want := [][]string{
-		{"target_rate", "call", "start_ms", "call_ms", "error", "replica0_ms", "replica1_ms"},
-		{"10", "0", "0.000", "2.00", "", "3.00", "5.00"},
-		{"10", "1", "100.000", "4.00", "", "", "4.00"},
-		{"10", "2", "200.000", "30.00", "bench: revoke: 503; busy", "", ""},
-		{"1000", "0", "0.000", "1.00", "", "2.00", "2.50"},
+		{"target_rate", "call", "start_ms", "call_ms", "error", "replica0_ms", "replica1_ms",
+			"phase", "enforcement_took_ms", "enforcement_complete", "enforcement_confirmed", "enforcement_replicas"},
+		{"10", "0", "0.000", "2.00", "", "3.00", "5.00", "rate", "", "", "", ""},
+		{"10", "1", "100.000", "4.00", "", "", "4.00", "rate", "", "", "", ""},
+		{"10", "2", "200.000", "30.00", "bench: revoke: 503; busy", "", "", "rate", "", "", "", ""},
+		{"1000", "0", "0.000", "1.00", "", "2.00", "2.50", "rate", "", "", "", ""},
+		{"100", "0", "0.000", "6.00", "", "3.00", "5.00", "wait", "1", "true", "2", "2"},
+		{"100", "1", "10.000", "2010.00", "", "4.00", "", "wait", "2000", "false", "1", "2"},
+		{"100", "2", "20.000", "1.00", "bench: revoke: 503", "", "", "wait", "", "", "", ""},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), buf.String())
@@ -190,7 +220,7 @@ func TestWriteCDF(t *testing.T) {
 
 func TestWriteOutputs(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "docs")
-	if err := writeOutputs(dir, sampleResults(), 2); err != nil {
+	if err := writeOutputs(dir, sampleResults(), nil, 2); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"propagation.svg", "propagation.csv"} {
@@ -296,45 +326,67 @@ func TestDriveStopsOnCancel(t *testing.T) {
 func TestHTTPRevoker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	var mu sync.Mutex // guards bodies
-	var bodies []string
+	var mu sync.Mutex // guards bodies and queries
+	var bodies, queries []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		bodies = append(bodies, string(b))
+		bodies, queries = append(bodies, string(b)), append(queries, r.URL.RawQuery)
 		mu.Unlock()
+		waited := r.URL.Query().Get("wait") == "enforced"
 		switch {
 		case r.Header.Get("Authorization") != "Bearer cred":
 			w.WriteHeader(http.StatusUnauthorized)
 		case strings.Contains(string(b), `"p-1"`):
 			http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
-		default:
+		case waited && !strings.Contains(string(b), `"p-4"`):
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"rev.2","seq":2,"enforcement":{"complete":true,"replicas":8,"confirmed":8,"failing_closed":[],"pending":[],"took_ms":3}}`)
+		default: // p-4 with wait: an answer that does not say how far enforcement got
 			w.WriteHeader(http.StatusCreated)
 			_, _ = io.WriteString(w, `{"id":"rev.1","seq":1}`)
 		}
 	}))
 	defer srv.Close()
+	enforced := revoker.Wait{Enforced: true}
 	for _, tc := range []struct {
-		name    string
-		cred    string
-		i       int
-		wantID  string
-		wantErr bool
+		name      string
+		cred      string
+		i         int
+		wait      revoker.Wait
+		wantID    string
+		wantQuery string
+		wantTook  int64 // in the kept answer; 0: none kept
+		wantErr   bool
 	}{
 		{name: "acknowledged", cred: "cred", i: 0, wantID: "rev.1"},
 		{name: "unavailable", cred: "cred", i: 1, wantErr: true},
 		{name: "wrong credential", cred: "nope", i: 2, wantErr: true},
+		{name: "enforced", cred: "cred", i: 3, wait: enforced, wantID: "rev.2", wantQuery: "wait=enforced", wantTook: 3},
+		{name: "enforced, answer without enforcement", cred: "cred", i: 4, wait: enforced, wantQuery: "wait=enforced", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := httpRevoker(srv.Client(), srv.URL, tc.cred, "p")(ctx, tc.i)
+			answers := make([]revoker.Result, 5)
+			id, err := httpRevoker(srv.Client(), srv.URL, tc.cred, "p", tc.wait, answers)(ctx, tc.i)
 			if (err != nil) != tc.wantErr || id != tc.wantID {
 				t.Fatalf("got %q, %v", id, err)
+			}
+			mu.Lock()
+			query := queries[len(queries)-1]
+			mu.Unlock()
+			if query != tc.wantQuery {
+				t.Fatalf("query %q, want %q", query, tc.wantQuery)
+			}
+			for j, a := range answers {
+				if kept := j == tc.i && tc.wantTook > 0; kept != (a.Enforcement != nil) || (kept && (a.Enforcement.TookMs != tc.wantTook || a.ID != id)) {
+					t.Fatalf("answers[%d] = %+v", j, a)
+				}
 			}
 		})
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(bodies[0], `"type":"token"`) || !strings.Contains(bodies[0], `"jti":"p-0"`) {
+	if !strings.Contains(bodies[0], `"type":"token"`) || !strings.Contains(bodies[0], `"jti":"p-0"`) || !strings.Contains(bodies[0], `"exp":`) {
 		t.Fatalf("body %s", bodies[0])
 	}
 }
@@ -469,6 +521,13 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad rate", args: []string{"-rates", "10,x"}, wantErr: true},
 		{name: "zero rate", args: []string{"-rates", "0"}, wantErr: true},
 		{name: "zero replicas", args: []string{"-replicas", "0"}, wantErr: true},
+		{name: "NaN rate", args: []string{"-rates", "NaN"}, wantErr: true},
+		{name: "phases skipped", args: []string{"-wait-rate", "0", "-batch-total", "0", "-batch-size", "0"}, rates: 3},
+		{name: "negative wait rate", args: []string{"-wait-rate", "-1"}, wantErr: true},
+		{name: "NaN wait rate", args: []string{"-wait-rate", "NaN"}, wantErr: true},
+		{name: "batch larger than the revoker takes", args: []string{"-batch-size", "1001"}, wantErr: true},
+		{name: "no batch in flight", args: []string{"-batch-concurrency", "0"}, wantErr: true},
+		{name: "negative batch total", args: []string{"-batch-total", "-1"}, wantErr: true},
 		{name: "extra argument", args: []string{"extra"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -503,5 +562,278 @@ func TestMetricValue(t *testing.T) {
 				t.Fatalf("got %g %v", v, ok)
 			}
 		})
+	}
+}
+
+func TestWaitSummarize(t *testing.T) {
+	s := sampleWait().summarize()
+	want := waitSummary{
+		Target: 100, Sustained: 2 / 2.02, Sent: 3, Acked: 2, Complete: 1,
+		ReplicasMin: 2, ReplicasMax: 2, ConfirmedMin: 1,
+		Took:       quantiles{P50: time.Millisecond, P99: 2 * time.Second, Max: 2 * time.Second},
+		RoundTrip:  quantiles{P50: 6 * time.Millisecond, P99: 2010 * time.Millisecond, Max: 2010 * time.Millisecond},
+		Prop:       quantiles{P50: 4 * time.Millisecond, P99: 5 * time.Millisecond, Max: 5 * time.Millisecond},
+		AllApplied: quantiles{P50: 5 * time.Millisecond, P99: 5 * time.Millisecond, Max: 5 * time.Millisecond},
+		Missing:    1,
+	}
+	if s != want {
+		t.Fatalf("summary\n got %+v\nwant %+v", s, want)
+	}
+	var tab bytes.Buffer
+	if err := writeWaitTable(&tab, s, summary{Prop: quantiles{P99: 5890 * time.Microsecond}}, true); err != nil {
+		t.Fatal(err)
+	}
+	head, row := tableRow(t, tab.String())
+	for col, want := range map[string]string{"target/s": "100", "complete": "1", "round trip p99 ms": "2010.00", "took p99 ms": "2000.00", "plain prop p99 ms": "5.89"} {
+		if row[col] != want {
+			t.Errorf("%s = %q, want %q", col, row[col], want)
+		}
+	}
+	if len(head) != 17 {
+		t.Errorf("%d columns: %q", len(head), head)
+	}
+	tab.Reset()
+	if err := writeWaitTable(&tab, s, summary{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, row := tableRow(t, tab.String()); row["plain prop p99 ms"] != "-" {
+		t.Fatalf("table without a plain phase:\n%s", tab.String())
+	}
+}
+
+func TestPlainAt(t *testing.T) {
+	rows := []summary{{Target: 10}, {Target: 100, Acked: 7}}
+	if r, ok := plainAt(rows, 100); !ok || r.Acked != 7 {
+		t.Fatalf("plainAt(100) = %+v, %v", r, ok)
+	}
+	if _, ok := plainAt(rows, 1000); ok {
+		t.Fatal("plainAt(1000) found a phase the run did not have")
+	}
+}
+
+func TestWaitVerdict(t *testing.T) {
+	plain := summary{Target: 100, Prop: quantiles{P99: 5 * time.Millisecond}}
+	for _, tc := range []struct {
+		name    string
+		s       waitSummary
+		plainOK bool
+		want    string // the line's end
+	}{
+		{name: "at the bound", plainOK: true, want: ": met",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 10, RoundTrip: quantiles{P99: 10 * time.Millisecond}}},
+		{name: "just above", plainOK: true, want: ": not met",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 10, RoundTrip: quantiles{P99: 10*time.Millisecond + time.Microsecond}}},
+		{name: "fast but one incomplete", plainOK: true, want: "9 of 10 complete: not met",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 9, RoundTrip: quantiles{P99: time.Millisecond}}},
+		{name: "nothing acknowledged", plainOK: true, want: ": not met", s: waitSummary{Target: 100}},
+		{name: "no plain phase", plainOK: false, want: "to compare with (add it to -rates)",
+			s: waitSummary{Target: 100, Acked: 10, Complete: 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := waitVerdict(tc.s, plain, tc.plainOK)
+			if !strings.HasPrefix(got, "verdict: ") || !strings.HasSuffix(got, tc.want) {
+				t.Fatalf("got %q, want it to end in %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// tableRow reads a Markdown table of one row (header, rule, row) and
+// returns the header's cells and the row's cells by column name.
+func tableRow(t *testing.T, table string) ([]string, map[string]string) {
+	t.Helper()
+	cells := func(line string) []string {
+		f := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		return f
+	}
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), table)
+	}
+	head, vals := cells(lines[0]), cells(lines[2])
+	if len(head) != len(vals) {
+		t.Fatalf("%d columns, %d values:\n%s", len(head), len(vals), table)
+	}
+	row := map[string]string{}
+	for i, h := range head {
+		row[h] = vals[i]
+	}
+	return head, row
+}
+
+// appliedLine is the line cmd/example -log-applied writes for event id.
+func appliedLine(id string, at time.Time) []byte {
+	return []byte(`{"time":"x","level":"INFO","msg":"revocation applied","id":"` + id + `","applied_unix_ns":` + strconv.FormatInt(at.UnixNano(), 10) + `}`)
+}
+
+func TestCollectorAllApplied(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	c := newCollector(2)
+	c.line(0)(appliedLine("a", t0.Add(3*time.Millisecond)))
+	if _, all := c.allApplied("a"); all {
+		t.Fatal("applied everywhere with one replica of two reporting")
+	}
+	c.line(1)(appliedLine("a", t0.Add(7*time.Millisecond)))
+	c.line(1)(appliedLine("a", t0.Add(9*time.Millisecond))) // applied again: the first counts
+	at, all := c.allApplied("a")
+	if !all || !at.Equal(t0.Add(7*time.Millisecond)) {
+		t.Fatalf("allApplied = %v, %v; want the later replica's first report", at, all)
+	}
+	if _, all := c.allApplied("b"); all {
+		t.Fatal("an event nobody reported counts as applied")
+	}
+}
+
+// batchServer answers POST /v1/revocations/batch as the revoker does: jti
+// ending in -5 is recorded but not acknowledged, one ending in -6 refused,
+// the others acknowledged with increasing sequences. It counts the
+// batches in flight at once and every jti it got.
+type batchServer struct {
+	seq            atomic.Uint64
+	inFlight, most atomic.Int32
+	mu             sync.Mutex // guards jtis
+	jtis           map[string]int
+}
+
+func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	for m := b.most.Load(); n > m && !b.most.CompareAndSwap(m, n); m = b.most.Load() {
+	}
+	var body struct {
+		Revocations []revoker.Request `json:"revocations"`
+	}
+	if r.URL.Path != "/v1/revocations/batch" || r.Header.Get("Authorization") != "Bearer cred" {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Revocations) > revoker.MaxBatch {
+		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+		return
+	}
+	var ans revoker.BatchAnswer
+	for _, q := range body.Revocations {
+		b.mu.Lock()
+		b.jtis[q.JTI]++
+		b.mu.Unlock()
+		switch {
+		case q.Type != "token" || q.Exp == nil:
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusBadRequest, Error: "invalid_request"})
+		case strings.HasSuffix(q.JTI, "-5"):
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusServiceUnavailable, ID: "rev." + q.JTI, Recorded: true})
+		case strings.HasSuffix(q.JTI, "-6"):
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusBadRequest, Error: "invalid_request"})
+		default:
+			ans.Results = append(ans.Results, revoker.BatchItem{Status: http.StatusCreated, ID: "rev." + q.JTI, Seq: b.seq.Add(1)})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ans)
+}
+
+func TestRunBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	bs := &batchServer{jtis: map[string]int{}}
+	srv := httptest.NewServer(bs)
+	defer srv.Close()
+	r := runBatches(ctx, srv.Client(), srv.URL, "cred", "j", 25, 10, 2, 5*time.Second)
+	if len(r.Calls) != 3 {
+		t.Fatalf("%d batches for 25 revocations of 10 each, want 3", len(r.Calls))
+	}
+	if got := bs.most.Load(); got > 2 {
+		t.Fatalf("%d batches in flight, more than 2", got)
+	}
+	bs.mu.Lock()
+	for i := range 25 {
+		if n := bs.jtis["j-"+strconv.Itoa(i)]; n != 1 {
+			t.Errorf("jti j-%d sent %d times", i, n)
+		}
+	}
+	if len(bs.jtis) != 25 {
+		t.Errorf("%d jtis sent, want 25", len(bs.jtis))
+	}
+	bs.mu.Unlock()
+	ids, last := r.acked()
+	// j-5 recorded, j-6 refused.
+	if len(ids) != 23 || last != "rev.j-"+strconv.Itoa(lastAcked(r)) {
+		t.Fatalf("%d acked, last %q", len(ids), last)
+	}
+	r.Applied = 40 * time.Millisecond
+	s := r.summarize()
+	if s.Batches != 3 || s.FailedBatches != 0 || s.Sent != 25 || s.Acked != 23 || s.Recorded != 1 || s.Refused != 1 || s.Elapsed != r.Elapsed ||
+		s.Elapsed <= 0 || s.PerSecond != 23/r.Elapsed.Seconds() || s.Call.Max > s.Elapsed {
+		t.Fatalf("summary %+v", s)
+	}
+	var tab bytes.Buffer
+	if err := writeBatchTable(&tab, s); err != nil {
+		t.Fatal(err)
+	}
+	_, row := tableRow(t, tab.String())
+	for col, want := range map[string]string{"batch size": "10", "concurrency": "2", "acked": "23", "recorded": "1", "refused": "1", "all applied ms": "40.00"} {
+		if row[col] != want {
+			t.Errorf("%s = %q, want %q", col, row[col], want)
+		}
+	}
+}
+
+// lastAcked is the jti number of r's acknowledged item with the highest
+// sequence, found the slow way.
+func lastAcked(r batchResult) int {
+	var seq uint64
+	n := -1
+	for _, c := range r.Calls {
+		for _, it := range c.Items {
+			if it.Status == http.StatusCreated && it.Seq > seq {
+				seq = it.Seq
+				n, _ = strconv.Atoi(strings.TrimPrefix(it.ID, "rev.j-"))
+			}
+		}
+	}
+	return n
+}
+
+func TestRunBatchesFailed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srv := httptest.NewServer(&batchServer{jtis: map[string]int{}})
+	defer srv.Close()
+	r := runBatches(ctx, srv.Client(), srv.URL, "wrong", "j", 5, 5, 4, 5*time.Second)
+	if len(r.Calls) != 1 || r.Calls[0].Err == nil || !strings.Contains(r.Calls[0].Err.Error(), "401") {
+		t.Fatalf("calls %+v", r.Calls)
+	}
+	r.Applied = -1
+	s := r.summarize()
+	if s.FailedBatches != 1 || s.Acked != 0 || s.PerSecond != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	var tab bytes.Buffer
+	if err := writeBatchTable(&tab, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, row := tableRow(t, tab.String()); row["all applied ms"] != "never" || row["after last answer ms"] != "-" {
+		t.Fatalf("table without an applied time:\n%s", tab.String())
+	}
+	if v := batchVerdict(s); !strings.HasSuffix(v, ": not met") {
+		t.Fatalf("verdict %q", v)
+	}
+}
+
+func TestBatchVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		perSecond float64
+		want      string
+	}{
+		{perSecond: 10_000, want: ": met"},
+		{perSecond: 9_999.5, want: ": not met"},
+		{perSecond: 23_456, want: ": met"},
+	} {
+		got := batchVerdict(batchSummary{Acked: 20000, Elapsed: 2 * time.Second, PerSecond: tc.perSecond})
+		if !strings.HasPrefix(got, "verdict: ") || !strings.HasSuffix(got, tc.want) {
+			t.Errorf("%g/s: %q, want it to end in %q", tc.perSecond, got, tc.want)
+		}
 	}
 }

@@ -5,9 +5,12 @@
 // -log-applied); it drives revocations through the revoker's HTTP API at
 // several rates and measures, for every revocation and every replica, the
 // time from the revoke call's start to the instant the replica reports it
-// applied the event (its own log line, same machine clock). Then it
-// measures the cold start of a new replica with many live revocations in
-// the stream. It prints a table and writes docs/propagation.{svg,csv}.
+// applied the event (its own log line, same machine clock). Then it drives
+// revocations with ?wait=enforced at one rate (the wait beside the
+// propagation), sends batches through POST /v1/revocations/batch
+// (acknowledged revocations per second), and measures the cold start of a
+// new replica with many live revocations in the stream. It prints tables
+// and writes docs/propagation.{svg,csv}.
 //
 // Run from the module root: go run ./bench/e2e -h. Linux only (/proc,
 // Pdeathsig). Every child process is stopped when it ends, on error or
@@ -39,6 +42,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
@@ -58,6 +62,12 @@ type config struct {
 	outDir      string
 	settle      time.Duration
 	startupWait time.Duration
+
+	// waitRate is the rate of the ?wait=enforced phase (0: skipped).
+	waitRate float64
+	// batchTotal revocations go in batches of batchSize, batchConcurrency
+	// batches in flight (batchTotal 0: skipped).
+	batchTotal, batchSize, batchConcurrency int
 }
 
 func main() {
@@ -93,6 +103,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.replicas, "replicas", 8, "example-service replicas")
 	fs.IntVar(&c.workers, "workers", 64, "most revoke calls in flight at once")
 	fs.IntVar(&c.coldEvents, "cold-events", 100000, "live revocations in the stream for the cold-start measurement (0: skip)")
+	fs.Float64Var(&c.waitRate, "wait-rate", 100, "rate of the phase that revokes with ?wait=enforced, per second, as long as a rate (0: skip)")
+	fs.IntVar(&c.batchTotal, "batch-total", 20000, "revocations sent through POST /v1/revocations/batch for the throughput phase (0: skip)")
+	fs.IntVar(&c.batchSize, "batch-size", revoker.MaxBatch, "revocations per batch")
+	fs.IntVar(&c.batchConcurrency, "batch-concurrency", 4, "most batches in flight at once")
 	fs.StringVar(&c.outDir, "out", "docs", "directory for propagation.svg and propagation.csv")
 	fs.DurationVar(&c.settle, "settle", 30*time.Second, "after each rate, how long to wait for every replica to report every event")
 	fs.DurationVar(&c.startupWait, "startup-timeout", 90*time.Second, "bound on starting the cluster and each service")
@@ -109,6 +123,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.replicas < 1 || c.workers < 1 || c.maxPerRate < 1 || c.duration <= 0 || c.coldEvents < 0 {
 		return c, errors.New("-replicas, -workers, -max-per-rate and -duration must be positive; -cold-events not negative")
 	}
+	if !(c.waitRate >= 0 && c.waitRate <= 1e6) { // NaN fails this too
+		return c, fmt.Errorf("-wait-rate: %g is not a rate in [0, 1e6]", c.waitRate)
+	}
+	if c.batchTotal < 0 || (c.batchTotal > 0 && (c.batchSize < 1 || c.batchSize > revoker.MaxBatch || c.batchConcurrency < 1)) {
+		return c, fmt.Errorf("-batch-total must not be negative; -batch-size in [1, %d]; -batch-concurrency positive", revoker.MaxBatch)
+	}
 	return c, nil
 }
 
@@ -118,7 +138,7 @@ func parseRates(s string) ([]float64, error) {
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		r, err := strconv.ParseFloat(f, 64)
-		if err != nil || r <= 0 || r > 1e6 {
+		if err != nil || !(r > 0 && r <= 1e6) { // NaN fails this too
 			return nil, fmt.Errorf("-rates: %q is not a rate in (0, 1e6]", f)
 		}
 		out = append(out, r)
@@ -177,6 +197,22 @@ func (c *collector) missing(ids []string) int {
 		}
 	}
 	return n
+}
+
+// allApplied reports the instant the last replica applied event id, and
+// whether every replica has.
+func (c *collector) allApplied(id string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var last time.Time
+	for _, m := range c.applied {
+		at, ok := m[id]
+		if !ok {
+			return time.Time{}, false
+		}
+		last = later(last, at)
+	}
+	return last, true
 }
 
 // fill sets r.Applied from what was collected.
@@ -271,22 +307,21 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 
 	var results []rateResult
 	for _, rate := range cfg.rates {
-		n := min(cfg.maxPerRate, max(1, int(rate*cfg.duration.Seconds())))
-		logf("driving %d revocations at %g/s", n, rate)
-		prefix := fmt.Sprintf("bench-%g-%s", rate, strconv.FormatInt(time.Now().UnixNano(), 36))
-		r := drive(ctx, rate, n, cfg.duration, cfg.workers, httpRevoker(sys.hc, sys.revokerURL, benchCredential, prefix))
-		var ids []string
-		for _, c := range r.Calls {
-			if c.Err == nil {
-				ids = append(ids, c.ID)
-			}
-		}
-		waitUntil(ctx, cfg.settle, func() bool { return col.missing(ids) == 0 })
-		col.fill(&r)
+		logf("driving %d revocations at %g/s", cfg.calls(rate), rate)
+		r := sys.phase(ctx, cfg, col, rate, revoker.Wait{}, nil)
 		results = append(results, r)
 		s := r.summarize()
 		logf("%g/s: %d acked of %d, sustained %.1f/s, propagation p50 %sms p99 %sms max %sms, missing %d",
 			rate, s.Acked, s.Sent, s.Sustained, ms(s.Prop.P50), ms(s.Prop.P99), ms(s.Prop.Max), s.Missing)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	var wait *waitResult
+	if cfg.waitRate > 0 {
+		logf("driving %d revocations with ?wait=enforced at %g/s", cfg.calls(cfg.waitRate), cfg.waitRate)
+		answers := make([]revoker.Result, cfg.calls(cfg.waitRate))
+		wait = &waitResult{rateResult: sys.phase(ctx, cfg, col, cfg.waitRate, revoker.Wait{Enforced: true}, answers), Answers: answers}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -300,28 +335,115 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 	if err := writeTable(stdout, rows); err != nil {
 		return err
 	}
-	if err := writeOutputs(cfg.outDir, results, cfg.replicas); err != nil {
+	sumApplied := 0
+	for _, r := range results {
+		sumApplied += len(r.Calls)
+	}
+	if wait != nil {
+		ws := wait.summarize()
+		plain, ok := plainAt(rows, cfg.waitRate)
+		fmt.Fprintf(stdout, "\nWait: POST /v1/revocations?wait=enforced (revoker's default timeout %s), %d replicas; took = the answer's enforcement.took_ms\n\n",
+			revoker.DefaultWaitTimeout, cfg.replicas)
+		if err := writeWaitTable(stdout, ws, plain, ok); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "\n"+waitVerdict(ws, plain, ok))
+		sumApplied += len(wait.Calls)
+	}
+	if err := writeOutputs(cfg.outDir, results, wait, cfg.replicas); err != nil {
 		return err
 	}
 	logf("wrote %s and %s", filepath.Join(cfg.outDir, "propagation.svg"), filepath.Join(cfg.outDir, "propagation.csv"))
 
 	// Memory of a running replica with what the rates left in the stream.
-	var sumApplied int
-	for _, r := range results {
-		sumApplied += len(r.Calls)
-	}
+	var warmRSS int64
 	if rss, err := rssBytes(sys.replicas[0].cmd.Process.Pid); err == nil {
-		fmt.Fprintf(stdout, "\nA running replica holding ~%d revocations: RSS %.1f MiB\n", sumApplied, float64(rss)/(1<<20))
+		warmRSS = rss
+		fmt.Fprintf(stdout, "\nA running replica holding ~%d revocations: RSS %.1f MiB\n", sumApplied, mib(rss))
 	}
 
+	if cfg.batchTotal > 0 {
+		if err := sys.batchPhase(ctx, cfg, col, stdout, logf); err != nil {
+			return err
+		}
+	}
 	if cfg.coldEvents == 0 {
 		return nil
 	}
-	return sys.coldStart(ctx, cfg, emptyRSS, stdout, logf)
+	return sys.coldStart(ctx, cfg, emptyRSS, warmRSS, stdout, logf)
 }
 
-// writeOutputs writes propagation.svg and propagation.csv into dir.
-func writeOutputs(dir string, results []rateResult, replicas int) error {
+// calls is how many revocations a phase at rate makes.
+func (cfg config) calls(rate float64) int {
+	return min(cfg.maxPerRate, max(1, int(rate*cfg.duration.Seconds())))
+}
+
+// phase drives cfg.calls(rate) token revocations at rate with wait's
+// query, keeping the answers in answers when it is not nil (one element
+// per call), then waits at most cfg.settle for every replica to report
+// every acknowledged one, and returns the calls with their propagation.
+func (sys *system) phase(ctx context.Context, cfg config, col *collector, rate float64, wait revoker.Wait, answers []revoker.Result) rateResult {
+	kind := "bench"
+	if wait.Enforced {
+		kind = "wait"
+	}
+	prefix := fmt.Sprintf("%s-%g-%s", kind, rate, strconv.FormatInt(time.Now().UnixNano(), 36))
+	r := drive(ctx, rate, cfg.calls(rate), cfg.duration, cfg.workers, httpRevoker(sys.hc, sys.revokerURL, benchCredential, prefix, wait, answers))
+	var ids []string
+	for _, c := range r.Calls {
+		if c.Err == nil {
+			ids = append(ids, c.ID)
+		}
+	}
+	waitUntil(ctx, cfg.settle, func() bool { return col.missing(ids) == 0 })
+	col.fill(&r)
+	return r
+}
+
+// batchPhase sends cfg.batchTotal revocations through POST
+// /v1/revocations/batch, waits at most cfg.settle for every replica to
+// apply the last one acknowledged, and prints the batch table and verdict.
+func (sys *system) batchPhase(ctx context.Context, cfg config, col *collector, stdout io.Writer, logf func(string, ...any)) error {
+	logf("sending %d revocations in batches of %d, %d at once", cfg.batchTotal, cfg.batchSize, cfg.batchConcurrency)
+	// The client's own timeout would cut a batch short: each batch has
+	// its own bound instead.
+	hc := &http.Client{Transport: sys.hc.Transport}
+	prefix := "batch-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	r := runBatches(ctx, hc, sys.revokerURL, benchCredential, prefix, cfg.batchTotal, cfg.batchSize, cfg.batchConcurrency, time.Minute)
+	ids, last := r.acked()
+	r.Applied = -1
+	if last != "" {
+		var at time.Time
+		if waitUntil(ctx, cfg.settle, func() bool {
+			var all bool
+			at, all = col.allApplied(last)
+			return all
+		}) {
+			r.Applied = at.Sub(r.firstStart())
+		}
+	}
+	r.Missing = col.missing(ids)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, c := range r.Calls {
+		if c.Err != nil {
+			logf("batch: %v", c.Err)
+			break
+		}
+	}
+	s := r.summarize()
+	fmt.Fprintf(stdout, "\nBatch throughput: POST /v1/revocations/batch, token revocations, %d replicas, stream R3; acked/s = acked ÷ first send → last answer; all applied = first send → every replica applied the last sequence\n\n", cfg.replicas)
+	if err := writeBatchTable(stdout, s); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\n"+batchVerdict(s))
+	return nil
+}
+
+// writeOutputs writes propagation.svg (the plain rates) and
+// propagation.csv (those and the wait phase, which may be nil) into dir.
+func writeOutputs(dir string, results []rateResult, wait *waitResult, replicas int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -329,7 +451,7 @@ func writeOutputs(dir string, results []rateResult, replicas int) error {
 	if err := writeCDF(&svg, results, fmt.Sprintf("jwtrevoke propagation, %d replicas, loopback, one machine", replicas)); err != nil {
 		return err
 	}
-	if err := writeCSV(&csv, results, replicas); err != nil {
+	if err := writeCSV(&csv, results, wait, replicas); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "propagation.svg"), svg.Bytes(), 0o644); err != nil {
@@ -344,12 +466,9 @@ func writeOutputs(dir string, results []rateResult, replicas int) error {
 // coldStart stops the running replicas (two cores: their replay would
 // compete), publishes cfg.coldEvents live token revocations straight to
 // JetStream, starts one new replica and measures the time until /readyz
-// answers 200 and its RSS.
-func (sys *system) coldStart(ctx context.Context, cfg config, emptyRSS int64, stdout io.Writer, logf func(string, ...any)) error {
-	var baseRSS int64
-	if rss, err := rssBytes(sys.replicas[0].cmd.Process.Pid); err == nil {
-		baseRSS = rss
-	}
+// answers 200 and its RSS, beside emptyRSS and baseRSS (a replica on the
+// empty stream, and one warm after the rates).
+func (sys *system) coldStart(ctx context.Context, cfg config, emptyRSS, baseRSS int64, stdout io.Writer, logf func(string, ...any)) error {
 	for _, c := range sys.replicas {
 		c.Stop(5 * time.Second)
 	}

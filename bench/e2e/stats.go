@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jwtrevoke/jwtrevoke/internal/revoker"
 )
 
 // errNotApplied is returned by parseApplied for a log line that is not a
@@ -156,28 +158,48 @@ func writeTable(w io.Writer, rows []summary) error {
 // writeCSV writes the raw numbers: one row per call, with its number within
 // the rate, its start (ms since the rate's first call), latency and error,
 // then the propagation time to each replica in ms (empty when the call
-// failed or the replica never reported it).
-func writeCSV(w io.Writer, results []rateResult, replicas int) error {
+// failed or the replica never reported it), then its phase ("rate", or
+// "wait" for the ?wait=enforced phase, which may be nil) and, for the wait
+// phase, the answer's enforcement: took_ms, complete, confirmed, replicas.
+func writeCSV(w io.Writer, results []rateResult, wait *waitResult, replicas int) error {
 	var b strings.Builder
 	b.WriteString("target_rate,call,start_ms,call_ms,error")
 	for i := range replicas {
 		fmt.Fprintf(&b, ",replica%d_ms", i)
 	}
-	b.WriteByte('\n')
+	b.WriteString(",phase,enforcement_took_ms,enforcement_complete,enforcement_confirmed,enforcement_replicas\n")
+	row := func(r rateResult, i int, phase string, e *revoker.Enforcement) {
+		c := r.Calls[i]
+		errText := ""
+		if c.Err != nil {
+			errText = strings.NewReplacer(",", ";", "\n", " ", "\"", "'").Replace(c.Err.Error())
+		}
+		fmt.Fprintf(&b, "%g,%d,%.3f,%s,%s", r.Target, i, float64(c.Start.Sub(r.Calls[0].Start))/1e6, ms(c.Took), errText)
+		for j := range replicas {
+			b.WriteByte(',')
+			if i < len(r.Applied) && j < len(r.Applied[i]) && r.Applied[i][j] >= 0 {
+				b.WriteString(ms(r.Applied[i][j]))
+			}
+		}
+		b.WriteString("," + phase)
+		if e != nil {
+			fmt.Fprintf(&b, ",%d,%t,%d,%d\n", e.TookMs, e.Complete, e.Confirmed, e.Replicas)
+		} else {
+			b.WriteString(",,,,\n")
+		}
+	}
 	for _, r := range results {
-		for i, c := range r.Calls {
-			errText := ""
-			if c.Err != nil {
-				errText = strings.NewReplacer(",", ";", "\n", " ", "\"", "'").Replace(c.Err.Error())
+		for i := range r.Calls {
+			row(r, i, "rate", nil)
+		}
+	}
+	if wait != nil {
+		for i := range wait.Calls {
+			var e *revoker.Enforcement
+			if i < len(wait.Answers) {
+				e = wait.Answers[i].Enforcement
 			}
-			fmt.Fprintf(&b, "%g,%d,%.3f,%s,%s", r.Target, i, float64(c.Start.Sub(r.Calls[0].Start))/1e6, ms(c.Took), errText)
-			for j := range replicas {
-				b.WriteByte(',')
-				if i < len(r.Applied) && j < len(r.Applied[i]) && r.Applied[i][j] >= 0 {
-					b.WriteString(ms(r.Applied[i][j]))
-				}
-			}
-			b.WriteByte('\n')
+			row(wait.rateResult, i, "wait", e)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
