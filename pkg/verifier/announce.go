@@ -32,9 +32,15 @@ func (v *Verifier) announcement() events.Announcement {
 	}
 }
 
-// coalesce is how long an announcement after applied events waits for
-// the rest of a burst.
-const coalesce = time.Millisecond
+// After applied events the verifier announces coalesce after the first of
+// them (the rest of a burst joins it), and while events keep coming at
+// most every announceGap: at 1,000 events/s that is 200 announcements a
+// second per replica instead of one per event, and a confirmation waits
+// at most announceGap longer.
+const (
+	coalesce    = time.Millisecond
+	announceGap = 5 * time.Millisecond
+)
 
 // announce publishes the verifier's announcement every AnnounceInterval
 // and, coalesced, right after it applied events (a burst costs a few
@@ -48,6 +54,7 @@ func (v *Verifier) announce(ctx context.Context) error {
 	defer tick.Stop()
 	soon := time.NewTimer(time.Hour)
 	soon.Stop()
+	armed := false // soon will fire
 	var sentSeq uint64
 	var sentAt time.Time
 	for {
@@ -58,11 +65,15 @@ func (v *Verifier) announce(ctx context.Context) error {
 			// During the replay the periodic announcement is enough: a
 			// replay of a million events would otherwise announce every
 			// millisecond, and nobody waits on a replica not deciding.
-			if v.Ready() {
-				soon.Reset(coalesce)
+			// Armed once per announcement, not pushed back by every
+			// event: under a steady stream it still fires.
+			if v.Ready() && !armed {
+				soon.Reset(max(coalesce, time.Until(sentAt.Add(announceGap))))
+				armed = true
 			}
 			continue
 		case <-soon.C:
+			armed = false
 		case <-tick.C:
 		}
 		a := v.announcement()

@@ -173,9 +173,10 @@ type Config struct {
 	// fleet shows them. At most 64 printable bytes each; may be empty.
 	Service, ServiceVersion string
 	// AnnounceInterval is how often the verifier announces itself on NATS
-	// (events.AnnounceSubject; also right after applying events, at most
-	// every AnnounceInterval/20); default DefaultAnnounceInterval, at
-	// least 10ms.
+	// (events.AnnounceSubject); default DefaultAnnounceInterval, at least
+	// 10ms. It also announces right after applying events: 1 ms after
+	// the first of a burst, then at most every 5 ms while they keep
+	// coming.
 	AnnounceInterval time.Duration
 
 	// OnApplied, if set, is called after each revocation event has been
