@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
+	"github.com/jwtrevoke/jwtrevoke/internal/store"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // Limits of POST /v1/revocations/batch.
@@ -19,10 +21,9 @@ const (
 	MaxBatch = 1000
 	// MaxBatchBody bounds a batch's body, in bytes.
 	MaxBatchBody = 1 << 20
-	// batchWorkers is how many of a batch's revocations are recorded and
-	// published at once: the Redis writes and the stream's
-	// acknowledgements of several are in flight together, each still
-	// acknowledged only once durable.
+	// batchWorkers is how many of a batch's revocations are decoded and
+	// checked at once (checking a token may fetch the issuer's keys); they
+	// are then recorded and published all together (revokeBatch).
 	batchWorkers = 16
 )
 
@@ -87,46 +88,230 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	// as a single revocation's.
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout+time.Duration(len(body.Revocations))*s.cfg.Timeout/batchWorkers)
 	defer cancel()
-	results := make([]BatchItem, len(body.Revocations))
+	items := s.parseBatch(work, body.Revocations)
+	s.revokeBatch(work, items)
+	results := make([]BatchItem, len(items))
+	for i, it := range items {
+		results[i] = s.batchItem(work, it.typ, it.res, it.err)
+	}
+	httpx.WriteJSON(w, http.StatusOK, BatchAnswer{Results: results})
+}
+
+// batchEntry is one revocation of a batch on its way through the steps a
+// single request takes; err is set at the step it failed at (its answer),
+// and the later steps skip it.
+type batchEntry struct {
+	typ string    // the validated type, for metrics ("" while unknown)
+	sp  spec      // the request
+	now time.Time // the request's instant
+	x   events.Encoded
+	rec store.Recording
+	res Result
+	err error
+}
+
+// parseBatch decodes and checks each revocation of a batch as a single
+// request (parseOne), batchWorkers at a time.
+func (s *Server) parseBatch(ctx context.Context, raws []json.RawMessage) []batchEntry {
+	items := make([]batchEntry, len(raws))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(batchWorkers, len(body.Revocations)) {
+	for range min(batchWorkers, len(raws)) {
 		wg.Go(func() {
 			for i := range next {
-				results[i] = s.batchOne(work, body.Revocations[i])
+				it := &items[i]
+				it.sp, it.now, it.err = s.parseOne(ctx, raws[i])
+				it.typ = it.sp.typ()
 			}
 		})
 	}
-	for i := range body.Revocations {
+	for i := range raws {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	httpx.WriteJSON(w, http.StatusOK, BatchAnswer{Results: results})
+	return items
 }
 
-// batchOne records and publishes one revocation of a batch.
-func (s *Server) batchOne(ctx context.Context, raw json.RawMessage) BatchItem {
+// parseOne decodes and checks one revocation of a batch as POST
+// /v1/revocations does its body (the batch's bytes are checked to be UTF-8
+// as a whole), taking a revoked token's jti and exp from the token. sp's
+// kind is set once the type is known, also on error.
+func (s *Server) parseOne(ctx context.Context, raw json.RawMessage) (sp spec, now time.Time, _ error) {
 	var req wireRequest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	res, typ, err := func() (Result, string, error) {
-		if err := dec.Decode(&req); err != nil {
-			return Result{}, "", httpx.JSONError(err)
+	if err := dec.Decode(&req); err != nil {
+		return spec{}, now, httpx.JSONError(err)
+	}
+	now = s.cfg.Now()
+	sp, err := s.parseRequest(req, now)
+	if err != nil {
+		return spec{}, now, err
+	}
+	if sp.token != "" {
+		if err := s.fromToken(ctx, &sp, now); err != nil {
+			return sp, now, err
 		}
-		now := s.cfg.Now()
-		sp, err := s.parseRequest(req, now)
-		if err != nil {
-			return Result{}, "", err
+	}
+	return sp, now, nil
+}
+
+// revokeBatch records and publishes the valid revocations of a batch as
+// record does each (without an idempotency record), a step at a time for
+// all of them: one Redis round trip reads the epochs, one records every
+// event with its outbox entry (each in one atomic step, as Record), one
+// flags the sessions; then every event is published, many in flight
+// together, and one round trip removes the acknowledged ones from the
+// outbox. An event is published only once recorded, and answered 201 only
+// once the stream acknowledged it; one recorded but not acknowledged is
+// answered as record answers it (a RecordedError: the outbox delivers it).
+//
+// Epochs: the subject and scope events get theirs in the batch's order,
+// each the next after the larger of the recorded epoch and those given to
+// earlier events of the batch that the same look-up would read (the same
+// claim and value, for every issuer or for its issuer). So two of a
+// batch for one subject get two distinct epochs, the later one larger, as
+// two requests one after the other would.
+func (s *Server) revokeBatch(ctx context.Context, items []batchEntry) {
+	st := s.cfg.Store
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, s.cfg.Timeout) }
+
+	// The events, and the epochs recorded for the subjects and scopes.
+	evs := make([]events.Event, len(items))
+	var epochAt []int // the items with an epoch, in order
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
 		}
-		if sp.token != "" {
-			if err := s.fromToken(ctx, &sp, now); err != nil {
-				return Result{}, sp.typ(), err
+		evs[i] = it.sp.event(NewEventID(), it.now)
+		if it.sp.hasEpoch() {
+			epochAt = append(epochAt, i)
+		}
+	}
+	recorded, epochErrs := make([]time.Time, len(items)), make([]error, len(items))
+	if len(epochAt) > 0 {
+		c, cancel := step()
+		epochs, errs := st.EpochAll(c, pick(evs, epochAt))
+		cancel()
+		for j, i := range epochAt {
+			recorded[i], epochErrs[i] = epochs[j], errs[j]
+		}
+	}
+	given := map[epochKey]time.Time{} // the latest epoch given in this batch
+	var rec []int                     // the items to record, in order
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
+		}
+		if it.sp.hasEpoch() {
+			k := epochKey{kind: it.sp.kind, claim: it.sp.claim, value: it.sp.value}
+			for _, iss := range []string{"", it.sp.iss} {
+				k.iss = iss
+				if e := given[k]; e.After(recorded[i]) {
+					recorded[i] = e
+				}
 			}
 		}
-		res, err := s.record(ctx, sp, nil, now)
-		return res, sp.typ(), err
-	}()
+		if it.x, it.err = s.encode(it.sp, evs[i], recorded[i], it.now); it.err != nil {
+			continue
+		}
+		if epochErrs[i] != nil {
+			it.err = s.unrecorded("epoch", evs[i].ID, epochErrs[i])
+			continue
+		}
+		if it.sp.hasEpoch() {
+			given[epochKey{kind: it.sp.kind, claim: it.sp.claim, value: it.sp.value, iss: it.sp.iss}] = it.x.Event().Epoch
+		}
+		rec = append(rec, i)
+	}
+
+	// Record first, always (see record).
+	c, cancel := step()
+	recs, errs := st.RecordAll(c, pickEncoded(items, rec), s.cfg.Leeway)
+	cancel()
+	var fin []int // the recorded items
+	for j, i := range rec {
+		if errs[j] != nil {
+			items[i].err = s.unrecorded("record", evs[i].ID, errs[j])
+			continue
+		}
+		items[i].rec, fin = recs[j], append(fin, i)
+	}
+
+	// Then deliver them, as deliver does each.
+	c, cancel = step()
+	errs = st.FinishRecordAll(c, pick(evs, fin))
+	cancel()
+	var out []events.Outgoing
+	var pub []int // the items published
+	for j, i := range fin {
+		if errs[j] != nil {
+			items[i].err = s.unacknowledged(evs[i].ID, errs[j])
+			continue
+		}
+		out, pub = append(out, events.Outgoing{Encoded: items[i].x, First: items[i].rec.First}), append(pub, i)
+	}
+	c, cancel = step()
+	pubStart := time.Now()
+	published := s.publisher.PublishAll(c, out)
+	took := time.Since(pubStart)
+	cancel()
+	var acked []int
+	for j, i := range pub {
+		p := published[j]
+		s.metrics.published(ctx, took, p.Err == nil)
+		if p.Err != nil {
+			items[i].err = s.unacknowledged(evs[i].ID, p.Err)
+			continue
+		}
+		items[i].res, acked = s.acknowledged(items[i].x.Event(), p.Ack), append(acked, i)
+	}
+	if len(acked) == 0 {
+		return
+	}
+	c, cancel = step()
+	_, errs = st.DeliveredAll(c, pickEncoded(items, acked))
+	cancel()
+	for j, i := range acked {
+		if errs[j] != nil {
+			// Harmless: a drainer publishes it again, which the stream
+			// stores once.
+			s.cfg.Logger.Warn("revoker: redis", "op", "delivered", "id", evs[i].ID, "err", errs[j])
+		}
+	}
+}
+
+// epochKey names the epoch records one subject or scope event raises: its
+// claim and value, for every issuer (iss "") or for one.
+type epochKey struct {
+	kind              events.Kind
+	claim, value, iss string
+}
+
+// pick returns evs[i] for each i of at.
+func pick(evs []events.Event, at []int) []events.Event {
+	out := make([]events.Event, len(at))
+	for j, i := range at {
+		out[j] = evs[i]
+	}
+	return out
+}
+
+// pickEncoded returns the encoded events of items[i] for each i of at.
+func pickEncoded(items []batchEntry, at []int) []events.Encoded {
+	out := make([]events.Encoded, len(at))
+	for j, i := range at {
+		out[j] = items[i].x
+	}
+	return out
+}
+
+// batchItem is the answer of one revocation of a batch: res, or the error
+// a single request would have got.
+func (s *Server) batchItem(ctx context.Context, typ string, res Result, err error) BatchItem {
 	var he *httpx.Error
 	var rec *RecordedError
 	switch {

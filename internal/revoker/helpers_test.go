@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/chaos"
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/internal/redistest"
 	"github.com/jwtrevoke/jwtrevoke/internal/runverifier"
@@ -57,8 +58,30 @@ type env struct {
 // revoker until the test ends and waits until it is ready.
 func newEnv(tb testing.TB, edit func(*Config)) *env {
 	tb.Helper()
-	e := &env{nats: verifiertest.RunJetStream(tb), redis: redistest.Run(tb), iss: verifiertest.NewIssuer(tb)}
+	e := &env{nats: verifiertest.RunJetStream(tb)}
 	e.nc, e.js = e.nats.Connect(tb)
+	return e.start(tb, edit)
+}
+
+// newClusterEnv is newEnv on an embedded NATS cluster of three, the stream
+// replicated three times (R3, as in production); e.nats is nil.
+func newClusterEnv(tb testing.TB, edit func(*Config)) *env {
+	tb.Helper()
+	e := &env{}
+	e.nc, e.js = chaos.StartCluster(tb, 3).Connect(tb)
+	return e.start(tb, func(c *Config) {
+		c.Replicas = 3
+		if edit != nil {
+			edit(c)
+		}
+	})
+}
+
+// start starts Redis and the token issuer and runs the revoker on e's
+// NATS connection (see newEnv).
+func (e *env) start(tb testing.TB, edit func(*Config)) *env {
+	tb.Helper()
+	e.redis, e.iss = redistest.Run(tb), verifiertest.NewIssuer(tb)
 	// Fail fast while Redis is stopped: no command retries, one dial.
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
 	tb.Cleanup(func() { _ = e.rdb.Close() })

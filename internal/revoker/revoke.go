@@ -273,60 +273,34 @@ var errHeldOther = errors.New("revoker: the idempotency record holds another rev
 func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, now time.Time) (Result, error) {
 	ev := sp.event(NewEventID(), now)
 	st := s.cfg.Store
+	// A subject's or scope's epoch is the next one after the recorded
+	// epoch; Record raises the recorded one to it in the same step as it
+	// enqueues the event. A retry with an idempotency key gets the first
+	// attempt's event back from Record instead, so the recorded epoch never
+	// runs past the event it republishes (a token minted in between would
+	// be refused by Redis look-ups yet accepted by verifiers).
+	//
+	// It is read before the event is validated, so that the event is
+	// validated and encoded once, with its real epoch; a failure is
+	// answered after validation, so bad input still gets its 400.
+	var recorded time.Time
 	var epochErr error
-	if ev.Kind == events.KindSubject || ev.Kind == events.KindScope {
-		// The epoch is the next one after the recorded epoch (so a
-		// subject's or scope's epochs strictly grow); Record raises the recorded one
-		// to it in the same step as it enqueues the event. A retry with an
-		// idempotency key gets the first attempt's event back from Record
-		// instead, so the recorded epoch never runs past the event it
-		// republishes (a token minted in between would be refused by Redis
-		// look-ups yet accepted by verifiers).
-		//
-		// It is read before the event is validated, so that the event is
-		// validated and encoded once, with its real epoch; a failure is
-		// answered after validation, so bad input still gets its 400.
-		var recorded time.Time
-		if recorded, epochErr = st.Epoch(ctx, ev); epochErr == nil {
-			at := now
-			if e := sp.epoch; !e.IsZero() {
-				// A provider's instant in whole seconds (a NumericDate
-				// without a fraction) lies somewhere in that second:
-				// take its end, so that no token of that second
-				// escapes. Never later than now.
-				if e.Nanosecond() == 0 {
-					e = e.Add(time.Second - time.Nanosecond)
-				}
-				if e.Before(now) {
-					at = e
-				}
-			}
-			ev.Epoch = store.NextEpoch(recorded, at).UTC()
-			// An epoch from a revoker whose clock ran ahead may lie past
-			// now; the event cannot be issued before its epoch
-			// (events.MaxFutureSkew).
-			if ev.Epoch.After(ev.IssuedAt) {
-				ev.IssuedAt = ev.Epoch
-			}
-		}
+	if sp.hasEpoch() {
+		recorded, epochErr = st.Epoch(ctx, ev)
 	}
-	// The one validation and the one encoding of the request's event: what
-	// is recorded, published and removed from the outbox are these bytes.
-	x, err := events.NewEncoded(ev)
+	x, err := s.encode(sp, ev, recorded, now)
 	if err != nil {
-		return Result{}, httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
+		return Result{}, err
 	}
 	if epochErr != nil {
-		s.cfg.Logger.Warn("revoker: redis", "op", "epoch", "err", epochErr)
-		return Result{}, notRecorded("the revocation store (Redis)")
+		return Result{}, s.unrecorded("epoch", ev.ID, epochErr)
 	}
 	// Record first, always: the record and its outbox entry are written in
 	// one step, so once anything is recorded the event reaches the stream
 	// even if the publish below fails and the client never retries.
 	rec, err := st.Record(ctx, x, s.cfg.Leeway, idem)
 	if err != nil {
-		s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", ev.ID, "err", err)
-		return Result{}, notRecorded("the revocation store (Redis)")
+		return Result{}, s.unrecorded("record", ev.ID, err)
 	}
 	if rec.Held {
 		held := rec.Event.Event()
@@ -341,12 +315,10 @@ func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, n
 				return Result{}, err // made of two valid events: a bug, answered 500
 			}
 			if _, err := st.Record(ctx, x, s.cfg.Leeway, nil); err != nil {
-				s.cfg.Logger.Warn("revoker: redis", "op", "record", "id", again.ID, "err", err)
-				return Result{}, notRecorded("the revocation store (Redis)")
+				return Result{}, s.unrecorded("record", again.ID, err)
 			}
 		}
 	}
-	ev = x.Event()
 	var opts []events.PublishOpt
 	if rec.First { // never set for an event the idempotency key held
 		// Nothing was recorded of it before, so the stream most likely
@@ -355,15 +327,71 @@ func (s *Server) record(ctx context.Context, sp spec, idem *store.Idempotency, n
 	}
 	ack, err := s.deliver(ctx, x, x, opts...)
 	if err != nil {
-		if errors.Is(err, events.ErrInvalid) {
-			return Result{}, err // validated above: a bug, answered 500
-		}
-		s.cfg.Logger.Warn("revoker: recorded, not acknowledged yet", "id", ev.ID, "err", err)
-		return Result{}, &RecordedError{ID: ev.ID}
+		return Result{}, s.unacknowledged(x.Event().ID, err)
 	}
+	return s.acknowledged(x.Event(), ack), nil
+}
+
+// encode sets the epoch of ev, the event of sp, if it has one (the next
+// after recorded, the epoch recorded for what it logs out, so that its
+// epochs strictly grow), then validates and encodes it: the one validation
+// and the one encoding of a request's event, whose bytes are what is
+// recorded, published and removed from the outbox. Bad input is a 400.
+func (s *Server) encode(sp spec, ev events.Event, recorded, now time.Time) (events.Encoded, error) {
+	if sp.hasEpoch() {
+		at := now
+		if e := sp.epoch; !e.IsZero() {
+			// A provider's instant in whole seconds (a NumericDate
+			// without a fraction) lies somewhere in that second: take
+			// its end, so that no token of that second escapes. Never
+			// later than now.
+			if e.Nanosecond() == 0 {
+				e = e.Add(time.Second - time.Nanosecond)
+			}
+			if e.Before(now) {
+				at = e
+			}
+		}
+		ev.Epoch = store.NextEpoch(recorded, at).UTC()
+		// An epoch from a revoker whose clock ran ahead may lie past now;
+		// the event cannot be issued before its epoch
+		// (events.MaxFutureSkew).
+		if ev.Epoch.After(ev.IssuedAt) {
+			ev.IssuedAt = ev.Epoch
+		}
+	}
+	x, err := events.NewEncoded(ev)
+	if err != nil {
+		return events.Encoded{}, httpx.BadRequest("%s", strings.TrimPrefix(err.Error(), "events: invalid event: "))
+	}
+	return x, nil
+}
+
+// unrecorded logs why Redis did not record the event id (at step op) and
+// returns the answer: 503, nothing was recorded.
+func (s *Server) unrecorded(op, id string, err error) error {
+	s.cfg.Logger.Warn("revoker: redis", "op", op, "id", id, "err", err)
+	return notRecorded("the revocation store (Redis)")
+}
+
+// unacknowledged is the answer for the recorded event id that the stream
+// has not acknowledged: a *RecordedError (the outbox delivers it), or, for
+// an event refused as invalid, which was validated before, the error (a
+// bug, answered 500).
+func (s *Server) unacknowledged(id string, err error) error {
+	if errors.Is(err, events.ErrInvalid) {
+		return err
+	}
+	s.cfg.Logger.Warn("revoker: recorded, not acknowledged yet", "id", id, "err", err)
+	return &RecordedError{ID: id}
+}
+
+// acknowledged logs the revocation ev the stream acknowledged and returns
+// its result.
+func (s *Server) acknowledged(ev events.Event, ack *jetstream.PubAck) Result {
 	s.cfg.Logger.Info("revoker: revoked", "type", ev.Kind, "value", ev.Value(), "id", ev.ID, "seq", ack.Sequence,
 		"duplicate", ack.Duplicate, "initiator", ev.Initiator, "reason", ev.Reason)
-	return Result{ID: ev.ID, Seq: ack.Sequence}, nil
+	return Result{ID: ev.ID, Seq: ack.Sequence}
 }
 
 // deliver publishes pub, a recorded event or its reissue: it finishes the
@@ -466,6 +494,10 @@ type spec struct {
 	epoch             time.Time // a subject's logout instant; zero (or later than now) means now
 	reason, initiator string
 }
+
+// hasEpoch reports whether sp's event carries an epoch: a subject's or a
+// scope's.
+func (sp spec) hasEpoch() bool { return sp.kind == events.KindSubject || sp.kind == events.KindScope }
 
 // typeIssuer is the request type of a whole issuer's epoch scope: a scope
 // event of the claim events.ScopeIssuer.

@@ -40,6 +40,31 @@ func (s *Store) FinishRecord(ctx context.Context, ev events.Event) error {
 	return s.RevokeSession(ctx, ev.SID)
 }
 
+// FinishRecordAll is [Store.FinishRecord] of each of evs (errs[i]), in one
+// pipeline.
+func (s *Store) FinishRecordAll(ctx context.Context, evs []events.Event) (errs []error) {
+	errs = make([]error, len(evs))
+	var calls []scriptCall
+	var at []int // at[j] is the event of calls[j]
+	for i, ev := range evs {
+		if ev.Kind != events.KindSession {
+			continue
+		}
+		c, err := s.revokeSessionCall(ev.SID)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		calls, at = append(calls, c), append(at, i)
+	}
+	for j, cmd := range s.runAll(ctx, scriptRevokeSession, calls) {
+		if err := cmd.Err(); err != nil {
+			errs[at[j]] = fmt.Errorf("store: revoke session: %w", err)
+		}
+	}
+	return errs
+}
+
 // ClaimOutbox leases up to n entries that are due (recorded more than
 // [OutboxGrace] ago and not leased, or whose lease ended), the longest due
 // first, until now+lease.
@@ -91,11 +116,45 @@ func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, at time.Time) e
 // stored it, or as [Store.ClaimOutbox] read it; what was published may be a
 // reissue of it). It reports whether it removed it.
 func (s *Store) Delivered(ctx context.Context, recorded events.Encoded) (bool, error) {
+	c, err := s.deliveredCall(recorded)
+	if err != nil {
+		return false, err
+	}
+	return deliveredReply(scriptDelivered.Run(ctx, s.rdb, c.keys, c.args...))
+}
+
+// DeliveredAll is [Store.Delivered] of each of recorded (removed[i],
+// errs[i]), in one pipeline.
+func (s *Store) DeliveredAll(ctx context.Context, recorded []events.Encoded) (removed []bool, errs []error) {
+	removed, errs = make([]bool, len(recorded)), make([]error, len(recorded))
+	calls := make([]scriptCall, 0, len(recorded))
+	at := make([]int, 0, len(recorded)) // at[j] is the event of calls[j]
+	for i, x := range recorded {
+		c, err := s.deliveredCall(x)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		calls, at = append(calls, c), append(at, i)
+	}
+	for j, cmd := range s.runAll(ctx, scriptDelivered, calls) {
+		removed[at[j]], errs[at[j]] = deliveredReply(cmd)
+	}
+	return removed, errs
+}
+
+// deliveredCall is the call of scriptDelivered that removes recorded's
+// entry.
+func (s *Store) deliveredCall(recorded events.Encoded) (scriptCall, error) {
 	if recorded.IsZero() {
-		return false, fmt.Errorf("store: delivered: %w: no event", events.ErrInvalid)
+		return scriptCall{}, fmt.Errorf("store: delivered: %w: no event", events.ErrInvalid)
 	}
 	evKey, queued, due := s.outboxKeys()
-	n, err := scriptDelivered.Run(ctx, s.rdb, []string{evKey, queued, due}, recorded.Event().ID, recorded.Bytes()).Int64()
+	return scriptCall{keys: []string{evKey, queued, due}, args: []any{recorded.Event().ID, recorded.Bytes()}}, nil
+}
+
+func deliveredReply(cmd *redis.Cmd) (bool, error) {
+	n, err := cmd.Int64()
 	if err != nil {
 		return false, fmt.Errorf("store: delivered: %w", err)
 	}

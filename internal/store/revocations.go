@@ -110,8 +110,44 @@ type Recording struct {
 // set. The caller decides whether it answers the same request and records
 // it again without idem (to refresh the outbox entry).
 func (s *Store) Record(ctx context.Context, x events.Encoded, leeway time.Duration, idem *Idempotency) (Recording, error) {
+	c, err := s.recordCall(x, leeway, idem, time.Now())
+	if err != nil {
+		return Recording{}, err
+	}
+	return recordReply(x, scriptRecord.Run(ctx, s.rdb, c.keys, c.args...))
+}
+
+// RecordAll records each of xs as [Store.Record] does without an
+// idempotency record, all in one pipeline (one round trip): each event's
+// record and outbox entry are still written in one atomic step, and each
+// has its own result (recs[i], errs[i]). An event whose step failed is not
+// recorded.
+func (s *Store) RecordAll(ctx context.Context, xs []events.Encoded, leeway time.Duration) (recs []Recording, errs []error) {
+	recs, errs = make([]Recording, len(xs)), make([]error, len(xs))
+	calls := make([]scriptCall, 0, len(xs))
+	at := make([]int, 0, len(xs)) // at[j] is the event of calls[j]
+	now := time.Now()
+	for i, x := range xs {
+		c, err := s.recordCall(x, leeway, nil, now)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		calls, at = append(calls, c), append(at, i)
+	}
+	for j, cmd := range s.runAll(ctx, scriptRecord, calls) {
+		i := at[j]
+		recs[i], errs[i] = recordReply(xs[i], cmd)
+	}
+	return recs, errs
+}
+
+// recordCall is the call of scriptRecord that records x (see
+// [Store.Record]); now is this host's clock, which the outbox's bookkeeping
+// runs on.
+func (s *Store) recordCall(x events.Encoded, leeway time.Duration, idem *Idempotency, now time.Time) (scriptCall, error) {
 	if x.IsZero() {
-		return Recording{}, fmt.Errorf("store: record: %w: no event", events.ErrInvalid)
+		return scriptCall{}, fmt.Errorf("store: record: %w: no event", events.ErrInvalid)
 	}
 	ev, raw := x.Event(), x.Bytes()
 	var param string
@@ -121,30 +157,38 @@ func (s *Store) Record(ctx context.Context, x events.Encoded, leeway time.Durati
 		param = strconv.FormatInt(ev.Expiry.Add(leeway).UnixMilli(), 10)
 	case events.KindSubject, events.KindScope:
 		if param, err = nanos("epoch", ev.Epoch); err != nil {
-			return Recording{}, err
+			return scriptCall{}, err
 		}
 	case events.KindSession, events.KindKey:
 	default: // NewEncoded refuses unknown kinds; kept for a future kind
-		return Recording{}, fmt.Errorf("store: record: kind %q not handled", ev.Kind)
+		return scriptCall{}, fmt.Errorf("store: record: kind %q not handled", ev.Kind)
 	}
 	evKey, queued, due := s.outboxKeys()
 	idemKey, idemTTL := s.recordKey(ev), int64(0) // an unused key of the same slot
 	if idem != nil {
 		if idem.Caller == "" || idem.Key == "" {
-			return Recording{}, errors.New("store: record: idempotency needs a caller and a key")
+			return scriptCall{}, errors.New("store: record: idempotency needs a caller and a key")
 		}
 		ttl := idem.TTL
 		if ttl == 0 {
 			ttl = DefaultIdempotencyTTL
 		}
 		if ttl < 0 {
-			return Recording{}, fmt.Errorf("store: record: idempotency ttl must be > 0, got %s", ttl)
+			return scriptCall{}, fmt.Errorf("store: record: idempotency ttl must be > 0, got %s", ttl)
 		}
 		idemKey, idemTTL = s.idemKey(idem.Caller, idem.Key), millis(ttl)
 	}
-	now := time.Now().UnixMilli() // the outbox's own bookkeeping runs on this host's clock
-	r, err := scriptRecord.Run(ctx, s.rdb, []string{s.recordKey(ev), evKey, queued, due, idemKey},
-		string(ev.Kind), raw, ev.ID, now, now+OutboxGrace.Milliseconds(), param, millis(s.retention), idemTTL).Slice()
+	ms := now.UnixMilli()
+	return scriptCall{
+		keys: []string{s.recordKey(ev), evKey, queued, due, idemKey},
+		args: []any{string(ev.Kind), raw, ev.ID, ms, ms + OutboxGrace.Milliseconds(), param, millis(s.retention), idemTTL},
+	}, nil
+}
+
+// recordReply reads scriptRecord's reply to the call that recorded x.
+func recordReply(x events.Encoded, cmd *redis.Cmd) (Recording, error) {
+	ev := x.Event()
+	r, err := cmd.Slice()
 	if err != nil {
 		return Recording{}, fmt.Errorf("store: record %s event: %w", ev.Kind, err)
 	}
@@ -347,16 +391,54 @@ func (s *Store) SubjectEpoch(ctx context.Context, iss, sub string) (time.Time, e
 // issuer, the one scoped to it. Zero if none. Only ev's kind, identifier
 // and issuer are read: a revoker asks it before it builds the event.
 func (s *Store) Epoch(ctx context.Context, ev events.Event) (time.Time, error) {
-	var l lookup
-	switch ev.Kind {
-	case events.KindSubject:
-		l = lookup{name: "sub", id: ev.Sub}
-	case events.KindScope:
-		l = lookup{name: scopeName(ev.Claim), id: ev.ScopeValue}
-	default:
-		return time.Time{}, fmt.Errorf("store: epoch of a %s event: only subjects and scopes have one", ev.Kind)
+	l, err := epochLookup(ev)
+	if err != nil {
+		return time.Time{}, err
 	}
 	return s.epochOf(ctx, ev.Issuer, []lookup{l})
+}
+
+// EpochAll returns [Store.Epoch] of each of evs (epochs[i], errs[i]), all
+// read in one round trip.
+func (s *Store) EpochAll(ctx context.Context, evs []events.Event) (epochs []time.Time, errs []error) {
+	epochs, errs = make([]time.Time, len(evs)), make([]error, len(evs))
+	looks := make([][]lookup, len(evs))
+	for i, ev := range evs {
+		l, err := epochLookup(ev)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		looks[i] = []lookup{l}
+	}
+	// The pipeline's error is the first of its reads'; each read keeps its
+	// own, which largestEpoch checks.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, l := range looks {
+			if l != nil {
+				s.get(ctx, p, evs[i].Issuer, l)
+			}
+		}
+		return nil
+	})
+	for i, l := range looks {
+		if l != nil {
+			epochs[i], _, errs[i] = largestEpoch(l)
+		}
+	}
+	return epochs, errs
+}
+
+// epochLookup is the look-up of what the subject or scope event ev logs
+// out (see [Store.Epoch]).
+func epochLookup(ev events.Event) (lookup, error) {
+	switch ev.Kind {
+	case events.KindSubject:
+		return lookup{name: "sub", id: ev.Sub}, nil
+	case events.KindScope:
+		return lookup{name: scopeName(ev.Claim), id: ev.ScopeValue}, nil
+	}
+	return lookup{}, fmt.Errorf("store: epoch of a %s event: only subjects and scopes have one", ev.Kind)
 }
 
 // NextEpoch returns the epoch a new logout of a subject gets when recorded

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Lua scripts. Each touches only the keys it is given (one hash slot),
 // so it runs on Redis Cluster too; go-redis sends EVALSHA and falls back to
@@ -190,3 +194,43 @@ if p == prev or redis.call('SISMEMBER', KEYS[2], p) == 1 then
 end
 return {'` + rotInvalid + `'}
 `)
+
+// scriptCall is one call of a script: its keys and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runAll runs calls of sc in one pipeline, in order, and returns each
+// one's reply. Script.Run falls back from EVALSHA to EVAL only outside a
+// pipeline (inside one, NOSCRIPT arrives after the whole pipeline ran), so
+// the calls answered NOSCRIPT, which ran nothing, are sent again with EVAL
+// in a second pipeline.
+func (s *Store) runAll(ctx context.Context, sc *redis.Script, calls []scriptCall) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	if len(calls) == 0 {
+		return cmds
+	}
+	// Each command keeps its own error; the pipeline's is the first.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = sc.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range again {
+				cmds[i] = sc.Eval(ctx, p, calls[i].keys, calls[i].args...)
+			}
+			return nil
+		})
+	}
+	return cmds
+}

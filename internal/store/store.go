@@ -337,11 +337,20 @@ func (s *Store) GetSession(ctx context.Context, sid string) (Session, error) {
 //
 // The record is kept for at least Retention from now.
 func (s *Store) RevokeSession(ctx context.Context, sid string) error {
-	if sid == "" {
-		return errors.New("store: revoke session: empty session id")
+	c, err := s.revokeSessionCall(sid)
+	if err != nil {
+		return err
 	}
-	if err := scriptRevokeSession.Run(ctx, s.rdb, s.sessionKeys(sid)[:1], millis(s.retention)).Err(); err != nil {
+	if err := scriptRevokeSession.Run(ctx, s.rdb, c.keys, c.args...).Err(); err != nil {
 		return fmt.Errorf("store: revoke session: %w", err)
 	}
 	return nil
+}
+
+// revokeSessionCall is the call of scriptRevokeSession that flags sid.
+func (s *Store) revokeSessionCall(sid string) (scriptCall, error) {
+	if sid == "" {
+		return scriptCall{}, errors.New("store: revoke session: empty session id")
+	}
+	return scriptCall{keys: s.sessionKeys(sid)[:1], args: []any{millis(s.retention)}}, nil
 }

@@ -269,14 +269,127 @@ func (p *Publisher) PublishEncoded(ctx context.Context, x Encoded, opts ...Publi
 		if err == nil {
 			return ack, nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if wrongLastSeq(err) {
 			continue // the subject holds an event we have not read: read it
 		}
 		return nil, fmt.Errorf("events: publish %s: %w", e.ID, err)
 	}
 	return nil, fmt.Errorf("events: publish %s: subject changed %d times while publishing", e.ID, maxCASAttempts)
+}
+
+// wrongLastSeq reports whether err is the stream refusing a conditional
+// publish because the subject holds another last event.
+func wrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// Outgoing is one event of [Publisher.PublishAll].
+type Outgoing struct {
+	Encoded Encoded
+	// First is [ExpectFirst] for this event.
+	First bool
+}
+
+// Published is the outcome of one event of [Publisher.PublishAll]: the
+// stream's acknowledgement, or the error.
+type Published struct {
+	Ack *jetstream.PubAck
+	Err error
+}
+
+// Limits of [Publisher.PublishAll].
+const (
+	// maxAsyncInFlight bounds the conditional publishes awaiting their
+	// acknowledgement at once.
+	maxAsyncInFlight = 512
+	// maxReadPublishers bounds the events published at once by the
+	// read-then-publish path.
+	maxReadPublishers = 32
+)
+
+// PublishAll publishes each of out as [Publisher.PublishEncoded] does and
+// returns each one's outcome, in out's order, once every one is
+// acknowledged or has failed. The events marked First go out as
+// asynchronous conditional publishes (the subject holds no event), up to
+// maxAsyncInFlight awaiting their acknowledgement; one the stream refuses
+// because the subject does hold an event, and every event not marked
+// First, takes PublishEncoded's read-then-publish path, several at once.
+// Each outcome is as PublishEncoded's would be: an ack only once the
+// stream stored the event (or holds one covering it, Duplicate set).
+func (p *Publisher) PublishAll(ctx context.Context, out []Outgoing) []Published {
+	res := make([]Published, len(out))
+	if _, err := p.streamHandle(ctx); err != nil {
+		for i, o := range out {
+			res[i].Err = fmt.Errorf("events: publish %s: stream %s: %w", o.Encoded.ev.ID, p.stream, err)
+		}
+		return res
+	}
+	read := make([]int, 0, len(out)) // the events for the read-then-publish path
+	var wg sync.WaitGroup
+	window := make(chan struct{}, maxAsyncInFlight)
+	var (
+		mu      sync.Mutex // guards refused
+		refused []int      // the First events whose subject does hold one
+	)
+	for i, o := range out {
+		if !o.First {
+			read = append(read, i)
+			continue
+		}
+		m, err := NewMsg(ctx, o.Encoded)
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		select {
+		case window <- struct{}{}:
+		case <-ctx.Done():
+			res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, ctx.Err())
+			continue
+		}
+		f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(o.Encoded.ev.ID), jetstream.WithExpectStream(p.stream),
+			jetstream.WithExpectLastSequencePerSubject(0))
+		if err != nil {
+			<-window
+			res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, err)
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-window }()
+			select {
+			case ack := <-f.Ok():
+				res[i].Ack = ack
+			case err := <-f.Err():
+				if wrongLastSeq(err) {
+					mu.Lock()
+					refused = append(refused, i)
+					mu.Unlock()
+					return
+				}
+				res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, err)
+			case <-ctx.Done():
+				res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, ctx.Err())
+			}
+		})
+	}
+	wg.Wait()
+	read = append(read, refused...)
+	next := make(chan int)
+	for range min(maxReadPublishers, len(read)) {
+		wg.Go(func() {
+			for i := range next {
+				res[i].Ack, res[i].Err = p.PublishEncoded(ctx, out[i].Encoded)
+			}
+		})
+	}
+	for _, i := range read {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return res
 }
 
 // HeaderCarrier adapts NATS message headers to OpenTelemetry's

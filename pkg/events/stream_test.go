@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -236,5 +237,74 @@ func TestKeyRevocationOutlivesMaxAge(t *testing.T) {
 	tsubj, _ := events.Subject(events.KindToken, "j1")
 	if _, err := s.GetLastMsgForSubject(ctx, tsubj); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("token event still there: %v", err)
+	}
+}
+
+// TestPublishAll: many events published together each get the outcome
+// PublishEncoded would give: a new event its own sequence, one marked First
+// whose subject does hold an event (a wrong guess) and one not marked First
+// the publisher's rules (a covering event wins, a newer one replaces it), a
+// key revocation its "Nats-TTL: never"; and a stream that does not exist
+// fails every one.
+func TestPublishAll(t *testing.T) {
+	srv := verifiertest.RunJetStream(t)
+	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
+	_, js := srv.Connect(t)
+	ctx := ctxT(t)
+	p := events.NewPublisher(js, "")
+	now := time.Now()
+	held := srv.Revoke(t, events.NewSubject("all.held", "erin", now, now))
+	srv.Revoke(t, events.NewSubject("all.old", "frank", now.Add(-time.Minute), now))
+
+	var out []events.Outgoing
+	for i := range 300 {
+		out = append(out, events.Outgoing{Encoded: verifiertest.Encoded(t, events.NewSession(fmt.Sprintf("all.s%d", i), fmt.Sprintf("s%d", i), now)), First: true})
+	}
+	out = append(out,
+		events.Outgoing{Encoded: verifiertest.Encoded(t, events.NewSubject("all.older", "erin", now.Add(-time.Second), now)), First: true},
+		events.Outgoing{Encoded: verifiertest.Encoded(t, events.NewSubject("all.newer", "frank", now, now))},
+		events.Outgoing{Encoded: verifiertest.Encoded(t, events.NewKey("all.k", "k-all", now)), First: true},
+	)
+	res := p.PublishAll(ctx, out)
+	seqs := map[uint64]bool{}
+	for i, r := range res[:300] {
+		if r.Err != nil || r.Ack == nil || r.Ack.Duplicate || seqs[r.Ack.Sequence] {
+			t.Fatalf("session %d: %+v, %v; want its own sequence", i, r.Ack, r.Err)
+		}
+		seqs[r.Ack.Sequence] = true
+	}
+	if r := res[300]; r.Err != nil || !r.Ack.Duplicate || r.Ack.Sequence != held.Sequence {
+		t.Errorf("an older epoch marked First: %+v, %v; want the held event's sequence %d as a duplicate", r.Ack, r.Err, held.Sequence)
+	}
+	if r := res[301]; r.Err != nil || r.Ack.Duplicate {
+		t.Errorf("a newer epoch: %+v, %v; want published", r.Ack, r.Err)
+	}
+	if r := res[302]; r.Err != nil || r.Ack.Duplicate {
+		t.Errorf("a key: %+v, %v; want published", r.Ack, r.Err)
+	}
+	s, err := js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out[299:] {
+		subj, _ := o.Encoded.Event().Subject()
+		last, err := s.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			t.Fatalf("%s: %v", subj, err)
+		}
+		got, err := events.Decode(last.Data)
+		if err != nil || !got.Covers(o.Encoded.Event()) {
+			t.Errorf("%s holds %+v (%v), which does not cover %s", subj, got, err, o.Encoded.Event().ID)
+		}
+	}
+	subj, _ := events.Subject(events.KindKey, "k-all")
+	if last, err := s.GetLastMsgForSubject(ctx, subj); err != nil || last.Header.Get(events.HeaderTTL) != "never" {
+		t.Errorf("key event %+v, %v; want Nats-TTL: never", last, err)
+	}
+
+	for i, r := range events.NewPublisher(js, "NO_SUCH_STREAM").PublishAll(ctx, out[:2]) {
+		if r.Err == nil {
+			t.Errorf("publish %d to a missing stream: %+v, want an error", i, r.Ack)
+		}
 	}
 }
