@@ -144,17 +144,7 @@ func (s *Server) parseOne(ctx context.Context, raw json.RawMessage) (sp spec, no
 	if err := dec.Decode(&req); err != nil {
 		return spec{}, now, httpx.JSONError(err)
 	}
-	now = s.cfg.Now()
-	sp, err := s.parseRequest(req, now)
-	if err != nil {
-		return spec{}, now, err
-	}
-	if sp.token != "" {
-		if err := s.fromToken(ctx, &sp, now); err != nil {
-			return sp, now, err
-		}
-	}
-	return sp, now, nil
+	return s.checkRequest(ctx, req)
 }
 
 // revokeBatch records and publishes the valid revocations of a batch as
@@ -312,24 +302,17 @@ func pickEncoded(items []batchEntry, at []int) []events.Encoded {
 // batchItem is the answer of one revocation of a batch: res, or the error
 // a single request would have got.
 func (s *Server) batchItem(ctx context.Context, typ string, res Result, err error) BatchItem {
+	s.metrics.revocation(ctx, typ, outcomeOf(err))
 	var he *httpx.Error
 	var rec *RecordedError
 	switch {
 	case err == nil:
-		s.metrics.revocation(ctx, typ, outcomeCreated)
 		return BatchItem{Status: http.StatusCreated, ID: res.ID, Seq: res.Seq}
 	case errors.As(err, &rec):
-		s.metrics.revocation(ctx, typ, outcomeRecorded)
 		return BatchItem{Status: http.StatusServiceUnavailable, ID: rec.ID, Error: codeUnavailable, Description: recordedDescription, Recorded: true}
 	case errors.As(err, &he):
-		outcome := outcomeInvalid
-		if he.Status == http.StatusServiceUnavailable {
-			outcome = outcomeUnavailable
-		}
-		s.metrics.revocation(ctx, typ, outcome)
 		return BatchItem{Status: he.Status, Error: he.Code, Description: he.Description}
 	default:
-		s.metrics.revocation(ctx, typ, outcomeError)
 		s.cfg.Logger.Error("revoker: batch item", "err", err)
 		return BatchItem{Status: http.StatusInternalServerError, Error: "server_error", Description: "internal error"}
 	}

@@ -242,23 +242,34 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) (_ Result, typ s
 // idem, if not nil). Every way in to a revocation request (the API, the
 // console) goes through it. typ is the validated type ("" while unknown).
 func (s *Server) revokeRequest(ctx context.Context, req wireRequest, idem *store.Idempotency) (_ Result, typ string, _ error) {
-	now := s.cfg.Now()
-	sp, err := s.parseRequest(req, now)
+	sp, now, err := s.checkRequest(ctx, req)
 	if err != nil {
-		return Result{}, "", err
+		return Result{}, sp.typ(), err
 	}
 	typ = sp.typ()
-	if sp.token != "" {
-		if err := s.fromToken(ctx, &sp, now); err != nil {
-			return Result{}, typ, err
-		}
-	}
 	res, err := s.record(ctx, sp, idem, now)
 	if errors.Is(err, errHeldOther) {
 		return Result{}, typ, httpx.Errorf(http.StatusConflict, codeConflict,
 			"this Idempotency-Key was used for a different revocation")
 	}
 	return res, typ, err
+}
+
+// checkRequest validates req as of now (which it returns) and, for a
+// revocation by the token itself, takes the token's jti and exp. sp's kind
+// is set once the type is known, also on error.
+func (s *Server) checkRequest(ctx context.Context, req wireRequest) (sp spec, now time.Time, _ error) {
+	now = s.cfg.Now()
+	sp, err := s.parseRequest(req, now)
+	if err != nil {
+		return spec{}, now, err
+	}
+	if sp.token != "" {
+		if err := s.fromToken(ctx, &sp, now); err != nil {
+			return sp, now, err
+		}
+	}
+	return sp, now, nil
 }
 
 // errHeldOther is record's error when the idempotency record holds a
