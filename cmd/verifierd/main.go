@@ -149,9 +149,7 @@ func serve(ctx context.Context, o options, log *slog.Logger, listening func(http
 		if err != nil {
 			return err
 		}
-		// A CheckRequest carries the request's header (Envoy's limit is
-		// 60 KiB by default); 1 MiB bounds what one message may hold.
-		gs := grpc.NewServer(grpc.MaxRecvMsgSize(1 << 20))
+		gs := grpc.NewServer(authz.ServerOptions()...)
 		a.Register(gs)
 		// grpc.health.v1 for Envoy's health checks: SERVING while the
 		// verifier can decide.

@@ -67,7 +67,7 @@ func newEnv(t testing.TB, cfg authz.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(authz.ServerOptions()...)
 	e.a.Register(gs)
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)

@@ -36,21 +36,19 @@ func BenchmarkCheck(b *testing.B) {
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/orders/7", Headers: map[string]string{"authorization": "Bearer " + tok}},
 	}}}
-	// raw is a keep-alive HTTP/1.1 client as lean as a proxy's (nginx
-	// writes the request and reads the answer on a kept connection),
-	// so that the figure is verifierd's, not net/http's client.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.http.URL, "http://"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	// rawClient is a keep-alive HTTP/1.1 client as lean as a proxy's
+	// (nginx writes the request and reads the answer on a kept
+	// connection), so that the figure is verifierd's, not net/http's
+	// client. One connection per caller, as a proxy keeps a pool.
 	rawReq := []byte("GET " + authz.CheckPath + " HTTP/1.1\r\nHost: verifierd\r\nAuthorization: Bearer " + tok + "\r\n\r\n")
-	br := bufio.NewReader(conn)
-	apis := []struct {
-		name string
-		once func() error
-	}{
-		{"http-raw", func() error {
+	rawClient := func() func() error {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.http.URL, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		br := bufio.NewReader(conn)
+		return func() error {
 			if _, err := conn.Write(rawReq); err != nil {
 				return err
 			}
@@ -64,8 +62,17 @@ func BenchmarkCheck(b *testing.B) {
 				b.Fatalf("status %d", resp.StatusCode)
 			}
 			return nil
-		}},
-		{"http", func() error {
+		}
+	}
+	shared := func(f func() error) func() func() error { return func() func() error { return f } }
+	// Each API's caller: newCaller returns a function making one
+	// decision, one per worker (the raw client's connection is its own).
+	apis := []struct {
+		name      string
+		newCaller func() func() error
+	}{
+		{"http-raw", rawClient},
+		{"http", shared(func() error {
 			r, err := http.NewRequestWithContext(ctx, http.MethodGet, e.http.URL+authz.CheckPath, nil)
 			if err != nil {
 				return err
@@ -80,22 +87,23 @@ func BenchmarkCheck(b *testing.B) {
 				b.Fatalf("status %d", resp.StatusCode)
 			}
 			return nil
-		}},
-		{"grpc", func() error {
+		})},
+		{"grpc", shared(func() error {
 			resp, err := e.grpc.Check(ctx, req)
 			if err == nil && resp.GetOkResponse() == nil {
 				b.Fatalf("denied: %v", resp.GetStatus())
 			}
 			return err
-		}},
-		{"redis-exists", func() error { return rdb.Exists(ctx, "revoked:"+tok[len(tok)-16:]).Err() }},
+		})},
+		{"redis-exists", shared(func() error { return rdb.Exists(ctx, "revoked:"+tok[len(tok)-16:]).Err() })},
 	}
 	for _, api := range apis {
 		b.Run(api.name+"/seq", func(b *testing.B) {
+			once := api.newCaller()
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
 				start := time.Now()
-				if err := api.once(); err != nil {
+				if err := once(); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))
@@ -114,12 +122,13 @@ func BenchmarkCheck(b *testing.B) {
 			work := make(chan struct{}, 16)
 			var wg sync.WaitGroup
 			for range 16 {
+				once := api.newCaller()
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					for range work {
 						start := time.Now()
-						if err := api.once(); err != nil {
+						if err := once(); err != nil {
 							b.Error(err)
 						}
 						d := time.Since(start)

@@ -13,6 +13,14 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
+// ServerOptions are the options of verifierd's gRPC server (the tests and
+// benchmarks serve with them too): a CheckRequest carries the request's
+// headers (Envoy's limit is 60 KiB by default), so 1 MiB bounds what one
+// message may hold.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(1 << 20)}
+}
+
 // Register registers the authorizer as Envoy's ext_authz service
 // (envoy.service.auth.v3.Authorization) on s.
 func (a *Authorizer) Register(s *grpc.Server) {
