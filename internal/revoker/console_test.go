@@ -2,9 +2,11 @@ package revoker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -300,4 +302,68 @@ func TestConsoleEvents(t *testing.T) {
 		}
 	}
 	t.Fatalf("no live view named replica %s: %v", v.ReplicaID(), sc.Err())
+}
+
+// FuzzConsole: whatever the session cookie and the revoke form hold, the
+// console answers without a 5xx; only the cookie it issued opens it; and
+// only a well-formed form with that session's CSRF token revokes (at most
+// one event published, and nothing otherwise).
+func FuzzConsole(f *testing.F) {
+	e := newEnv(f, withConsole)
+	ctx := testCtx(f)
+	cs := e.srv.console.sessions
+	good, sess := cs.start(time.Now())
+	token := cs.csrf("session", sess.id)
+	other, _ := newConsoleSessions([]string{"another-console-credential-000"}, time.Hour)
+	forged, _ := other.start(time.Now())
+	valid := url.Values{"csrf": {token}, "type": {"session"}, "value": {"s-fuzz"}, "reason": {"<b>x</b>"}}
+	for _, c := range []struct{ cookie, body string }{
+		{good, valid.Encode()},
+		{good, url.Values{"csrf": {token}, "type": {"token"}, "value": {"a.b.c"}}.Encode()},
+		{good, url.Values{"csrf": {token}, "type": {"issuer"}, "value": {"https://elsewhere.example"}}.Encode()},
+		{good, url.Values{"csrf": {token}, "type": {"subject"}, "value": {strings.Repeat("x", 5000)}}.Encode()},
+		{good, valid.Encode() + "&csrf=" + token},
+		{good, "csrf=" + token + "&type=%zz"},
+		{good, "type=session&value=s"},
+		{good, ""},
+		{forged, valid.Encode()},
+		{good[:len(good)-1], valid.Encode()},
+		{"", valid.Encode()},
+		{"s1-99999999999-x.AAAA", valid.Encode()},
+		{"..", "\x00\xff"},
+	} {
+		f.Add(c.cookie, []byte(c.body))
+	}
+	h := e.srv.Handler()
+	f.Fuzz(func(t *testing.T, cookie string, body []byte) {
+		before := e.msgs(t)
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/console/revoke", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", consoleCookie+"="+cookie)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		status := rec.Code
+		if status >= 500 {
+			t.Fatalf("status %d for cookie %q, body %q: %s", status, cookie, body, rec.Body)
+		}
+		published := e.msgs(t) - before
+		// The cookies issued are signed with a key derived from the
+		// credential, so a seed's cookie (made in the fuzzing process)
+		// is as good in a worker: ask the sessions whose it is.
+		s, live := cs.session(req, time.Now())
+		form, err := url.ParseQuery(string(body))
+		wellFormed := err == nil && len(form["csrf"]) == 1 && live && cs.checkCSRF("session", s.id, form.Get("csrf"))
+		switch {
+		case status == http.StatusOK:
+			// At most one event: a revocation the stream already
+			// covers (the same session again) publishes none.
+			if !wellFormed || published > 1 {
+				t.Fatalf("revoked (%d published) for cookie %q, body %q", published, cookie, body)
+			}
+		case published != 0:
+			t.Fatalf("status %d but %d published for cookie %q, body %q", status, published, cookie, body)
+		case !live && status != http.StatusSeeOther && status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge:
+			t.Fatalf("status %d without the session (cookie %q), want 303 to the login page (or 400 for an unreadable form)", status, cookie)
+		}
+	})
 }
