@@ -38,6 +38,8 @@ type env struct {
 	a    *authz.Authorizer
 	http *httptest.Server
 	grpc authv3.AuthorizationClient
+	// grpcAddr is where the gRPC server listens.
+	grpcAddr string
 }
 
 func newEnv(t testing.TB, cfg authz.Config) *env {
@@ -67,6 +69,7 @@ func newEnv(t testing.TB, cfg authz.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.grpcAddr = ln.Addr().String()
 	gs := grpc.NewServer(authz.ServerOptions()...)
 	e.a.Register(gs)
 	go func() { _ = gs.Serve(ln) }()
