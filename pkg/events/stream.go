@@ -173,6 +173,13 @@ type Publisher struct {
 	// mu guards handle, the stream looked up on first use.
 	mu     sync.Mutex
 	handle jetstream.Stream
+
+	// window holds a token per asynchronous publish awaiting its
+	// acknowledgement, across every PublishAll at once: concurrent
+	// batches together stay under nats.go's limit of pending
+	// asynchronous publishes (4,000 by default), past which a publish
+	// stalls and then fails.
+	window chan struct{}
 }
 
 // streamHandle looks the stream up once; a failed look-up is retried on the
@@ -196,7 +203,7 @@ func NewPublisher(js jetstream.JetStream, stream string) *Publisher {
 	if stream == "" {
 		stream = DefaultStreamName
 	}
-	return &Publisher{js: js, stream: stream}
+	return &Publisher{js: js, stream: stream, window: make(chan struct{}, maxAsyncInFlight)}
 }
 
 // maxCASAttempts bounds the compare-and-set retries of one Publish.
@@ -301,9 +308,10 @@ type Published struct {
 
 // Limits of [Publisher.PublishAll].
 const (
-	// maxAsyncInFlight bounds the conditional publishes awaiting their
-	// acknowledgement at once.
-	maxAsyncInFlight = 512
+	// maxAsyncInFlight bounds the conditional publishes of a Publisher
+	// awaiting their acknowledgement at once, all PublishAll calls
+	// together.
+	maxAsyncInFlight = 3072
 	// maxReadPublishers bounds the events published at once by the
 	// read-then-publish path.
 	maxReadPublishers = 32
@@ -328,7 +336,7 @@ func (p *Publisher) PublishAll(ctx context.Context, out []Outgoing) []Published 
 	}
 	read := make([]int, 0, len(out)) // the events for the read-then-publish path
 	var wg sync.WaitGroup
-	window := make(chan struct{}, maxAsyncInFlight)
+	window := p.window
 	var (
 		mu      sync.Mutex // guards refused
 		refused []int      // the First events whose subject does hold one
