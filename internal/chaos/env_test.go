@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -423,6 +424,17 @@ func (r *replica) start(tb testing.TB) {
 	r.startWith(tb, nil, verifier.Health.Deciding)
 }
 
+// replicaLogger is the log of a replica's verifier: discarded, unless
+// JWTREVOKE_CHAOS_LOG names a level (debug, info, warn) — then to stderr,
+// each line with the incarnation's name, for looking into a scenario.
+func replicaLogger(name string) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("JWTREVOKE_CHAOS_LOG"))); err != nil || os.Getenv("JWTREVOKE_CHAOS_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", name)
+}
+
 // startWith begins a new incarnation like start, with cfg applied to the
 // verifier's configuration and a Deciding sample recorded whenever
 // deciding(Health) holds.
@@ -448,7 +460,7 @@ func (r *replica) startWith(tb testing.TB, cfg func(*verifier.Config), deciding 
 		JetStream:        js,
 		MaxTokenLifetime: time.Hour,
 		MaxStaleness:     maxStaleness,
-		Logger:           slog.New(slog.DiscardHandler),
+		Logger:           replicaLogger(in.name),
 		OnApplied: func(ev events.Event, applied time.Time) {
 			rec.Applied(in.name, stored(ev), rec.Since(applied))
 		},

@@ -87,7 +87,7 @@ func (l *loop) probe() {
 	t0 := f.cfg.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, max(f.cfg.ProbeInterval, time.Second))
 	defer cancel()
-	info, err := l.att.cons.Info(ctx)
+	info, err := consumerInfo(ctx, l.att.cons)
 	l.lastProbe = time.Now()
 	if err == nil && l.notePull(info) {
 		return
@@ -98,10 +98,11 @@ func (l *loop) probe() {
 			f.log.Debug("probe failed", "err", err)
 		}
 		// The server lost the consumer, or the node hosting it is down
-		// (it went away with the stream's leadership, say). The ordered
-		// consumer would notice only after missing heartbeats, seconds
-		// on, the feed growing stale meanwhile: attach anew now, after
-		// the last message, on a node that is up.
+		// (it went away with the stream's leadership, say), or nats.go
+		// is recreating it. The ordered consumer would notice only after
+		// missing heartbeats, seconds on, and its recreation may wait
+		// 10 s for a leader, the feed growing stale meanwhile: attach
+		// anew now, after the last message, on a node that is up.
 		if consumerGone(err) {
 			l.att.lost = fmt.Errorf("feed: the server lost the consumer, attaching anew after seq %d: %w", l.pos.seq, err)
 			l.att.detach()
@@ -180,7 +181,7 @@ func (l *loop) checkPull() {
 	l.att.lastPullCheck = time.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, max(l.f.cfg.ProbeInterval, time.Second))
 	defer cancel()
-	info, err := l.att.cons.Info(ctx)
+	info, err := consumerInfo(ctx, l.att.cons)
 	if err == nil {
 		l.notePull(info) // a failed look-up is the probe's business
 	}
@@ -220,8 +221,36 @@ const errCodeConsumerOffline jetstream.ErrorCode = 10119
 // consumer: deleted, lost, or hosted on a node that is down.
 func consumerGone(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrConsumerNotFound) ||
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, errConsumerStuck) ||
 		errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeConsumerOffline
+}
+
+// errConsumerStuck is consumerInfo's error when the consumer did not
+// answer within the probe's time.
+var errConsumerStuck = errors.New("feed: the consumer did not answer in time")
+
+// consumerInfo is cons.Info bounded by ctx. nats.go's ordered consumer
+// holds its lock while it recreates its server-side consumer — a request
+// that waits up to 10 s for the stream's leader, whatever ctx says — and
+// Info waits for that lock (nats.go v1.55.0): after a leader's node died
+// the feed's loop would stall that long. Past ctx it returns
+// errConsumerStuck, and the look-up ends on its own goroutine.
+func consumerInfo(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, error) {
+	type answer struct {
+		info *jetstream.ConsumerInfo
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		info, err := cons.Info(ctx)
+		done <- answer{info, err}
+	}()
+	select {
+	case a := <-done:
+		return a.info, a.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", errConsumerStuck, ctx.Err())
+	}
 }
 
 // confirm records that at instant t everything the stream held was applied
