@@ -53,8 +53,10 @@ const (
 	// and consoleCoalesce the least time between two sends.
 	consoleRefresh  = time.Second
 	consoleCoalesce = 200 * time.Millisecond
-	// streamInfoMaxAge is how long the stream's figures are reused.
-	streamInfoMaxAge = time.Second
+	// streamInfoMaxAge is how long the stream's figures (or why they are
+	// missing) are reused, and streamInfoTimeout bounds fetching them.
+	streamInfoMaxAge  = time.Second
+	streamInfoTimeout = 500 * time.Millisecond
 )
 
 // console serves the /console pages of a Server.
@@ -444,7 +446,10 @@ func (c *console) streamView(ctx context.Context, seen uint64) (StreamView, stri
 	if time.Since(c.streamAt) < maxAge {
 		return c.stream, c.streamErr
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.s.cfg.Timeout)
+	// Bounded well below the revoker's Timeout: while NATS is away every
+	// live view waits on this look-up, and the fleet is what an operator
+	// needs to see then.
+	ctx, cancel := context.WithTimeout(ctx, min(c.s.cfg.Timeout, streamInfoTimeout))
 	defer cancel()
 	c.streamAt, c.streamErr = time.Now(), ""
 	st, err := c.s.cfg.JetStream.Stream(ctx, c.s.cfg.Stream)

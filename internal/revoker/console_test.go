@@ -367,3 +367,20 @@ func FuzzConsole(f *testing.F) {
 		}
 	})
 }
+
+// TestConsoleWhileNATSDown: with NATS gone the console still answers at
+// once, and soon marks the stream's figures unavailable.
+func TestConsoleWhileNATSDown(t *testing.T) {
+	e := newEnv(t, withConsole)
+	c := newConsoleClient(e)
+	c.login(t)
+	e.nats.Shutdown()
+	eventually.True(t, 10*time.Second, "the console saying the stream's figures are unavailable", func() bool {
+		start := time.Now()
+		p := c.do(t, http.MethodGet, "/console", nil)
+		if took := time.Since(start); p.status != http.StatusOK || took > 2*time.Second {
+			t.Fatalf("GET /console with NATS down: %d in %s, want 200 within 2s", p.status, took)
+		}
+		return strings.Contains(p.body, "figures are unavailable")
+	})
+}
