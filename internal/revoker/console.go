@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/httpx"
@@ -467,7 +468,10 @@ func (c *console) streamView(ctx context.Context, seen uint64) (StreamView, stri
 
 // sections is what the live parts of the page show.
 type sections struct {
-	Now       string
+	// Disconnected: the revoker is not connected to NATS, so no
+	// announcement reaches it (replicas drop out of the table).
+	Disconnected bool
+	Now          string
 	Head      uint64
 	Replicas  []replicaRow
 	Stream    StreamView
@@ -498,7 +502,8 @@ func (c *console) sections(ctx context.Context) sections {
 	live := c.s.fleet.live(now).Replicas
 	seen, recent := c.s.recent.view()
 	sv, serr := c.streamView(ctx, seen)
-	v := sections{Now: now.UTC().Format("15:04:05"), Head: max(sv.LastSeq, seen), Stream: sv, StreamErr: serr}
+	v := sections{Now: now.UTC().Format("15:04:05"), Head: max(sv.LastSeq, seen), Stream: sv, StreamErr: serr,
+		Disconnected: c.s.cfg.JetStream.Conn().Status() != nats.CONNECTED}
 	for _, r := range live {
 		row := replicaRow{Replica: r, Lag: r.Lag(v.Head), Staleness: ms(time.Duration(r.StalenessMs) * time.Millisecond),
 			LastSeen: ms(time.Duration(r.LastSeenMs)*time.Millisecond) + " ago"}

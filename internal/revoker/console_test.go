@@ -369,7 +369,8 @@ func FuzzConsole(f *testing.F) {
 }
 
 // TestConsoleWhileNATSDown: with NATS gone the console still answers at
-// once, and soon marks the stream's figures unavailable.
+// once, and soon marks the stream's figures unavailable and says that no
+// announcement reaches it.
 func TestConsoleWhileNATSDown(t *testing.T) {
 	e := newEnv(t, withConsole)
 	c := newConsoleClient(e)
@@ -381,6 +382,6 @@ func TestConsoleWhileNATSDown(t *testing.T) {
 		if took := time.Since(start); p.status != http.StatusOK || took > 2*time.Second {
 			t.Fatalf("GET /console with NATS down: %d in %s, want 200 within 2s", p.status, took)
 		}
-		return strings.Contains(p.body, "figures are unavailable")
+		return strings.Contains(p.body, "figures are unavailable") && strings.Contains(p.body, "not connected to NATS")
 	})
 }
