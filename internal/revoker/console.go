@@ -472,12 +472,12 @@ type sections struct {
 	// announcement reaches it (replicas drop out of the table).
 	Disconnected bool
 	Now          string
-	Head      uint64
-	Replicas  []replicaRow
-	Stream    StreamView
-	StreamErr string
-	Recent    []recentRow
-	Plot      plotView
+	Head         uint64
+	Replicas     []replicaRow
+	Stream       StreamView
+	StreamErr    string
+	Recent       []recentRow
+	Plot         plotView
 }
 
 type replicaRow struct {
