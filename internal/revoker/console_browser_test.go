@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/verifier"
 )
 
@@ -53,22 +54,20 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitJS polls a JavaScript condition in the page until it is true, at
-// most d: the browser's own view of the page, as an operator sees it.
+// waitJS waits until a JavaScript condition holds in the page, at most d:
+// the browser's own view of the page, as an operator sees it.
 func waitJS(t *testing.T, ctx context.Context, d time.Duration, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Boolean(`+cond+`)`))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
-			t.Fatalf("%s: not within %s (last error %v); the page's main:\n%s", what, d, err, html)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if eventually.Until(d, func() bool {
+		var ok bool
+		ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`Boolean(`+cond+`)`))
+		return err == nil && ok
+	}) {
+		return
 	}
+	html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+	t.Fatalf("%s: not within %s (last error %v); the page's main:\n%s", what, d, err, html)
 }
 
 // TestConsoleInBrowser drives the console in a real browser (headless

@@ -2,12 +2,14 @@ package verifier
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
 	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
@@ -59,21 +61,19 @@ func TestAnnounceAfterApplied(t *testing.T) {
 	// returns how many announcements came before it, counting it.
 	waitHeard := func(seq uint64, within time.Duration) int {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
+		n := 0
+		eventually.True(t, within, fmt.Sprintf("an announcement of seq %d (interval 30s)", seq), func() bool {
 			mu.Lock()
+			defer mu.Unlock()
 			for i, h := range got {
 				if h.seq >= seq {
-					mu.Unlock()
-					return i + 1
+					n = i + 1
+					return true
 				}
 			}
-			mu.Unlock()
-			if time.Now().After(deadline) {
-				t.Fatalf("no announcement of seq %d within %s (interval 30s)", seq, within)
-			}
-			time.Sleep(time.Millisecond)
-		}
+			return false
+		})
+		return n
 	}
 
 	seq := publish(0)
