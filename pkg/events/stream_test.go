@@ -115,11 +115,7 @@ func TestPublisherKeepsMostRestrictive(t *testing.T) {
 // event keeps the publisher's rules when the guess is wrong: an event the
 // stream holds that covers it wins, an older one is replaced.
 func TestPublishExpectFirst(t *testing.T) {
-	srv := verifiertest.RunJetStream(t)
-	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
-	_, js := srv.Connect(t)
-	ctx := ctxT(t)
-	p := events.NewPublisher(js, "")
+	_, js, ctx, p := publisherEnv(t)
 	now := time.Now()
 	encode := func(e events.Event) events.Encoded {
 		x, err := events.NewEncoded(e)
@@ -247,11 +243,7 @@ func TestKeyRevocationOutlivesMaxAge(t *testing.T) {
 // key revocation its "Nats-TTL: never"; and a stream that does not exist
 // fails every one.
 func TestPublishAll(t *testing.T) {
-	srv := verifiertest.RunJetStream(t)
-	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
-	_, js := srv.Connect(t)
-	ctx := ctxT(t)
-	p := events.NewPublisher(js, "")
+	srv, js, ctx, p := publisherEnv(t)
 	now := time.Now()
 	held := srv.Revoke(t, events.NewSubject("all.held", "erin", now, now))
 	srv.Revoke(t, events.NewSubject("all.old", "frank", now.Add(-time.Minute), now))
@@ -316,11 +308,7 @@ func TestPublishAll(t *testing.T) {
 // calls; an embedded server acknowledges too fast for the bound to be
 // reached here, which bench-e2e's 8 batches in flight do (docs/propagation.md).
 func TestPublishAllConcurrent(t *testing.T) {
-	srv := verifiertest.RunJetStream(t)
-	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
-	_, js := srv.Connect(t)
-	ctx := ctxT(t)
-	p := events.NewPublisher(js, "")
+	_, _, ctx, p := publisherEnv(t)
 	now := time.Now()
 	const batches, size = 8, 1000
 	results := make([][]events.Published, batches)
@@ -343,4 +331,14 @@ func TestPublishAllConcurrent(t *testing.T) {
 			seqs[r.Ack.Sequence] = true
 		}
 	}
+}
+
+// publisherEnv is a JetStream server with the revocation stream, a
+// connection to it, the test's context and a Publisher on that stream.
+func publisherEnv(t *testing.T) (*verifiertest.Server, jetstream.JetStream, context.Context, *events.Publisher) {
+	t.Helper()
+	srv := verifiertest.RunJetStream(t)
+	srv.EnsureStream(t, events.StreamOptions{MaxTokenLifetime: time.Hour})
+	_, js := srv.Connect(t)
+	return srv, js, ctxT(t), events.NewPublisher(js, "")
 }
