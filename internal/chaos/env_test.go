@@ -429,7 +429,8 @@ func (r *replica) start(tb testing.TB) {
 // each line with the incarnation's name, for looking into a scenario.
 func replicaLogger(name string) *slog.Logger {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(os.Getenv("JWTREVOKE_CHAOS_LOG"))); err != nil || os.Getenv("JWTREVOKE_CHAOS_LOG") == "" {
+	v := os.Getenv("JWTREVOKE_CHAOS_LOG")
+	if v == "" || level.UnmarshalText([]byte(v)) != nil {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", name)

@@ -183,7 +183,7 @@ func (s *Server) revokeBatch(ctx context.Context, items []batchEntry) {
 	recorded, epochErrs := make([]time.Time, len(items)), make([]error, len(items))
 	if len(epochAt) > 0 {
 		c, cancel := step()
-		epochs, errs := st.EpochAll(c, pick(evs, epochAt))
+		epochs, errs := st.EpochAll(c, gather(epochAt, func(i int) events.Event { return evs[i] }))
 		cancel()
 		for j, i := range epochAt {
 			recorded[i], epochErrs[i] = epochs[j], errs[j]
@@ -220,7 +220,7 @@ func (s *Server) revokeBatch(ctx context.Context, items []batchEntry) {
 
 	// Record first, always (see record).
 	c, cancel := step()
-	recs, errs := st.RecordAll(c, pickEncoded(items, rec), s.cfg.Leeway)
+	recs, errs := st.RecordAll(c, gather(rec, func(i int) events.Encoded { return items[i].x }), s.cfg.Leeway)
 	cancel()
 	var fin []int // the recorded items
 	for j, i := range rec {
@@ -233,7 +233,7 @@ func (s *Server) revokeBatch(ctx context.Context, items []batchEntry) {
 
 	// Then deliver them, as deliver does each.
 	c, cancel = step()
-	errs = st.FinishRecordAll(c, pick(evs, fin))
+	errs = st.FinishRecordAll(c, gather(fin, func(i int) events.Event { return evs[i] }))
 	cancel()
 	var out []events.Outgoing
 	var pub []int // the items published
@@ -263,7 +263,7 @@ func (s *Server) revokeBatch(ctx context.Context, items []batchEntry) {
 		return
 	}
 	c, cancel = step()
-	_, errs = st.DeliveredAll(c, pickEncoded(items, acked))
+	_, errs = st.DeliveredAll(c, gather(acked, func(i int) events.Encoded { return items[i].x }))
 	cancel()
 	for j, i := range acked {
 		if errs[j] != nil {
@@ -281,20 +281,12 @@ type epochKey struct {
 	claim, value, iss string
 }
 
-// pick returns evs[i] for each i of at.
-func pick(evs []events.Event, at []int) []events.Event {
-	out := make([]events.Event, len(at))
+// gather returns f(i) for each i of at: the part of a batch one step
+// works on.
+func gather[T any](at []int, f func(i int) T) []T {
+	out := make([]T, len(at))
 	for j, i := range at {
-		out[j] = evs[i]
-	}
-	return out
-}
-
-// pickEncoded returns the encoded events of items[i] for each i of at.
-func pickEncoded(items []batchEntry, at []int) []events.Encoded {
-	out := make([]events.Encoded, len(at))
-	for j, i := range at {
-		out[j] = items[i].x
+		out[j] = f(i)
 	}
 	return out
 }

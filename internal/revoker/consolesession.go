@@ -2,11 +2,9 @@ package revoker
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -103,17 +101,20 @@ func (cs *consoleSessions) signed(msg string) string { return msg + "." + mac(cs
 
 // verify returns the msg of "msg.mac" if one of the keys signed it.
 func (cs *consoleSessions) verify(v string) (string, bool) {
-	msg, sig, ok := strings.Cut(v, ".")
-	if !ok {
-		return "", false
-	}
 	// The message never holds a "." (a version, a time, hex), so the
 	// cut is unambiguous.
+	msg, sig, ok := strings.Cut(v, ".")
+	return msg, ok && cs.signedByAny(msg, sig)
+}
+
+// signedByAny reports, in constant time over the keys, whether sig is
+// the mac of msg under one of them.
+func (cs *consoleSessions) signedByAny(msg, sig string) bool {
 	good := 0
 	for _, k := range cs.keys {
 		good |= subtle.ConstantTimeCompare([]byte(sig), []byte(mac(k, msg)))
 	}
-	return msg, good == 1
+	return good == 1
 }
 
 // consoleSession is a logged-in operator's session: its random id (which
@@ -121,12 +122,6 @@ func (cs *consoleSessions) verify(v string) (string, bool) {
 type consoleSession struct {
 	id      string
 	expires time.Time
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b)
 }
 
 // start returns a new session's cookie value and the session.
@@ -166,11 +161,7 @@ func (cs *consoleSessions) csrf(purpose, id string) string {
 // checkCSRF reports whether token is the CSRF token of purpose and id
 // under any key, in constant time.
 func (cs *consoleSessions) checkCSRF(purpose, id, token string) bool {
-	good := 0
-	for _, k := range cs.keys {
-		good |= subtle.ConstantTimeCompare([]byte(token), []byte(mac(k, "csrf-"+purpose+"-"+id)))
-	}
-	return good == 1 && id != ""
+	return id != "" && cs.signedByAny("csrf-"+purpose+"-"+id, token)
 }
 
 // loginNonce returns the login form's nonce from its cookie, or makes a

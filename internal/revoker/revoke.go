@@ -670,10 +670,14 @@ func (sp spec) event(id string, now time.Time) events.Event {
 
 // NewEventID returns "rev." and 128 random bits in hex: unique, so the
 // stream's duplicate window only ever drops a true retry.
-func NewEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return "rev." + hex.EncodeToString(b[:])
+func NewEventID() string { return "rev." + randomHex(16) }
+
+// randomHex is n random bytes in hex: event ids, console session ids and
+// nonces.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
 }
 
 func deref(p *string) string {
