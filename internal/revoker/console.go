@@ -582,7 +582,6 @@ func (v sections) rendered() map[string]string {
 // left), a dot per replica at the time it took to confirm it.
 type plotView struct {
 	Width, Height, Left, Top, Bottom int
-	Max                              string   // the y axis' top, as text
 	Ticks                            []tick   // y axis
 	Dots                             []dot    // one per confirmation
 	Legend                           []legend // one per replica
@@ -640,7 +639,6 @@ func newPlot(newestFirst []recentRevocation, live []Replica) plotView {
 			scale *= 2 // 10 → 20, 50 → 100
 		}
 	}
-	p.Max = ms(scale)
 	h := p.Height - p.Top - p.Bottom
 	for _, f := range []float64{0, 0.5, 1} {
 		p.Ticks = append(p.Ticks, tick{Y: p.Top + h - int(f*float64(h)), Label: ms(time.Duration(f * float64(scale)))})
