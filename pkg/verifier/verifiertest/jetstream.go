@@ -2,6 +2,7 @@ package verifiertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -165,16 +166,30 @@ func (s *Server) EnsureStream(tb testing.TB, o events.StreamOptions) {
 // Revoke publishes e with [events.Publish] and returns the stream's
 // acknowledgement, failing the test on error. It is the way a test injects a
 // revocation into every verifier fed by this server.
+//
+// Each attempt is bounded by publishAttempt and retried until startTimeout:
+// right after a [Server.Restart], a JetStream request sent as the
+// connection comes back can go unanswered (about one run in four here),
+// and a retry of the same event is stored once (Nats-Msg-Id).
 func (s *Server) Revoke(tb testing.TB, e events.Event) *jetstream.PubAck {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(tb.Context(), startTimeout)
-	defer cancel()
-	ack, err := events.Publish(ctx, s.js(), e)
-	if err != nil {
-		tb.Fatalf("verifiertest: revoke: %v", err)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(tb.Context(), publishAttempt)
+		ack, err := events.Publish(ctx, s.js(), e)
+		cancel()
+		switch {
+		case err == nil:
+			return ack
+		case errors.Is(err, events.ErrInvalid) || time.Now().After(deadline):
+			tb.Fatalf("verifiertest: revoke: %v", err)
+			return nil
+		}
 	}
-	return ack
 }
+
+// publishAttempt bounds one attempt of [Server.Revoke].
+const publishAttempt = 2 * time.Second
 
 func (s *Server) js() jetstream.JetStream {
 	s.mu.Lock()
@@ -191,4 +206,33 @@ func Encoded(tb testing.TB, e events.Event) events.Encoded {
 		tb.Fatalf("verifiertest: encode %s: %v", e.ID, err)
 	}
 	return x
+}
+
+// EventAt returns event id from the revocation stream's message at seq
+// (one event, or a batch message's), decoded by the consumers' rule
+// ([events.DecodeMsg]); it fails the test if that message does not carry
+// it.
+func EventAt(tb testing.TB, js jetstream.JetStream, seq uint64, id string) events.Event {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, events.DefaultStreamName)
+	if err != nil {
+		tb.Fatalf("stream: %v", err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		tb.Fatalf("message %d: %v", seq, err)
+	}
+	first, rest, err := events.DecodeMsg(m.Subject, m.Data)
+	if err != nil {
+		tb.Fatalf("message %d: %v", seq, err)
+	}
+	for _, ev := range append(rest, first) {
+		if ev.ID == id {
+			return ev
+		}
+	}
+	tb.Fatalf("message %d (%s) does not carry event %s", seq, m.Subject, id)
+	return events.Event{}
 }
