@@ -142,4 +142,33 @@
 // once); key events carry "Nats-TTL: never" so they outlive the stream's
 // MaxAge; traceparent/tracestate (W3C Trace Context) carry the publisher's
 // trace so consumers continue it.
+//
+// # Batch messages
+//
+// A producer with many events at once may carry up to [MaxBatchEvents] of
+// them in one message of at most [MaxBatchSize] bytes: the events' JSON
+// objects in order, one per line, separated by a single newline ("\n"; no
+// empty line, none after the last). It is published on
+// revocations.batch.<d> where d is the first 16 bytes of the SHA-256 of the
+// body, base64url without padding ([BatchSubject]), with Nats-Msg-Id
+// "batch.<d>". Key events never travel in a batch: each needs its own
+// "Nats-TTL: never". One message instead of hundreds is what lets a stream
+// replicated three times and followed by many replicas take thousands of
+// revocations a second (docs/propagation.md).
+//
+// A consumer decodes a message by its subject ([DecodeMsg]): a batch's
+// subject must name its body's digest and every line must be a valid,
+// batchable event, or the whole message is refused, nothing of it applied.
+// Every event of a batch carries the message's stream sequence. Because
+// the subject names the body, two batches share a subject only if they
+// are the same bytes (a retried publish), so the stream's one message per
+// subject never lets a batch replace another one, nor a single event's
+// message replace a batch: a batch stays for the stream's MaxAge, which
+// covers every event it can carry. It is not compacted, so a replay reads
+// it whole even after later revocations of the same things.
+//
+// A consumer that predates batch messages refuses them (several objects
+// are not one event: malformed) and counts them: update every consumer
+// before a producer sends batches. In this repository the revoker sends them for
+// POST /v1/revocations/batch only.
 package events

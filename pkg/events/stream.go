@@ -92,7 +92,7 @@ func StreamConfig(o StreamOptions) (jetstream.StreamConfig, error) {
 		MaxMsgsPerSubject: 1,
 		MaxMsgs:           -1,
 		MaxBytes:          -1,
-		MaxMsgSize:        MaxEventSize + 2048,
+		MaxMsgSize:        MaxBatchSize + 2048,
 		Duplicates:        dup,
 		Replicas:          replicas,
 		DenyDelete:        true,
@@ -319,13 +319,16 @@ const (
 
 // PublishAll publishes each of out as [Publisher.PublishEncoded] does and
 // returns each one's outcome, in out's order, once every one is
-// acknowledged or has failed. The events marked First go out as
-// asynchronous conditional publishes (the subject holds no event), up to
-// maxAsyncInFlight awaiting their acknowledgement; one the stream refuses
-// because the subject does hold an event, and every event not marked
-// First, takes PublishEncoded's read-then-publish path, several at once.
-// Each outcome is as PublishEncoded's would be: an ack only once the
-// stream stored the event (or holds one covering it, Duplicate set).
+// acknowledged or has failed. The events marked First go out
+// asynchronously, up to maxAsyncInFlight messages awaiting their
+// acknowledgement: those that may ([Batchable]) several to a batch
+// message ([NewBatchMsg]; consecutive ones, as many as fit), each event of
+// it acknowledged with the batch's sequence; the others, and a batch of
+// one, as conditional publishes (the subject holds no event). One the
+// stream refuses because its subject does hold an event, and every event
+// not marked First, takes PublishEncoded's read-then-publish path, several
+// at once. Each outcome is as PublishEncoded's would be: an ack only once
+// the stream stored the event (or holds one covering it, Duplicate set).
 func (p *Publisher) PublishAll(ctx context.Context, out []Outgoing) []Published {
 	res := make([]Published, len(out))
 	if _, err := p.streamHandle(ctx); err != nil {
@@ -336,51 +339,104 @@ func (p *Publisher) PublishAll(ctx context.Context, out []Outgoing) []Published 
 	}
 	read := make([]int, 0, len(out)) // the events for the read-then-publish path
 	var wg sync.WaitGroup
-	window := p.window
 	var (
 		mu      sync.Mutex // guards refused
 		refused []int      // the First events whose subject does hold one
 	)
-	for i, o := range out {
-		if !o.First {
-			read = append(read, i)
-			continue
+	// send publishes m asynchronously; done gets the
+	// acknowledgement or the error.
+	send := func(m *nats.Msg, opts []jetstream.PublishOpt, done func(*jetstream.PubAck, error)) {
+		select {
+		case p.window <- struct{}{}:
+		case <-ctx.Done():
+			done(nil, ctx.Err())
+			return
 		}
+		f, err := p.js.PublishMsgAsync(m, opts...)
+		if err != nil {
+			<-p.window
+			done(nil, err)
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-p.window }()
+			select {
+			case ack := <-f.Ok():
+				done(ack, nil)
+			case err := <-f.Err():
+				done(nil, err)
+			case <-ctx.Done():
+				done(nil, ctx.Err())
+			}
+		})
+	}
+	single := func(i int) {
+		o := out[i]
 		m, err := NewMsg(ctx, o.Encoded)
 		if err != nil {
 			res[i].Err = err
-			continue
+			return
 		}
-		select {
-		case window <- struct{}{}:
-		case <-ctx.Done():
-			res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, ctx.Err())
-			continue
-		}
-		f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(o.Encoded.ev.ID), jetstream.WithExpectStream(p.stream),
-			jetstream.WithExpectLastSequencePerSubject(0))
-		if err != nil {
-			<-window
-			res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, err)
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-window }()
-			select {
-			case ack := <-f.Ok():
+		send(m, []jetstream.PublishOpt{jetstream.WithMsgID(o.Encoded.ev.ID), jetstream.WithExpectStream(p.stream),
+			jetstream.WithExpectLastSequencePerSubject(0)}, func(ack *jetstream.PubAck, err error) {
+			switch {
+			case err == nil:
 				res[i].Ack = ack
-			case err := <-f.Err():
-				if wrongLastSeq(err) {
-					mu.Lock()
-					refused = append(refused, i)
-					mu.Unlock()
-					return
-				}
+			case wrongLastSeq(err):
+				mu.Lock()
+				refused = append(refused, i)
+				mu.Unlock()
+			default:
 				res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, err)
-			case <-ctx.Done():
-				res[i].Err = fmt.Errorf("events: publish %s: %w", o.Encoded.ev.ID, ctx.Err())
 			}
 		})
+	}
+	batch := func(at []int) {
+		if len(at) == 1 {
+			single(at[0])
+			return
+		}
+		xs := make([]Encoded, len(at))
+		for j, i := range at {
+			xs[j] = out[i].Encoded
+		}
+		m, err := NewBatchMsg(ctx, xs)
+		if err == nil {
+			send(m, []jetstream.PublishOpt{jetstream.WithExpectStream(p.stream)}, func(ack *jetstream.PubAck, err error) {
+				for _, i := range at {
+					if err != nil {
+						res[i].Err = fmt.Errorf("events: publish %s (in a batch of %d): %w", out[i].Encoded.ev.ID, len(at), err)
+					} else {
+						res[i].Ack = ack
+					}
+				}
+			})
+			return
+		}
+		for _, i := range at {
+			res[i].Err = err
+		}
+	}
+	var (
+		group []int // consecutive Batchable First events, not sent yet
+		size  int   // their encodings' bytes
+	)
+	for i, o := range out {
+		switch {
+		case !o.First:
+			read = append(read, i)
+		case !Batchable(o.Encoded.ev):
+			single(i)
+		default:
+			if !BatchFits(len(group)+1, size+len(o.Encoded.raw)) {
+				batch(group)
+				group, size = nil, 0
+			}
+			group, size = append(group, i), size+len(o.Encoded.raw)
+		}
+	}
+	if len(group) > 0 {
+		batch(group)
 	}
 	wg.Wait()
 	read = append(read, refused...)
