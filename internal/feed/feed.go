@@ -41,7 +41,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// SpanName is the name of the span that wraps the application of one event.
+// SpanName is the name of the span that wraps the application of one
+// message's events (one, or a batch's: then its kind and id are the
+// first's, and AttrBatchEvents counts them).
 // Its parent is the trace context the revoker put in the message headers, so
 // one trace shows the revocation request and every verifier applying it.
 const SpanName = "jwtrevoke.revocation.apply"
@@ -51,6 +53,8 @@ const (
 	AttrEventKind = attribute.Key("jwtrevoke.event.kind")
 	AttrEventID   = attribute.Key("jwtrevoke.event.id")
 	AttrStreamSeq = attribute.Key("jwtrevoke.stream.seq")
+	// AttrBatchEvents is set on the span of a batch message only.
+	AttrBatchEvents = attribute.Key("jwtrevoke.batch.events")
 )
 
 // Tuning of the consuming loop.
@@ -104,9 +108,9 @@ var (
 	ErrRunning = errors.New("feed: already running")
 	// ErrWrongSubject is reported for a valid event published on another
 	// subject than its own (see [events.Subject]); it would break the
-	// stream's one-message-per-subject compaction, so it is rejected. The
-	// error also wraps [events.ErrInvalid].
-	ErrWrongSubject = errors.New("feed: event published on another subject than its own")
+	// stream's one-message-per-subject compaction, so it is rejected. It
+	// is [events.ErrWrongSubject] and wraps [events.ErrInvalid].
+	ErrWrongSubject = events.ErrWrongSubject
 	// ErrApply wraps an error returned by [Applier.Apply]; the event is
 	// counted as rejected and the feed moves on (the applier fails closed).
 	ErrApply = errors.New("feed: apply")

@@ -289,6 +289,58 @@ func TestRejectsInvalidEvents(t *testing.T) {
 	}
 }
 
+// TestBatchMessages: a batch message's events are all applied and
+// reported, counted at the message's one sequence; a batch with one
+// broken event is refused whole (one rejection, nothing of it applied).
+func TestBatchMessages(t *testing.T) {
+	e := newEnv(t, true)
+	a := newMapApplier()
+	obs := &recObserver{}
+	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
+	waitReady(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	xs := make([]events.Encoded, 40)
+	for i := range xs {
+		x, err := events.NewEncoded(tokenEvent("batched", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		xs[i] = x
+	}
+	m, err := events.NewBatchMsg(ctx, xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// Broken: the same body with a last event cut short, on the subject
+	// of that body, so only the line is wrong.
+	bad := append(append([]byte{}, m.Data...), []byte("\n{\"v\":1,\"id\":\"cut\"")...)
+	if _, err := e.js.Publish(ctx, events.BatchSubject(bad), bad); err != nil {
+		t.Fatal(err)
+	}
+	good := tokenEvent("after", 0)
+	e.srv.Revoke(t, good)
+	eventually.True(t, testTimeout, "the event after the batches applied", func() bool { return a.has(good.ID) })
+
+	if a.len() != 41 {
+		t.Fatalf("applied %d events, want the batch's 40 and the last", a.len())
+	}
+	st := f.Status()
+	if st.Applied != 41 || st.Rejected != 1 || st.AppliedSeq != 3 {
+		t.Fatalf("status %+v, want 41 applied through seq 3, 1 rejected", st)
+	}
+	obs.mu.Lock()
+	applied := obs.applied
+	obs.mu.Unlock()
+	if rej := obs.rejections(); applied != 41 || len(rej) != 1 || !errors.Is(rej[0], events.ErrMalformed) {
+		t.Fatalf("observer saw %d applied and %v, want 41 and one malformed batch", applied, rej)
+	}
+}
+
 // TestSyncFailure: while the applier cannot Sync, the feed keeps consuming
 // but does not claim to be ready or fresh; it is once Sync succeeds.
 func TestSyncFailure(t *testing.T) {

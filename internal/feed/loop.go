@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -206,9 +207,9 @@ func (l *loop) housekeep() {
 	}
 }
 
-// handle processes one message: apply inside a span; sync when caught up
-// or when a batch is full; confirm freshness when nothing is pending behind
-// it.
+// handle processes one message: apply its events inside a span; sync when
+// caught up or when a batch is full; confirm freshness when nothing is
+// pending behind it.
 func (l *loop) handle(it *item) {
 	f := l.f
 	l.att.received = true
@@ -218,7 +219,7 @@ func (l *loop) handle(it *item) {
 		return
 	}
 	meta := it.meta
-	ok := l.apply(it)
+	refused := l.apply(it)
 	// A gap in the sequence is a message removed before it was read. If
 	// it was removed after a pending probe's answer, its replacement may
 	// lie past the probe's last message, so that probe proves nothing:
@@ -234,8 +235,13 @@ func (l *loop) handle(it *item) {
 	}
 	// Reported before a confirmation it may complete: whoever sees the
 	// feed ready has seen every event it applied reported.
-	if ok && f.cfg.Observer != nil {
-		f.cfg.Observer.EventApplied(it.ev, meta.Timestamp, f.cfg.Now())
+	if f.cfg.Observer != nil {
+		now := f.cfg.Now()
+		for i := range it.count() {
+			if !slices.Contains(refused, i) {
+				f.cfg.Observer.EventApplied(*it.event(i), meta.Timestamp, now)
+			}
+		}
 	}
 	if l.unsynced == 0 {
 		f.appliedSeq.Store(l.pos.seq)
@@ -249,9 +255,10 @@ func (l *loop) handle(it *item) {
 	}
 }
 
-// apply applies one decoded message inside its span, or rejects it, and
-// reports whether the event was applied.
-func (l *loop) apply(it *item) bool {
+// apply applies the events of one decoded message inside its span, or
+// rejects the message, and returns the indexes of the events the applier
+// refused (each rejected on its own; the others stay applied).
+func (l *loop) apply(it *item) (refused []int) {
 	f := l.f
 	span := noSpan
 	if f.tracing {
@@ -259,21 +266,26 @@ func (l *loop) apply(it *item) bool {
 	}
 	defer span.End()
 
-	err := it.err
-	if err == nil {
-		if _, aerr := f.cfg.Applier.Apply(it.ev); aerr != nil {
-			err = fmt.Errorf("%w: event %s: %w", ErrApply, it.ev.ID, aerr)
-		}
-	}
-	if err != nil {
+	reject := func(err error) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "event rejected")
 		f.reject(it.msg.Subject(), it.meta.Sequence.Stream, err)
-		return false
 	}
-	l.unsynced++
-	f.applied.Add(1)
-	return true
+	if it.err != nil {
+		reject(it.err)
+		return nil
+	}
+	for i := range it.count() {
+		e := it.event(i)
+		if _, err := f.cfg.Applier.Apply(*e); err != nil {
+			reject(fmt.Errorf("%w: event %s: %w", ErrApply, e.ID, err))
+			refused = append(refused, i)
+			continue
+		}
+		l.unsynced++
+		f.applied.Add(1)
+	}
+	return refused
 }
 
 // noSpan is the span of an event applied without tracing: a no-op.
@@ -288,6 +300,9 @@ func (l *loop) startSpan(it *item) trace.Span {
 		trace.WithAttributes(AttrStreamSeq.Int64(int64(it.meta.Sequence.Stream))))
 	if it.ev.ID != "" {
 		span.SetAttributes(AttrEventKind.String(string(it.ev.Kind)), AttrEventID.String(it.ev.ID))
+	}
+	if len(it.more) > 0 {
+		span.SetAttributes(AttrBatchEvents.Int(it.count()))
 	}
 	return span
 }

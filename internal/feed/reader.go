@@ -15,8 +15,27 @@ import (
 type item struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata // nil when the message has no JetStream metadata
-	ev   events.Event           // the decoded event, if it decoded
-	err  error                  // why the message is rejected; nil for a valid event
+	// ev is the message's event, or a batch message's first; more are a
+	// batch's others, in order. Both are zero when err is set.
+	ev   events.Event
+	more []events.Event
+	err  error // why the message is refused; nil for a valid one
+}
+
+// count is how many events it carries.
+func (it *item) count() int {
+	if it.err != nil {
+		return 0
+	}
+	return 1 + len(it.more)
+}
+
+// event returns the i-th of its events, i < count.
+func (it *item) event(i int) *events.Event {
+	if i == 0 {
+		return &it.ev
+	}
+	return &it.more[i-1]
 }
 
 // read takes messages from it, decodes them and sends them in batches to
@@ -86,8 +105,9 @@ func (f *Feed) read(ctx context.Context, it jetstream.MessagesContext, out chan<
 	}
 }
 
-// decode reads the metadata and the event of msg and checks that the event
-// is on its own subject.
+// decode reads the metadata and the events of msg, by the events
+// package's rule for a message ([events.DecodeMsg]: one event on its own
+// subject, or a batch, all or nothing).
 func (f *Feed) decode(msg jetstream.Msg) item {
 	it := item{msg: msg}
 	meta, err := msg.Metadata()
@@ -96,14 +116,6 @@ func (f *Feed) decode(msg jetstream.Msg) item {
 		return it
 	}
 	it.meta = meta
-	e, err := events.Decode(msg.Data())
-	if err != nil {
-		it.err = err
-		return it
-	}
-	it.ev = e
-	if !e.OnSubject(msg.Subject()) {
-		it.err = fmt.Errorf("%w (%w)", ErrWrongSubject, events.ErrInvalid)
-	}
+	it.ev, it.more, it.err = events.DecodeMsg(msg.Subject(), msg.Data())
 	return it
 }
