@@ -59,7 +59,7 @@ func tail(ctx context.Context, url, creds string, args []string, asJSON bool, st
 	}
 	defer it.Stop()
 	go func() { <-ctx.Done(); it.Stop() }()
-	for printed := 0; *n == 0 || printed < *n; printed++ {
+	for printed := 0; *n == 0 || printed < *n; {
 		m, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
@@ -72,13 +72,22 @@ func tail(ctx context.Context, url, creds string, args []string, asJSON bool, st
 		if meta != nil {
 			seq = meta.Sequence.Stream
 		}
-		ev, err := events.Decode(m.Data())
-		switch {
-		case asJSON && err == nil:
-			printJSONLine(stdout, tailLine{Seq: seq, Event: ev})
-		case err != nil:
+		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
+		if err != nil {
 			fmt.Fprintf(stdout, "%d\t(undecodable: %v)\n", seq, err)
-		default:
+			printed++
+			continue
+		}
+		// A batch message's events share its sequence: one line each.
+		for _, ev := range append([]events.Event{first}, rest...) {
+			if *n > 0 && printed == *n {
+				break
+			}
+			printed++
+			if asJSON {
+				printJSONLine(stdout, tailLine{Seq: seq, Event: ev})
+				continue
+			}
 			iss := ev.Issuer
 			if iss == "" {
 				iss = "-"

@@ -47,22 +47,25 @@ func (f *recentFeed) wait() <-chan struct{} {
 	return f.changed.wait()
 }
 
-// add records the event of seq; live is the fleet now, for replicas that
-// announced having applied it before the console read it.
-func (f *recentFeed) add(seq uint64, ev events.Event, live []Replica, now time.Time) {
+// add records the events of the message of seq (one, or a batch's);
+// live is the fleet now, for replicas that announced having applied it
+// before the console read it.
+func (f *recentFeed) add(seq uint64, evs []events.Event, live []Replica, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.head = max(f.head, seq)
 	if n := len(f.list); n > 0 && f.list[n-1].Seq >= seq {
 		return // an ordered consumer's redelivery after a reset
 	}
-	rr := recentRevocation{Seq: seq, Event: ev, Confirmed: map[string]time.Duration{}}
-	for _, r := range live {
-		if r.Deciding && r.AppliedSeq >= seq && r.Started.Before(ev.IssuedAt) {
-			rr.Confirmed[r.ID] = max(0, now.Add(-time.Duration(r.LastSeenMs)*time.Millisecond).Sub(ev.IssuedAt))
+	for _, ev := range evs {
+		rr := recentRevocation{Seq: seq, Event: ev, Confirmed: map[string]time.Duration{}}
+		for _, r := range live {
+			if r.Deciding && r.AppliedSeq >= seq && r.Started.Before(ev.IssuedAt) {
+				rr.Confirmed[r.ID] = max(0, now.Add(-time.Duration(r.LastSeenMs)*time.Millisecond).Sub(ev.IssuedAt))
+			}
 		}
+		f.list = append(f.list, rr)
 	}
-	f.list = append(f.list, rr)
 	if len(f.list) > maxRecent {
 		f.list = slices.Delete(f.list, 0, len(f.list)-maxRecent)
 	}
@@ -165,10 +168,10 @@ func (s *Server) readRecent(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		ev, err := events.Decode(m.Data())
+		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
 		if err != nil {
 			continue // the verifiers refuse it too; it revoked nothing
 		}
-		s.recent.add(meta.Sequence.Stream, ev, s.fleet.live(time.Now()).Replicas, time.Now())
+		s.recent.add(meta.Sequence.Stream, append([]events.Event{first}, rest...), s.fleet.live(time.Now()).Replicas, time.Now())
 	}
 }
