@@ -50,6 +50,10 @@ func TestParseApplied(t *testing.T) {
 		{name: "not json", line: `example: bad flag`, wantErr: errNotApplied},
 		{name: "broken json", line: `{"msg":`, wantErr: errNotApplied},
 		{name: "empty", line: ``, wantErr: errNotApplied},
+		{name: "escaped id", line: `{"msg":"revocation applied","id":"a\u0041","applied_unix_ns":5}`, wantErr: errNotApplied},
+		{name: "instant not a number", line: `{"msg":"revocation applied","id":"x","applied_unix_ns":5x}`, wantErr: errNotApplied},
+		{name: "cut short", line: `{"msg":"revocation applied","id":"x","applied_unix_ns":5`, wantErr: errNotApplied},
+		{name: "another message with the fields", line: `{"msg":"not ready","id":"x","applied_unix_ns":5}`, wantErr: errNotApplied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, at, err := parseApplied([]byte(tc.line))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -60,13 +61,73 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	return o, err
 }
 
-// appliedLogger returns a verifier.Config.OnApplied that writes one line per
-// applied event: {"msg":"revocation applied","id":...,"applied_unix_ns":...}
-// (bench/e2e reads them; the instant is the verifier's own clock).
-func appliedLogger(log *slog.Logger) func(events.Event, time.Time) {
+// appliedLogger returns a verifier.Config.OnApplied that writes one JSON
+// line per applied event,
+// {"msg":"revocation applied","id":...,"applied_unix_ns":...}, to w
+// through a lineBuffer (bench/e2e reads them; the instant is the
+// verifier's own clock, taken when applied, not when written), and the
+// function that writes what is still buffered.
+func appliedLogger(w io.Writer) (onApplied func(events.Event, time.Time), flush func()) {
+	b := newLineBuffer(w)
+	log := slog.New(slog.NewJSONHandler(b, nil))
 	return func(e events.Event, applied time.Time) {
 		log.LogAttrs(context.Background(), slog.LevelInfo, "revocation applied",
 			slog.String("id", e.ID), slog.Int64("applied_unix_ns", applied.UnixNano()))
+	}, b.flush
+}
+
+// Limits of a lineBuffer.
+const (
+	// lineFlushAfter is the longest a line waits in a lineBuffer.
+	lineFlushAfter = 2 * time.Millisecond
+	// lineBufferSize is how much a lineBuffer holds before it writes.
+	lineBufferSize = 32 << 10
+)
+
+// lineBuffer collects whole lines (each Write is one, as slog's handlers
+// write) and writes them to w together, lineFlushAfter after the first
+// one not yet written or once lineBufferSize is held: a replica applying
+// a batch of a thousand events makes a few writes, not a thousand, so the
+// measurement does not take the CPU it measures. Writes to w are whole
+// lines, so they interleave with other writers of w line by line.
+type lineBuffer struct {
+	mu    sync.Mutex
+	w     io.Writer
+	buf   []byte
+	timer *time.Timer
+}
+
+func newLineBuffer(w io.Writer) *lineBuffer {
+	b := &lineBuffer{w: w}
+	b.timer = time.AfterFunc(time.Hour, b.flush)
+	b.timer.Stop()
+	return b
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf) == 0 {
+		b.timer.Reset(lineFlushAfter)
+	}
+	b.buf = append(b.buf, p...)
+	if len(b.buf) >= lineBufferSize {
+		b.writeLocked()
+	}
+	return len(p), nil
+}
+
+// flush writes what is buffered.
+func (b *lineBuffer) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.writeLocked()
+}
+
+func (b *lineBuffer) writeLocked() {
+	if len(b.buf) > 0 {
+		_, _ = b.w.Write(b.buf)
+		b.buf = b.buf[:0]
 	}
 }
 
@@ -86,7 +147,9 @@ func serve(o options, log *slog.Logger) error {
 	defer nc.Close()
 	vc.JetStream = js
 	if o.logApplied {
-		vc.OnApplied = appliedLogger(log)
+		onApplied, flush := appliedLogger(os.Stderr)
+		defer flush()
+		vc.OnApplied = onApplied
 	}
 	srv, err := example.New(example.Config{
 		Verifier: vc,
