@@ -375,12 +375,14 @@ func readStream(ctx context.Context, s jetstream.Stream, last uint64) ([]Stored,
 			return nil, fmt.Errorf("metadata: %w", err)
 		}
 		seq := md.Sequence.Stream
-		ev, err := events.Decode(m.Data())
+		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
 		if err != nil {
 			return nil, fmt.Errorf("decode msg %d: %w", seq, err)
 		}
 		if seq <= last {
-			evs = append(evs, stored(ev))
+			for _, ev := range append([]events.Event{first}, rest...) {
+				evs = append(evs, stored(ev))
+			}
 		}
 		// Not "nothing pending": the consumer may live on a follower
 		// that has not stored everything up to last yet. A message at

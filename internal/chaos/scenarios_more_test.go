@@ -382,11 +382,13 @@ func (e *env) watchStream(tb testing.TB) *streamWatch {
 		if err != nil {
 			return
 		}
-		ev, err := events.Decode(m.Data())
+		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err == nil {
-			w.ids[ev.ID]++
+			for _, ev := range append([]events.Event{first}, rest...) {
+				w.ids[ev.ID]++
+			}
 		}
 		w.last = max(w.last, md.Sequence.Stream)
 	})
