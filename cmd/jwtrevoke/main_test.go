@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,28 @@ func TestCLI(t *testing.T) {
 	var line tailLine
 	if err := json.Unmarshal([]byte(out), &line); code != 0 || err != nil || line.Seq == 0 || line.Event.SID != "s-cli" {
 		t.Errorf("tail -o json: exit %d, %s (%v)", code, out, err)
+	}
+	// A batch travels as one batch message: one line per event, all at
+	// the message's sequence.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.RevokerURL+"/v1/revocations/batch",
+		strings.NewReader(`{"revocations":[{"type":"session","sid":"s-b1"},{"type":"session","sid":"s-b2"},{"type":"session","sid":"s-b3"}]}`))
+	req.Header.Set("Authorization", "Bearer "+devmode.ServiceCredential)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("batch: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	code, out, errs = cli("tail", "-from-start", "-n", "5")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 5 {
+		t.Fatalf("tail after a batch: exit %d\n%s%s", code, out, errs)
+	}
+	seq, _, _ := strings.Cut(lines[2], "\t")
+	for i, sid := range []string{"s-b1", "s-b2", "s-b3"} {
+		if l := lines[2+i]; !strings.HasPrefix(l, seq+"\t") || !strings.Contains(l, "\tsession\t"+sid+"\t") {
+			t.Errorf("tail line %d after a batch: %q, want session %s at seq %s", 3+i, l, sid, seq)
+		}
 	}
 	eventually.True(t, 5*time.Second, "status: both replicas at the head", func() bool {
 		code, out, _ := cli("-o", "json", "status")

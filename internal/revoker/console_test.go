@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwtrevoke/jwtrevoke/internal/eventually"
+	"github.com/jwtrevoke/jwtrevoke/pkg/events"
 )
 
 // testConsoleCredential is the console credential of the console tests.
@@ -384,4 +385,25 @@ func TestConsoleWhileNATSDown(t *testing.T) {
 		}
 		return strings.Contains(p.body, "figures are unavailable") && strings.Contains(p.body, "not connected to NATS")
 	})
+}
+
+// TestRecentBatch: a batch message's events become one recent row each,
+// at the message's sequence, confirmed by a replica that announced it;
+// the ordered consumer's redelivery of that message adds nothing.
+func TestRecentBatch(t *testing.T) {
+	var f recentFeed
+	now := time.Now()
+	evs := []events.Event{events.NewSession("b.1", "s-1", now), events.NewSession("b.2", "s-2", now), events.NewSession("b.3", "s-3", now)}
+	f.add(7, evs, nil, now)
+	f.add(7, evs[:1], nil, now) // redelivered
+	f.applied(events.Announcement{ID: "r-1", Deciding: true, AppliedSeq: 7, Started: now.Add(-time.Hour)}, now.Add(3*time.Millisecond))
+	head, rows := f.view()
+	if head != 7 || len(rows) != 3 {
+		t.Fatalf("head %d, %d rows, want 7 and 3", head, len(rows))
+	}
+	for i, r := range rows {
+		if want := evs[2-i].ID; r.Seq != 7 || r.Event.ID != want || r.Confirmed["r-1"] != 3*time.Millisecond {
+			t.Errorf("row %d: seq %d, event %s, confirmed %v; want 7, %s, r-1 in 3ms", i, r.Seq, r.Event.ID, r.Confirmed, want)
+		}
+	}
 }
