@@ -72,14 +72,14 @@ func tail(ctx context.Context, url, creds string, args []string, asJSON bool, st
 		if meta != nil {
 			seq = meta.Sequence.Stream
 		}
-		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
+		evs, err := events.MsgEvents(m.Subject(), m.Data())
 		if err != nil {
 			fmt.Fprintf(stdout, "%d\t(undecodable: %v)\n", seq, err)
 			printed++
 			continue
 		}
 		// A batch message's events share its sequence: one line each.
-		for _, ev := range append([]events.Event{first}, rest...) {
+		for _, ev := range evs {
 			if *n > 0 && printed == *n {
 				break
 			}

@@ -375,12 +375,12 @@ func readStream(ctx context.Context, s jetstream.Stream, last uint64) ([]Stored,
 			return nil, fmt.Errorf("metadata: %w", err)
 		}
 		seq := md.Sequence.Stream
-		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
+		msgEvs, err := events.MsgEvents(m.Subject(), m.Data())
 		if err != nil {
 			return nil, fmt.Errorf("decode msg %d: %w", seq, err)
 		}
 		if seq <= last {
-			for _, ev := range append([]events.Event{first}, rest...) {
+			for _, ev := range msgEvs {
 				evs = append(evs, stored(ev))
 			}
 		}

@@ -382,11 +382,11 @@ func (e *env) watchStream(tb testing.TB) *streamWatch {
 		if err != nil {
 			return
 		}
-		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
+		evs, err := events.MsgEvents(m.Subject(), m.Data())
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err == nil {
-			for _, ev := range append([]events.Event{first}, rest...) {
+			for _, ev := range evs {
 				w.ids[ev.ID]++
 			}
 		}

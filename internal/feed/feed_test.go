@@ -165,14 +165,9 @@ func TestExpiredTail(t *testing.T) {
 		info, err := stream.Info(ctx)
 		return err == nil && info.State.Msgs == 1 && info.State.LastSeq == 2
 	})
-	a := newMapApplier()
-	obs := &recObserver{}
-	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
-	waitReady(t, f)
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
-	if obs.applied != 1 || !a.has("key-1") {
-		t.Fatalf("ready having applied %d events (%v), want the key revocation", obs.applied, a.ids())
+	a, obs, _ := observedFeed(t, e)
+	if n := obs.appliedCount(); n != 1 || !a.has("key-1") {
+		t.Fatalf("ready having applied %d events (%v), want the key revocation", n, a.ids())
 	}
 }
 
@@ -239,10 +234,7 @@ func TestMinMaxAge(t *testing.T) {
 // and reported; later valid events still apply.
 func TestRejectsInvalidEvents(t *testing.T) {
 	e := newEnv(t, true)
-	a := newMapApplier()
-	obs := &recObserver{}
-	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
-	waitReady(t, f)
+	a, obs, f := observedFeed(t, e)
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -294,10 +286,7 @@ func TestRejectsInvalidEvents(t *testing.T) {
 // broken event is refused whole (one rejection, nothing of it applied).
 func TestBatchMessages(t *testing.T) {
 	e := newEnv(t, true)
-	a := newMapApplier()
-	obs := &recObserver{}
-	f := runFeed(t, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
-	waitReady(t, f)
+	a, obs, f := observedFeed(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 
@@ -333,10 +322,7 @@ func TestBatchMessages(t *testing.T) {
 	if st.Applied != 41 || st.Rejected != 1 || st.AppliedSeq != 3 {
 		t.Fatalf("status %+v, want 41 applied through seq 3, 1 rejected", st)
 	}
-	obs.mu.Lock()
-	applied := obs.applied
-	obs.mu.Unlock()
-	if rej := obs.rejections(); applied != 41 || len(rej) != 1 || !errors.Is(rej[0], events.ErrMalformed) {
+	if rej, applied := obs.rejections(), obs.appliedCount(); applied != 41 || len(rej) != 1 || !errors.Is(rej[0], events.ErrMalformed) {
 		t.Fatalf("observer saw %d applied and %v, want 41 and one malformed batch", applied, rej)
 	}
 }

@@ -93,6 +93,13 @@ func (o *recObserver) EventRejected(_ string, err error) {
 	o.rejected = append(o.rejected, err)
 }
 
+// appliedCount is how many events the feed reported applied.
+func (o *recObserver) appliedCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.applied
+}
+
 func (o *recObserver) rejections() []error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -196,4 +203,14 @@ func publishMany(tb testing.TB, js jetstream.JetStream, prefix string, n int) []
 		}
 	}
 	return ids
+}
+
+// observedFeed runs a feed on e's stream with a map applier and a
+// recording observer, and waits until it is ready.
+func observedFeed(tb testing.TB, e *env) (*mapApplier, *recObserver, *feed.Feed) {
+	tb.Helper()
+	a, obs := newMapApplier(), &recObserver{}
+	f := runFeed(tb, feed.Config{JetStream: e.js, Applier: a, Observer: obs})
+	waitReady(tb, f)
+	return a, obs, f
 }

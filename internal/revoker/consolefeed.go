@@ -168,10 +168,10 @@ func (s *Server) readRecent(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		first, rest, err := events.DecodeMsg(m.Subject(), m.Data())
+		evs, err := events.MsgEvents(m.Subject(), m.Data())
 		if err != nil {
 			continue // the verifiers refuse it too; it revoked nothing
 		}
-		s.recent.add(meta.Sequence.Stream, append([]events.Event{first}, rest...), s.fleet.live(time.Now()).Replicas, time.Now())
+		s.recent.add(meta.Sequence.Stream, evs, s.fleet.live(time.Now()).Replicas, time.Now())
 	}
 }

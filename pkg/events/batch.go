@@ -79,9 +79,10 @@ func NewBatchMsg(ctx context.Context, xs []Encoded) (*nats.Msg, error) {
 		}
 		body = append(body, x.raw...)
 	}
-	m := nats.NewMsg(BatchSubject(body))
+	name := batchName(body)
+	m := nats.NewMsg(BatchSubjectPrefix + name)
 	m.Data = body
-	m.Header.Set(HeaderMsgID, "batch."+strings.TrimPrefix(m.Subject, BatchSubjectPrefix))
+	m.Header.Set(HeaderMsgID, "batch."+name)
 	propagation.TraceContext{}.Inject(ctx, HeaderCarrier(m.Header))
 	return m, nil
 }
@@ -146,6 +147,16 @@ func DecodeMsg(subject string, data []byte) (first Event, rest []Event, err erro
 		}
 		body = after
 	}
+}
+
+// MsgEvents is [DecodeMsg]'s events as one slice, in order, for a
+// consumer that does not mind allocating it for a single event.
+func MsgEvents(subject string, data []byte) ([]Event, error) {
+	first, rest, err := DecodeMsg(subject, data)
+	if err != nil {
+		return nil, err
+	}
+	return append([]Event{first}, rest...), nil
 }
 
 // IsBatchSubject reports whether subject is a batch message's.

@@ -401,21 +401,21 @@ func (p *Publisher) PublishAll(ctx context.Context, out []Outgoing) []Published 
 			xs[j] = out[i].Encoded
 		}
 		m, err := NewBatchMsg(ctx, xs)
-		if err == nil {
-			send(m, []jetstream.PublishOpt{jetstream.WithExpectStream(p.stream)}, func(ack *jetstream.PubAck, err error) {
-				for _, i := range at {
-					if err != nil {
-						res[i].Err = fmt.Errorf("events: publish %s (in a batch of %d): %w", out[i].Encoded.ev.ID, len(at), err)
-					} else {
-						res[i].Ack = ack
-					}
-				}
-			})
+		if err != nil {
+			for _, i := range at {
+				res[i].Err = err
+			}
 			return
 		}
-		for _, i := range at {
-			res[i].Err = err
-		}
+		send(m, []jetstream.PublishOpt{jetstream.WithExpectStream(p.stream)}, func(ack *jetstream.PubAck, err error) {
+			for _, i := range at {
+				if err != nil {
+					res[i].Err = fmt.Errorf("events: publish %s (in a batch of %d): %w", out[i].Encoded.ev.ID, len(at), err)
+				} else {
+					res[i].Ack = ack
+				}
+			}
+		})
 	}
 	var (
 		group []int // consecutive Batchable First events, not sent yet

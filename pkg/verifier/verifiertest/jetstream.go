@@ -210,7 +210,7 @@ func Encoded(tb testing.TB, e events.Event) events.Encoded {
 
 // EventAt returns event id from the revocation stream's message at seq
 // (one event, or a batch message's), decoded by the consumers' rule
-// ([events.DecodeMsg]); it fails the test if that message does not carry
+// ([events.MsgEvents]); it fails the test if that message does not carry
 // it.
 func EventAt(tb testing.TB, js jetstream.JetStream, seq uint64, id string) events.Event {
 	tb.Helper()
@@ -224,11 +224,11 @@ func EventAt(tb testing.TB, js jetstream.JetStream, seq uint64, id string) event
 	if err != nil {
 		tb.Fatalf("message %d: %v", seq, err)
 	}
-	first, rest, err := events.DecodeMsg(m.Subject, m.Data)
+	evs, err := events.MsgEvents(m.Subject, m.Data)
 	if err != nil {
 		tb.Fatalf("message %d: %v", seq, err)
 	}
-	for _, ev := range append(rest, first) {
+	for _, ev := range evs {
 		if ev.ID == id {
 			return ev
 		}
